@@ -1,0 +1,18 @@
+# ScaleDAG: one DAG from raw text to the figures of four LLM-pretraining studies.
+# `snakemake --cores 2` runs the tiny scale; `--config scale=paper` selects the studies' sizes.
+# Conventions (config shape, run ids, results layout): docs/CONVENTIONS.md.
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_targets(),

@@ -1,0 +1,76 @@
+# Shared setup: config validation (one-line errors) and the input functions every stage uses.
+# The logic lives in workflow/config.py; these are thin adapters from wildcards to it.
+import json
+import sys
+
+from workflow.config import (
+    corpus_spec,
+    data_dir,
+    enabled_studies,
+    logs_root,
+    pretrain_spec,
+    results_root,
+    scale_config,
+    study_runs,
+)
+from workflow.errors import ScaleDAGError
+
+try:
+    from workflow.config import validate_config
+
+    validate_config(config)
+except ScaleDAGError as exc:
+    sys.stderr.write(f"ScaleDAG {exc}\n")
+    sys.exit(1)
+
+R = results_root(config)
+LOGS = logs_root(config)
+SCALE = config["scale"]
+CORPUS = scale_config(config)["corpus"]
+DATA = data_dir(config)
+
+
+wildcard_constraints:
+    corpus=r"[A-Za-z0-9.-]+",
+    study=r"[A-Za-z0-9_]+",
+    run=r"[A-Za-z0-9.-]+_[A-Za-z0-9.-]+",
+    split=r"train|valid",
+
+
+def get_corpus_spec(wildcards):
+    return json.dumps(corpus_spec(config, wildcards.corpus))
+
+
+def get_pretrain_spec(wildcards):
+    return json.dumps(pretrain_spec(config, wildcards.study, wildcards.run))
+
+
+def get_run_threads(wildcards):
+    return scale_config(config).get("threads_per_run", 1)
+
+
+def get_run_names(study):
+    return sorted(study_runs(config, study))
+
+
+def get_study_summaries(wildcards):
+    return expand(f"{R}/{wildcards.study}/runs/{{run}}/summary.json", run=get_run_names(wildcards.study))
+
+
+def get_study_metrics(wildcards):
+    return expand(f"{R}/{wildcards.study}/runs/{{run}}/metrics.jsonl", run=get_run_names(wildcards.study))
+
+
+def get_study_evals(wildcards):
+    return expand(f"{R}/{wildcards.study}/runs/{{run}}/eval_loss.json", run=get_run_names(wildcards.study))
+
+
+def get_final_targets():
+    targets = []
+    for study in enabled_studies(config):
+        targets += [
+            f"{R}/{study}/figures/loss_curves.png",
+            f"{R}/{study}/figures/loss_curves.pdf",
+            f"{R}/{study}/tables/loss.csv",
+        ]
+    return targets

@@ -1,0 +1,19 @@
+# Evaluation of final checkpoints: validation loss and perplexity on the held-out split.
+
+
+rule evaluate_loss:
+    input:
+        summary=f"{R}/{{study}}/runs/{{run}}/summary.json",
+        valid_bin=f"{DATA}/tokens/valid.bin",
+        valid_idx=f"{DATA}/tokens/valid.idx",
+    output:
+        result=f"{R}/{{study}}/runs/{{run}}/eval_loss.json",
+    params:
+        spec=get_pretrain_spec,
+        max_tokens=scale_config(config).get("eval", {}).get("max_tokens", 1000000),
+    threads: get_run_threads
+    log:
+        f"{LOGS}/evaluate_loss/{{study}}/{{run}}.log",
+    shell:
+        "python -m workflow.evaluate --spec {params.spec:q} --max-tokens {params.max_tokens}"
+        " --out {output.result:q} > {log:q} 2>&1"

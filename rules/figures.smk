@@ -1,0 +1,20 @@
+# Figures and tables of each study, regenerated from the runs' metrics.
+
+
+rule loss_curves:
+    input:
+        metrics=get_study_metrics,
+        summaries=get_study_summaries,
+        evals=get_study_evals,
+    output:
+        png=f"{R}/{{study}}/figures/loss_curves.png",
+        pdf=f"{R}/{{study}}/figures/loss_curves.pdf",
+        table=f"{R}/{{study}}/tables/loss.csv",
+    params:
+        title=lambda wildcards: config["studies"][wildcards.study]["title"],
+    log:
+        f"{LOGS}/loss_curves/{{study}}.log",
+    shell:
+        "python -m workflow.figures loss-curves --title {params.title:q}"
+        " --metrics {input.metrics:q} --summaries {input.summaries:q} --evals {input.evals:q}"
+        " --png {output.png:q} --pdf {output.pdf:q} --table {output.table:q} > {log:q} 2>&1"

@@ -1,0 +1,20 @@
+# Pretraining: one Megatron-core run per (study, run); resumes from its latest checkpoint.
+
+
+rule pretrain:
+    input:
+        tokenizer=f"{DATA}/tokenizer.json",
+        train_bin=f"{DATA}/tokens/train.bin",
+        train_idx=f"{DATA}/tokens/train.idx",
+        valid_bin=f"{DATA}/tokens/valid.bin",
+        valid_idx=f"{DATA}/tokens/valid.idx",
+    output:
+        metrics=f"{R}/{{study}}/runs/{{run}}/metrics.jsonl",
+        summary=f"{R}/{{study}}/runs/{{run}}/summary.json",
+    params:
+        spec=get_pretrain_spec,
+    threads: get_run_threads
+    log:
+        f"{LOGS}/pretrain/{{study}}/{{run}}.log",
+    shell:
+        "python -m workflow.train --spec {params.spec:q} > {log:q} 2>&1"

@@ -1,0 +1,203 @@
+"""Load, validate and resolve config.yaml: the one place that turns config into run specs and paths.
+
+The Snakefile calls `validate_config` at load (schema through `snakemake.utils.validate`, then the
+cross-references a schema cannot express) and every rule's inputs/params come from the resolvers
+below, so the rules hold no logic of their own."""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import yaml
+
+from workflow.errors import ScaleDAGError
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
+RUN_SEPARATOR = "_"  # run name = <variant>_<shape>
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+
+
+def _key_path(error) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def _describe(error) -> str:
+    """One line: which key, what was wrong, what was expected."""
+    v = error.validator
+    if v == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        where = _key_path(error)
+        keys = ", ".join(repr(k) for k in extra)
+        hint = f"; expected one of {allowed}" if allowed else ""
+        return f"{where}: unknown key {keys}{hint}"
+    if v == "enum":
+        return f"{_key_path(error)}: {error.instance!r} is not allowed; expected one of {error.validator_value}"
+    if v == "type":
+        return f"{_key_path(error)}: {error.instance!r} has the wrong type; expected {error.validator_value}"
+    if v == "required":
+        return f"{_key_path(error)}: {error.message}"
+    if v == "oneOf":
+        return f"{_key_path(error)}: set exactly one of 'sources' or 'generated'"
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{_key_path(error)}: {error.instance!r} is out of range; expected {v} {error.validator_value}"
+    return f"{_key_path(error)}: {error.message}"
+
+
+def schema_validate(config: dict) -> dict:
+    """Validate against the JSON schema (filling defaults in place); raise a one-line ScaleDAGError."""
+    import jsonschema
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA_PATH), set_default=True)
+    except WorkflowError as exc:
+        cause = exc.__context__ if isinstance(exc.__context__, jsonschema.ValidationError) else None
+        if cause is None:
+            raise ScaleDAGError(f"config: {str(exc).splitlines()[0]}") from None
+        raise ScaleDAGError(f"config: {_describe(cause)}") from None
+    return config
+
+
+def check_references(config: dict) -> None:
+    """Cross-references and shape rules a JSON schema cannot express."""
+    for name, shape in config["shapes"].items():
+        if not _NAME.match(name):
+            raise ScaleDAGError(f"config: shapes.{name}: shape names use letters, digits, '.' and '-' only")
+        if shape["hidden"] % shape["heads"]:
+            raise ScaleDAGError(
+                f"config: shapes.{name}: hidden ({shape['hidden']}) must be divisible by heads ({shape['heads']})"
+            )
+    for scale, sc in config["scales"].items():
+        if sc["corpus"] not in config["corpora"]:
+            raise ScaleDAGError(
+                f"config: scales.{scale}.corpus: {sc['corpus']!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
+            )
+        tr = sc["train"]
+        if tr["global_batch_size"] % tr["micro_batch_size"]:
+            raise ScaleDAGError(
+                f"config: scales.{scale}.train.global_batch_size ({tr['global_batch_size']}) must be a multiple of micro_batch_size ({tr['micro_batch_size']})"
+            )
+        tp = sc.get("parallel", {}).get("tp", 1)
+        for study, st in config["studies"].items():
+            for shape_name in st["sizes"].get(scale, []):
+                if shape_name not in config["shapes"]:
+                    raise ScaleDAGError(
+                        f"config: studies.{study}.sizes.{scale}: unknown shape {shape_name!r}; expected one of {sorted(config['shapes'])}"
+                    )
+                heads = config["shapes"][shape_name]["heads"]
+                if heads % tp:
+                    raise ScaleDAGError(
+                        f"config: scales.{scale}.parallel.tp ({tp}) must divide the heads of shape {shape_name!r} ({heads})"
+                    )
+
+
+def validate_config(config: dict) -> dict:
+    schema_validate(config)
+    check_references(config)
+    return config
+
+
+def load_config(path: str | Path = "config.yaml", overrides: dict | None = None) -> dict:
+    """Read, override and validate a config file outside Snakemake (tests, benchmarks)."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScaleDAGError(f"{path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise ScaleDAGError(f"{path}: expected a mapping at the top level")
+    config.update(overrides or {})
+    return validate_config(config)
+
+
+# -- resolvers ------------------------------------------------------------------------------------
+
+def scale_config(config: dict) -> dict:
+    return config["scales"][config["scale"]]
+
+
+def results_root(config: dict) -> str:
+    return f"{config['results']}/{config['scale']}"
+
+
+def logs_root(config: dict) -> str:
+    return f"{config['logs']}/{config['scale']}"
+
+
+def enabled_studies(config: dict) -> list[str]:
+    return [s for s, st in config["studies"].items() if st.get("enabled", True) and st["sizes"].get(config["scale"])]
+
+
+def study_runs(config: dict, study: str) -> dict[str, dict]:
+    """Run name (<variant>_<shape>) -> {variant, arch, overrides, shape_name} at the selected scale."""
+    st = config["studies"][study]
+    runs = {}
+    for shape_name in st["sizes"].get(config["scale"], []):
+        for variant, run in st["runs"].items():
+            runs[f"{variant}{RUN_SEPARATOR}{shape_name}"] = {
+                "variant": variant,
+                "arch": run["arch"],
+                "overrides": dict(run.get("overrides", {})),
+                "shape_name": shape_name,
+            }
+    return runs
+
+
+def run_id(config: dict, study: str, run: str) -> str:
+    return f"{config['scale']}.{study}.{run}"
+
+
+def corpus_name(config: dict) -> str:
+    return scale_config(config)["corpus"]
+
+
+def data_dir(config: dict, corpus: str | None = None) -> str:
+    return f"{results_root(config)}/data/{corpus or corpus_name(config)}"
+
+
+def run_dir(config: dict, study: str, run: str) -> str:
+    return f"{results_root(config)}/{study}/runs/{run}"
+
+
+def corpus_spec(config: dict, corpus: str) -> dict:
+    if corpus not in config["corpora"]:
+        raise ScaleDAGError(f"config: corpora: unknown corpus {corpus!r}")
+    c = config["corpora"][corpus]
+    return {
+        "name": corpus,
+        "sources": copy.deepcopy(c.get("sources")),
+        "generated": copy.deepcopy(c.get("generated")),
+        "min_chars": c.get("min_chars", 50),
+        "valid_fraction": c.get("valid_fraction", 0.05),
+    }
+
+
+def pretrain_spec(config: dict, study: str, run: str) -> dict:
+    """The resolved spec `workflow.train` runs from (JSON-serialisable)."""
+    runs = study_runs(config, study)
+    if run not in runs:
+        raise ScaleDAGError(f"study {study!r} has no run {run!r} at scale {config['scale']!r}; expected one of {sorted(runs)}")
+    r = runs[run]
+    sc = scale_config(config)
+    ddir = data_dir(config)
+    return {
+        "run_id": run_id(config, study, run),
+        "study": study,
+        "run": run,
+        "arch": r["arch"],
+        "arch_overrides": r["overrides"],
+        "shape": dict(config["shapes"][r["shape_name"]], name=r["shape_name"]),
+        "vocab_size": sc["tokenizer"]["vocab_size"],
+        "data": {
+            "tokenizer": f"{ddir}/tokenizer.json",
+            "train_prefix": f"{ddir}/tokens/train",
+            "valid_prefix": f"{ddir}/tokens/valid",
+        },
+        "train": dict(sc["train"]),
+        "parallel": dict(sc.get("parallel", {"tp": 1, "pp": 1})),
+        "bf16": sc["device"] == "gpu",
+        "threads": sc.get("threads_per_run"),
+        "out_dir": run_dir(config, study, run),
+    }

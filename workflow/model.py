@@ -1,0 +1,172 @@
+"""Build a Megatron-core GPTModel from an architecture preset and a shape.
+
+Architectures are data (a dict of options), not code branches, so a study's variants are just
+overrides of a preset.  Everything here is Megatron's own modules through its layer specs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from workflow.errors import ScaleDAGError
+
+# The two architectures the MatGPT study compares (arXiv 2402.00691, Table 1).
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "gpt-neox": {
+        "normalization": "LayerNorm",
+        "activation": "gelu",
+        "bias": True,
+        "position_embedding": "rotary",
+        "rotary_percent": 0.25,
+        "tied_embeddings": False,
+    },
+    "llama": {
+        "normalization": "RMSNorm",
+        "activation": "swiglu",
+        "bias": False,
+        "position_embedding": "rotary",
+        "rotary_percent": 1.0,
+        "tied_embeddings": False,
+    },
+}
+
+_POSITION_EMBEDDINGS = {"rotary": "rope", "learned": "learned_absolute", "none": "none"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model: shape + architecture options."""
+
+    layers: int
+    hidden: int
+    heads: int
+    vocab_size: int
+    seq_length: int
+    ffn_hidden: int
+    normalization: str
+    activation: str
+    bias: bool
+    position_embedding: str
+    rotary_percent: float
+    tied_embeddings: bool
+    init_std: float = 0.02
+
+    @property
+    def glu(self) -> bool:
+        return self.activation == "swiglu"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def swiglu_ffn_width(hidden: int, multiple_of: int = 64) -> int:
+    """FFN width that keeps a SwiGLU MLP's parameters equal to a 4h GeLU MLP (2/3 of 4h).
+
+    Rounded to the nearest multiple of `multiple_of` (at least one multiple), as BLOOM/LLaMA do."""
+    target = 2 * 4 * hidden / 3
+    return max(multiple_of, int(round(target / multiple_of)) * multiple_of)
+
+
+def make_model_spec(arch: str | dict, shape: dict, vocab_size: int, overrides: dict | None = None) -> ModelSpec:
+    """Resolve an architecture name (or option dict) + shape into a validated ModelSpec."""
+    if isinstance(arch, str):
+        if arch not in ARCHITECTURES:
+            raise ScaleDAGError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+        options = dict(ARCHITECTURES[arch])
+    else:
+        options = dict(arch)
+    options.update(overrides or {})
+    layers, hidden, heads = int(shape["layers"]), int(shape["hidden"]), int(shape["heads"])
+    if hidden % heads:
+        raise ScaleDAGError(f"shape {shape}: hidden ({hidden}) must be divisible by heads ({heads})")
+    if options["activation"] not in ("gelu", "swiglu"):
+        raise ScaleDAGError(f"activation {options['activation']!r}: expected gelu or swiglu")
+    if options["position_embedding"] not in _POSITION_EMBEDDINGS:
+        raise ScaleDAGError(
+            f"position_embedding {options['position_embedding']!r}: expected one of {sorted(_POSITION_EMBEDDINGS)}"
+        )
+    ffn = shape.get("ffn_hidden")
+    if ffn is None:
+        ffn = swiglu_ffn_width(hidden) if options["activation"] == "swiglu" else 4 * hidden
+    return ModelSpec(
+        layers=layers,
+        hidden=hidden,
+        heads=heads,
+        vocab_size=int(vocab_size),
+        seq_length=int(shape["seq_length"]),
+        ffn_hidden=int(ffn),
+        normalization=options["normalization"],
+        activation=options["activation"],
+        bias=bool(options["bias"]),
+        position_embedding=options["position_embedding"],
+        rotary_percent=float(options.get("rotary_percent", 1.0)),
+        tied_embeddings=bool(options.get("tied_embeddings", False)),
+    )
+
+
+def transformer_config(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = False):
+    """Megatron TransformerConfig for a spec; dropout is 0 (see megatron_cpu.initialize_rng)."""
+    from megatron.core.transformer.transformer_config import TransformerConfig
+
+    if spec.heads % tp:
+        raise ScaleDAGError(f"tensor parallel size {tp} must divide heads ({spec.heads})")
+    if spec.layers % pp:
+        raise ScaleDAGError(f"pipeline parallel size {pp} must divide layers ({spec.layers})")
+    return TransformerConfig(
+        num_layers=spec.layers,
+        hidden_size=spec.hidden,
+        num_attention_heads=spec.heads,
+        ffn_hidden_size=spec.ffn_hidden,
+        normalization=spec.normalization,
+        layernorm_epsilon=1e-5,
+        gated_linear_unit=spec.glu,
+        activation_func=F.silu if spec.glu else F.gelu,
+        add_bias_linear=spec.bias,
+        add_qkv_bias=spec.bias,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        init_method_std=spec.init_std,
+        tensor_model_parallel_size=tp,
+        pipeline_model_parallel_size=pp,
+        pipeline_dtype=torch.bfloat16 if bf16 else torch.float32,
+        bf16=bf16,
+        params_dtype=torch.bfloat16 if bf16 else torch.float32,
+        bias_activation_fusion=False,
+        masked_softmax_fusion=False,
+        persist_layer_norm=False,
+        apply_rope_fusion=False,
+        gradient_accumulation_fusion=False,
+        bias_dropout_fusion=False,
+    )
+
+
+def layer_spec(spec: ModelSpec, use_te: bool = False):
+    """Megatron's local spec on CPU; the Transformer-Engine spec when asked and installed."""
+    from megatron.core.models.gpt import gpt_layer_specs
+
+    if use_te:
+        return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec()
+    return gpt_layer_specs.get_gpt_layer_local_spec(normalization=spec.normalization)
+
+
+def build_gpt_model(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = False, use_te: bool = False):
+    """A GPTModel for this pipeline stage (parallel_state must be initialised)."""
+    from megatron.core import parallel_state
+    from megatron.core.models.gpt import GPTModel
+
+    config = transformer_config(spec, tp=tp, pp=pp, bf16=bf16)
+    model = GPTModel(
+        config=config,
+        transformer_layer_spec=layer_spec(spec, use_te=use_te),
+        vocab_size=spec.vocab_size,
+        max_sequence_length=spec.seq_length,
+        pre_process=parallel_state.is_pipeline_first_stage(),
+        post_process=parallel_state.is_pipeline_last_stage(),
+        share_embeddings_and_output_weights=spec.tied_embeddings,
+        position_embedding_type=_POSITION_EMBEDDINGS[spec.position_embedding],
+        rotary_percent=spec.rotary_percent,
+    )
+    return model

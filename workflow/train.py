@@ -1,0 +1,326 @@
+"""The pretraining loop: Megatron-core model, schedules, optimizer and checkpoints; resumable.
+
+Run as `python -m workflow.train --spec JSON` (also under `torchrun` or `srun`). The spec is the
+resolved run config built by `workflow.config.pretrain_spec`.  Exit codes: 0 done, 2 bad input,
+3 non-finite loss (last good checkpoint kept), 75 checkpointed on a signal ("resume me")."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from workflow import megatron_cpu
+from workflow.errors import ScaleDAGError, main_guard
+from workflow.io import atomic_write_json
+
+EXIT_NONFINITE = 3
+EXIT_RESUME = 75  # EX_TEMPFAIL: checkpointed on SIGTERM/SIGUSR1, run again to resume
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGUSR1 (Slurm's pre-walltime signal); checked between steps."""
+
+    def __init__(self):
+        self.signum = 0
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum, frame):
+        self.signum = signum
+
+
+def _collate(dataset, indices: list[int]) -> dict:
+    samples = [dataset[i] for i in indices]
+    batch = {k: torch.stack([torch.as_tensor(s[k]) for s in samples]) for k in ("tokens", "labels", "loss_mask", "position_ids")}
+    if torch.cuda.is_available():
+        batch = {k: v.cuda(non_blocking=True) for k, v in batch.items()}
+    return batch
+
+
+def _forward_step(data_iterator, model):
+    batch = next(data_iterator)
+    output = model(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
+
+    def loss_func(per_token_loss):
+        mask = batch["loss_mask"].reshape(-1).float()
+        loss = (per_token_loss.float().reshape(-1) * mask).sum() / mask.sum().clamp(min=1)
+        return loss, {"lm loss": loss.detach().clone()}  # clone: Megatron scales `loss` in place
+
+    return output, loss_func
+
+
+def _reduce_loss(losses: list[dict]) -> float:
+    """Mean over micro-batches on the last pipeline stage, shared with every rank, averaged over DP."""
+    from megatron.core import parallel_state
+
+    if parallel_state.is_pipeline_last_stage(ignore_virtual=True) and losses:
+        value = torch.stack([d["lm loss"].float() for d in losses]).mean().cpu()
+    else:
+        value = torch.zeros(())
+    value = value.reshape(1)
+    if torch.distributed.is_initialized():
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        value = value.to(device)
+        torch.distributed.all_reduce(value, group=parallel_state.get_pipeline_model_parallel_group())
+        torch.distributed.all_reduce(value, group=parallel_state.get_data_parallel_group())
+        value = value / parallel_state.get_data_parallel_world_size()
+    return float(value.item())
+
+
+class Trainer:
+    """Holds the model, optimizer and data order of one run; `run()` trains to the token budget."""
+
+    def __init__(self, spec: dict):
+        from megatron.core import parallel_state
+        from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
+        from megatron.core.pipeline_parallel import get_forward_backward_func
+
+        from workflow.data import build_gpt_datasets
+        from workflow.distributed import init_distributed
+        from workflow.model import build_gpt_model, make_model_spec
+        from workflow.optim import build_optimizer, build_scheduler
+
+        self.spec = spec
+        train = spec["train"]
+        par = spec.get("parallel", {})
+        self.tp, self.pp = int(par.get("tp", 1)), int(par.get("pp", 1))
+        self.bf16 = bool(spec.get("bf16", False)) and torch.cuda.is_available()
+        self.launch = init_distributed(self.tp, self.pp)
+        megatron_cpu.initialize_rng(int(train.get("seed", 1234)))
+        self.rank = torch.distributed.get_rank()
+        self.dp = parallel_state.get_data_parallel_world_size()
+        self.dp_rank = parallel_state.get_data_parallel_rank()
+
+        self.model_spec = make_model_spec(spec["arch"], spec["shape"], spec["vocab_size"], spec.get("arch_overrides"))
+        self.seq = self.model_spec.seq_length
+        self.micro = int(train["micro_batch_size"])
+        self.global_batch = int(train["global_batch_size"])
+        if self.global_batch % (self.micro * self.dp):
+            raise ScaleDAGError(
+                f"train.global_batch_size ({self.global_batch}) must be a multiple of micro_batch_size × data-parallel size ({self.micro} × {self.dp})"
+            )
+        self.num_microbatches = self.global_batch // (self.micro * self.dp)
+        self.train_iters = max(1, math.ceil(float(train["tokens"]) / (self.global_batch * self.seq)))
+        self.total_samples = self.train_iters * self.global_batch
+        self.eval_interval = int(train.get("eval_interval", 50))
+        self.eval_iters = int(train.get("eval_iters", 10))
+        self.log_interval = int(train.get("log_interval", 10))
+        self.save_interval = int(train.get("save_interval", 0)) or self.train_iters
+        self.keep_checkpoints = int(train.get("keep_checkpoints", 2))
+
+        model = build_gpt_model(self.model_spec, tp=self.tp, pp=self.pp, bf16=self.bf16, use_te=bool(spec.get("use_te", False)))
+        if torch.cuda.is_available():
+            model = model.cuda()
+        self.config = model.config
+        self.model = DistributedDataParallel(self.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
+        self.config.finalize_model_grads_func = finalize_model_grads
+        self.config.no_sync_func = self.model.no_sync
+        self.optimizer = build_optimizer([self.model], train, bf16=self.bf16)
+        self.scheduler = build_scheduler(self.optimizer, train, self.total_samples)
+        self.forward_backward = get_forward_backward_func()
+
+        data = spec["data"]
+        eval_samples = self.eval_iters * self.micro * self.dp
+        self.train_ds, self.valid_ds = build_gpt_datasets(
+            data["train_prefix"], data["valid_prefix"], data["tokenizer"], self.seq,
+            int(train.get("seed", 1234)), self.total_samples, eval_samples,
+        )
+        self.out_dir = Path(spec["out_dir"])
+        self.ckpt_root = self.out_dir / "checkpoints"
+        self.stop = _StopFlag()
+
+    # -- data order: sample index depends only on (iteration, micro-batch, dp rank) -----------------
+    def _batches(self, iteration: int) -> list[dict]:
+        base = iteration * self.global_batch
+        return [
+            _collate(self.train_ds, list(range(base + (m * self.dp + self.dp_rank) * self.micro,
+                                               base + (m * self.dp + self.dp_rank + 1) * self.micro)))
+            for m in range(self.num_microbatches)
+        ]
+
+    def _valid_batches(self) -> list[dict]:
+        return [
+            _collate(self.valid_ds, list(range((m * self.dp + self.dp_rank) * self.micro, (m * self.dp + self.dp_rank + 1) * self.micro)))
+            for m in range(self.eval_iters)
+        ]
+
+    def _step(self, iteration: int) -> tuple[float, float]:
+        self.model.zero_grad_buffer()
+        self.optimizer.zero_grad()
+        batches = self._batches(iteration)
+        losses = self.forward_backward(
+            forward_step_func=_forward_step, data_iterator=iter(batches), model=[self.model],
+            num_microbatches=self.num_microbatches, seq_length=self.seq, micro_batch_size=self.micro,
+            decoder_seq_length=self.seq, forward_only=False,
+        )
+        _, grad_norm, _ = self.optimizer.step()
+        self.scheduler.step(increment=self.global_batch)
+        return _reduce_loss(losses), float(grad_norm) if grad_norm is not None else float("nan")
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        self.model.eval()
+        losses = self.forward_backward(
+            forward_step_func=_forward_step, data_iterator=iter(self._valid_batches()), model=[self.model],
+            num_microbatches=self.eval_iters, seq_length=self.seq, micro_batch_size=self.micro,
+            decoder_seq_length=self.seq, forward_only=True,
+        )
+        self.model.train()
+        return _reduce_loss(losses)
+
+    def _save(self, iteration: int) -> None:
+        from workflow.checkpoint import prune_checkpoints, save_checkpoint
+
+        save_checkpoint(self.ckpt_root, iteration, self.model.module, self.optimizer, self.scheduler,
+                        {"consumed_samples": iteration * self.global_batch})
+        prune_checkpoints(self.ckpt_root, self.keep_checkpoints)
+
+    def run(self) -> dict:
+        from workflow.checkpoint import latest_iteration, load_checkpoint
+        from workflow.metrics import MetricsLog, Throughput
+
+        start = latest_iteration(self.ckpt_root) or 0
+        if start:
+            load_checkpoint(self.ckpt_root, start, self.model.module, self.optimizer, self.scheduler)
+            self._print(f"resumed from checkpoint at iteration {start}")
+        is_writer = self.rank == 0
+        log = MetricsLog(self.out_dir / "metrics.jsonl", resume_step=start, enabled=is_writer)
+        self.stop.install()
+        meter = Throughput()
+        tokens_per_iter = self.global_batch * self.seq
+        wall0 = time.perf_counter()
+        train_seconds = 0.0
+        if start == 0:
+            log.log(kind="valid", step=0, tokens=0, loss=self.evaluate())
+        loss = float("nan")
+        for iteration in range(start, self.train_iters):
+            meter.start()
+            loss, grad_norm = self._step(iteration)
+            meter.stop(tokens_per_iter)
+            step = iteration + 1
+            if not math.isfinite(loss):
+                log.close()
+                raise NonFiniteLoss(
+                    f"non-finite loss ({loss}) at step {step}; last good checkpoint kept at {self.ckpt_root} "
+                    f"(iteration {latest_iteration(self.ckpt_root) or 'none'}); lower train.lr or check the data"
+                )
+            if step % self.log_interval == 0 or step == self.train_iters:
+                seconds = meter.seconds
+                rate = meter.rate_and_reset()
+                train_seconds += seconds
+                lr = self.optimizer.param_groups[0]["lr"]
+                log.log(kind="train", step=step, tokens=step * tokens_per_iter, loss=loss, lr=lr,
+                        grad_norm=grad_norm, tokens_per_s=rate)
+                self._print(f"step {step}/{self.train_iters} loss {loss:.4f} lr {lr:.2e} {rate:,.0f} tok/s")
+            if step % self.eval_interval == 0 or step == self.train_iters:
+                log.log(kind="valid", step=step, tokens=step * tokens_per_iter, loss=self.evaluate())
+            if step % self.save_interval == 0 or step == self.train_iters:
+                self._save(step)
+            if self._should_stop() and step < self.train_iters:
+                self._save(step)
+                log.close()
+                self._print(f"signal {self.stop.signum}: checkpointed at step {step}; exit {EXIT_RESUME} to resume")
+                raise SystemExit(EXIT_RESUME)
+        train_seconds += meter.seconds
+        summary = self._summary(loss, time.perf_counter() - wall0, train_seconds)
+        if is_writer:
+            log.finalize()
+            atomic_write_json(self.out_dir / "summary.json", summary)
+        return summary
+
+    def _should_stop(self) -> bool:
+        flag = torch.tensor([float(self.stop.signum)])
+        if torch.distributed.is_initialized() and not torch.cuda.is_available():
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return flag.item() > 0
+
+    def _summary(self, final_loss: float, wall: float, train_seconds: float) -> dict:
+        from workflow.checkpoint import iteration_dir
+
+        n_params = sum(p.numel() for p in self.model.module.parameters())
+        if torch.distributed.is_initialized():
+            t = torch.tensor([float(n_params)], device="cuda" if torch.cuda.is_available() else "cpu")
+            from megatron.core import parallel_state
+            torch.distributed.all_reduce(t, group=parallel_state.get_model_parallel_group())
+            n_params = int(t.item())
+        tokens = self.train_iters * self.global_batch * self.seq
+        return {
+            "run_id": self.spec.get("run_id"),
+            "arch": self.spec["arch"],
+            "model": self.model_spec.to_dict(),
+            "parameters": n_params,
+            "iterations": self.train_iters,
+            "tokens": tokens,
+            "global_batch_size": self.global_batch,
+            "micro_batch_size": self.micro,
+            "num_microbatches": self.num_microbatches,
+            "parallel": {"tp": self.tp, "pp": self.pp, "dp": self.dp},
+            "final_train_loss": final_loss,
+            "wall_seconds": wall,
+            "train_tokens_per_s": tokens / train_seconds if train_seconds > 0 else None,
+            "checkpoint": str(iteration_dir(self.ckpt_root, self.train_iters).relative_to(self.out_dir)),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
+            "dtype": "bf16" if self.bf16 else "fp32",
+            "versions": _versions(),
+        }
+
+    def _print(self, msg: str) -> None:
+        if self.rank == 0:
+            print(msg, flush=True)
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    return {"torch": torch.__version__, "megatron-core": version("megatron-core"), "python": platform.python_version()}
+
+
+def train(spec: dict) -> dict:
+    """Train (or resume) one run to its token budget; returns the summary."""
+    megatron_cpu.activate()
+    threads = spec.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        return Trainer(spec).run()
+    finally:
+        from workflow.distributed import shutdown
+
+        shutdown()
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--spec", help="resolved run spec as a JSON string")
+    group.add_argument("--spec-file", help="resolved run spec as a JSON file")
+    args = parser.parse_args(argv)
+    try:
+        spec = json.loads(args.spec) if args.spec else json.loads(Path(args.spec_file).read_text())
+    except (json.JSONDecodeError, OSError) as exc:
+        raise ScaleDAGError(f"run spec: {exc}") from None
+    try:
+        train(spec)
+    except NonFiniteLoss as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_NONFINITE)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
