@@ -1,0 +1,37 @@
+# ScaleDAG: `make run` runs the tiny DAG, `make test` runs the test suite; both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 2
+BIN := $(CURDIR)/$(VENV)/bin
+# The stamp records which dependency files the venv was built from: editing them makes it stale.
+STAMP := $(VENV)/.scaledag-setup
+export PATH := $(BIN):$(PATH)
+export TOKENIZERS_PARALLELISM := false
+export WANDB_MODE ?= offline
+
+.PHONY: setup run test dry-run-paper lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@if ! $(BIN)/python -c "import sys; assert sys.version_info[:2] >= (3, 11)" 2>/dev/null; then \
+		echo "creating $(VENV)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+test: setup
+	$(BIN)/python -m pytest -ra
+
+dry-run-paper: setup
+	$(BIN)/snakemake -n --config scale=paper
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results logs .snakemake
