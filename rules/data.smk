@@ -9,6 +9,10 @@ rule prepare_corpus:
     params:
         spec=get_corpus_spec,
         out_dir=lambda wildcards, output: os.path.dirname(output.stats),
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/prepare_corpus/{{corpus}}.tsv"
     log:
         f"{LOGS}/prepare_corpus/{{corpus}}.log",
     shell:
@@ -22,6 +26,10 @@ rule train_tokenizer:
         tokenizer=f"{R}/data/{{corpus}}/tokenizer.json",
     params:
         vocab_size=scale_config(config)["tokenizer"]["vocab_size"],
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/train_tokenizer/{{corpus}}.tsv"
     log:
         f"{LOGS}/train_tokenizer/{{corpus}}.log",
     shell:
@@ -41,6 +49,10 @@ rule tokenize_corpus:
         valid_idx=f"{R}/data/{{corpus}}/tokens/valid.idx",
     params:
         prefix=lambda wildcards, output: output.train_bin[: -len("train.bin")],
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/tokenize_corpus/{{corpus}}.tsv"
     log:
         f"{LOGS}/tokenize_corpus/{{corpus}}.log",
     shell:

@@ -12,6 +12,10 @@ rule evaluate_loss:
         spec=get_pretrain_spec,
         max_tokens=scale_config(config).get("eval", {}).get("max_tokens", 1000000),
     threads: get_run_threads
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/evaluate_loss/{{study}}/{{run}}.tsv"
     log:
         f"{LOGS}/evaluate_loss/{{study}}/{{run}}.log",
     shell:

@@ -12,6 +12,10 @@ rule loss_curves:
         table=f"{R}/{{study}}/tables/loss.csv",
     params:
         title=lambda wildcards: config["studies"][wildcards.study]["title"],
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/loss_curves/{{study}}.tsv"
     log:
         f"{LOGS}/loss_curves/{{study}}.log",
     shell:

@@ -14,6 +14,10 @@ rule pretrain:
     params:
         spec=get_pretrain_spec,
     threads: get_run_threads
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/pretrain/{{study}}/{{run}}.tsv"
     log:
         f"{LOGS}/pretrain/{{study}}/{{run}}.log",
     shell:

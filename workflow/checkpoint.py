@@ -17,6 +17,25 @@ from workflow.io import atomic_write_text
 LATEST = "latest_checkpointed_iteration.txt"
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (no-op elsewhere).
+
+    dist_checkpointing's torch_dist writer starts a spawned multiprocessing Manager; if the trainer
+    is killed with SIGKILL that server would otherwise live on as an orphan. Spawned children
+    import the entry module as `__mp_main__`, which calls this."""
+    import ctypes
+    import signal as _signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, _signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def iteration_dir(root: str | Path, iteration: int) -> Path:
     return Path(root) / f"iter_{iteration:07d}"
 

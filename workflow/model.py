@@ -1,7 +1,19 @@
 """Build a Megatron-core GPTModel from an architecture preset and a shape.
 
 Architectures are data (a dict of options), not code branches, so a study's variants are just
-overrides of a preset.  Everything here is Megatron's own modules through its layer specs.
+overrides of a preset.  Everything here is Megatron's own modules through its layer specs, plus two
+modules megatron-core 0.16.1 lacks, plugged in without touching Megatron's source:
+
+- ``position_embedding: alibi`` — GPTModel gets ``position_embedding_type='none'`` and the layer
+  spec's ``core_attention`` is ``workflow.alibi.ALiBiDotProductAttention`` (SDPA + causal mask +
+  per-head linear bias, slopes split across tensor-parallel ranks).
+- ``embedding_layernorm: true`` — BLOOM's LayerNorm right after the embedding, before the first
+  layer (``workflow.embedding_norm.EmbeddingNormGPTModel``); saved in dist_checkpointing checkpoints.
+
+Not supported: GPT-NeoX's parallel attention+MLP residual (``use_parallel_residual``,
+x + attn(ln1(x)) + mlp(ln2(x))).  megatron-core 0.16.1's ``TransformerLayer`` has no such option
+(it always runs attention then MLP sequentially), so the ``gpt-neox`` preset uses the sequential
+residual x' = x + attn(ln1(x)); x'' = x' + mlp(ln2(x')).
 """
 from __future__ import annotations
 
@@ -22,6 +34,7 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
         "position_embedding": "rotary",
         "rotary_percent": 0.25,
         "tied_embeddings": False,
+        "embedding_layernorm": False,
     },
     "llama": {
         "normalization": "RMSNorm",
@@ -30,10 +43,12 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
         "position_embedding": "rotary",
         "rotary_percent": 1.0,
         "tied_embeddings": False,
+        "embedding_layernorm": False,
     },
 }
 
-_POSITION_EMBEDDINGS = {"rotary": "rope", "learned": "learned_absolute", "none": "none"}
+# option value -> GPTModel position_embedding_type (ALiBi lives in the attention, not the embedding)
+_POSITION_EMBEDDINGS = {"rotary": "rope", "learned": "learned_absolute", "none": "none", "alibi": "none"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +68,15 @@ class ModelSpec:
     rotary_percent: float
     tied_embeddings: bool
     init_std: float = 0.02
+    embedding_layernorm: bool = False
 
     @property
     def glu(self) -> bool:
         return self.activation == "swiglu"
+
+    @property
+    def alibi(self) -> bool:
+        return self.position_embedding == "alibi"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -104,6 +124,7 @@ def make_model_spec(arch: str | dict, shape: dict, vocab_size: int, overrides: d
         position_embedding=options["position_embedding"],
         rotary_percent=float(options.get("rotary_percent", 1.0)),
         tied_embeddings=bool(options.get("tied_embeddings", False)),
+        embedding_layernorm=bool(options.get("embedding_layernorm", False)),
     )
 
 
@@ -144,12 +165,30 @@ def transformer_config(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = F
 
 
 def layer_spec(spec: ModelSpec, use_te: bool = False):
-    """Megatron's local spec on CPU; the Transformer-Engine spec when asked and installed."""
+    """Megatron's local spec on CPU; the Transformer-Engine spec when asked and installed.
+
+    With ALiBi the self-attention's ``core_attention`` is swapped for ALiBiDotProductAttention."""
     from megatron.core.models.gpt import gpt_layer_specs
 
     if use_te:
-        return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec()
-    return gpt_layer_specs.get_gpt_layer_local_spec(normalization=spec.normalization)
+        base = gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec()
+    else:
+        base = gpt_layer_specs.get_gpt_layer_local_spec(normalization=spec.normalization)
+    if spec.alibi:
+        base = _with_core_attention(base)
+    return base
+
+
+def _with_core_attention(base):
+    """A copy of a TransformerLayer spec whose self-attention uses ALiBi core attention."""
+    import copy
+
+    from workflow.alibi import ALiBiDotProductAttention
+
+    new = copy.deepcopy(base)
+    attention = new.submodules.self_attention
+    attention.submodules.core_attention = ALiBiDotProductAttention
+    return new
 
 
 def build_gpt_model(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = False, use_te: bool = False):
@@ -158,7 +197,12 @@ def build_gpt_model(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = Fals
     from megatron.core.models.gpt import GPTModel
 
     config = transformer_config(spec, tp=tp, pp=pp, bf16=bf16)
-    model = GPTModel(
+    model_class = GPTModel
+    if spec.embedding_layernorm:
+        from workflow.embedding_norm import EmbeddingNormGPTModel
+
+        model_class = EmbeddingNormGPTModel
+    model = model_class(
         config=config,
         transformer_layer_spec=layer_spec(spec, use_te=use_te),
         vocab_size=spec.vocab_size,

@@ -29,6 +29,14 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+def _inject_faults(step: int) -> None:
+    """Test hooks: die (SIGKILL) or get Slurm's pre-walltime signal right after a given step."""
+    if os.environ.get("SCALEDAG_FAULT_KILL_AT_STEP") == str(step):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("SCALEDAG_FAULT_SIGNAL_AT_STEP") == str(step):
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+
 class _StopFlag:
     """Set by SIGTERM/SIGUSR1 (Slurm's pre-walltime signal); checked between steps."""
 
@@ -212,6 +220,7 @@ class Trainer:
             loss, grad_norm = self._step(iteration)
             meter.stop(tokens_per_iter)
             step = iteration + 1
+            _inject_faults(step)
             if not math.isfinite(loss):
                 log.close()
                 raise NonFiniteLoss(
@@ -320,6 +329,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_NONFINITE)
 
+
+if __name__ == "__mp_main__":  # a helper process spawned by dist_checkpointing
+    from workflow.checkpoint import die_with_parent
+
+    die_with_parent()
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,92 @@
+"""Shared fixtures: a tiny tokenized corpus built once per session, and the ../shared data rule."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def require_shared(relative: str) -> Path:
+    """Path under ../shared/data; skip with a reason when absent, except in CI where it must exist."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {path} is missing: CI must run with ../shared beside the repo")
+        pytest.skip(f"{path} not found (../shared/data is only guaranteed in CI)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> dict:
+    """Generated corpus -> BPE tokenizer -> Megatron .bin/.idx, small enough for unit tests."""
+    from workflow.corpus import prepare_corpus
+    from workflow.tokenize_corpus import encode_jsonl
+    from workflow.tokenizer import train_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny_corpus")
+    prepare_corpus({"name": "unit", "generated": {"documents": 600, "seed": 3}, "sources": None,
+                    "min_chars": 50, "valid_fraction": 0.1}, root)
+    train_tokenizer(root / "train.jsonl", root / "tokenizer.json", vocab_size=512)
+    for split in ("train", "valid"):
+        encode_jsonl(root / f"{split}.jsonl", root / "tokenizer.json", root / "tokens" / split)
+    return {"root": root, "tokenizer": str(root / "tokenizer.json"),
+            "train_prefix": str(root / "tokens" / "train"), "valid_prefix": str(root / "tokens" / "valid")}
+
+
+def make_run_spec(corpus: dict, out_dir: Path, arch: str = "llama", steps: int = 30, **train_overrides) -> dict:
+    """A run spec for a ~100k-parameter model that trains `steps` iterations in seconds."""
+    seq, gbs = 64, 8
+    train = {"tokens": steps * gbs * seq, "micro_batch_size": 4, "global_batch_size": gbs, "lr": 3e-3,
+             "min_lr_ratio": 0.1, "warmup_fraction": 0.1, "weight_decay": 0.1, "grad_clip": 1.0,
+             "optimizer": "adamw", "seed": 7, "log_interval": 1, "eval_interval": 10, "eval_iters": 4,
+             "save_interval": 10}
+    train.update(train_overrides)
+    return {"run_id": f"test.{arch}", "study": "test", "run": arch, "arch": arch, "arch_overrides": {},
+            "shape": {"layers": 2, "hidden": 64, "heads": 2, "seq_length": seq}, "vocab_size": 512,
+            "data": {k: corpus[k] for k in ("tokenizer", "train_prefix", "valid_prefix")},
+            "train": train, "parallel": {"tp": 1, "pp": 1}, "bf16": False, "threads": 1,
+            "out_dir": str(out_dir)}
+
+
+def run_module(module: str, args: list[str], env: dict | None = None, timeout: int = 300, check: bool = True,
+               launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m module` the way a rule does; on failure show its output."""
+    import tempfile
+
+    full_env = dict(os.environ, TOKENIZERS_PARALLELISM="false", **(env or {}))
+    cmd = (launcher or [sys.executable]) + ["-m", module, *args]
+    # Files, not pipes: a process killed with SIGKILL may leave helper children (dist_checkpointing
+    # workers) holding a pipe open, and waiting for its EOF would hang the test.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        code = subprocess.run(cmd, cwd=REPO, env=full_env, stdout=out, stderr=err, timeout=timeout).returncode
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(cmd, code, out.read(), err.read())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd[:3])} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def train_run(spec: dict, env: dict | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    spec_path = Path(spec["out_dir"]).with_suffix(".spec.json")
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    spec_path.write_text(json.dumps(spec))
+    return run_module("workflow.train", ["--spec-file", str(spec_path)], env=env, check=check, **kw)
+
+
+TRAINED_STEPS = 30
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_corpus, tmp_path_factory) -> Path:
+    """One uninterrupted tiny training run, shared by the training, evaluation and figure tests."""
+    out = tmp_path_factory.mktemp("runs") / "reference"
+    train_run(make_run_spec(tiny_corpus, out, steps=TRAINED_STEPS))
+    return out

@@ -1,0 +1,87 @@
+"""config.yaml loads, resolves into run specs, and bad configs fail with one line naming the key."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO
+from workflow.config import (
+    enabled_studies,
+    load_config,
+    pretrain_spec,
+    run_id,
+    study_runs,
+    validate_config,
+)
+from workflow.errors import ScaleDAGError
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_repo_config_is_valid_at_every_scale(raw):
+    for scale in ("tiny", "small", "paper"):
+        cfg = validate_config(dict(copy.deepcopy(raw), scale=scale))
+        assert "matgpt" in enabled_studies(cfg)
+
+
+def test_runs_are_variant_x_shape_per_scale(raw):
+    tiny = load_config(REPO / "config.yaml")
+    assert sorted(study_runs(tiny, "matgpt")) == ["gpt-neox_tiny-1m", "llama_tiny-1m"]
+    paper = validate_config(dict(copy.deepcopy(raw), scale="paper"))
+    assert sorted(study_runs(paper, "matgpt")) == [
+        "gpt-neox_matgpt-1.7b", "gpt-neox_matgpt-6.7b", "llama_matgpt-1.7b", "llama_matgpt-6.7b"]
+    assert run_id(paper, "matgpt", "llama_matgpt-6.7b") == "paper.matgpt.llama_matgpt-6.7b"
+
+
+def test_pretrain_spec_follows_the_results_layout():
+    cfg = load_config(REPO / "config.yaml")
+    spec = pretrain_spec(cfg, "matgpt", "llama_tiny-1m")
+    assert spec["out_dir"] == "results/tiny/matgpt/runs/llama_tiny-1m"
+    assert spec["data"]["train_prefix"] == "results/tiny/data/synthetic/tokens/train"
+    assert spec["shape"]["hidden"] == 128 and spec["arch"] == "llama" and spec["bf16"] is False
+    with pytest.raises(ScaleDAGError, match="has no run 'nope'"):
+        pretrain_spec(cfg, "matgpt", "nope")
+
+
+def test_schema_fills_defaults(raw):
+    del raw["scales"]["tiny"]["train"]["min_lr_ratio"]
+    cfg = validate_config(raw)
+    assert cfg["scales"]["tiny"]["train"]["min_lr_ratio"] == 0.1
+
+
+BAD = [
+    (lambda c: c.update(scale="huge"), "scale: 'huge' is not allowed; expected one of ['tiny', 'small', 'paper']"),
+    (lambda c: c.update(resutls="x"), "unknown key 'resutls'"),
+    (lambda c: c["scales"]["tiny"]["train"].update(lr="fast"), "scales.tiny.train.lr: 'fast' has the wrong type; expected number"),
+    (lambda c: c["scales"]["tiny"]["train"].update(micro_batch_size=0), "scales.tiny.train.micro_batch_size: 0 is out of range"),
+    (lambda c: c["studies"]["matgpt"]["runs"]["llama"].update(arch="gpt3"), "studies.matgpt.runs.llama.arch: 'gpt3' is not allowed"),
+    (lambda c: c["corpora"]["synthetic"].update(sources=[{"path": "x"}]), "corpora.synthetic: set exactly one of 'sources' or 'generated'"),
+    (lambda c: c["scales"]["tiny"].update(corpus="nowhere"), "scales.tiny.corpus: 'nowhere' is not a key of corpora"),
+    (lambda c: c["shapes"]["tiny-1m"].update(hidden=130), "shapes.tiny-1m: hidden (130) must be divisible by heads (4)"),
+    (lambda c: c["studies"]["matgpt"]["sizes"].update(tiny=["huge-9b"]), "studies.matgpt.sizes.tiny: unknown shape 'huge-9b'"),
+    (lambda c: c["scales"]["tiny"]["train"].update(global_batch_size=12), "global_batch_size (12) must be a multiple of micro_batch_size (8)"),
+    (lambda c: c["scales"]["paper"]["parallel"].update(tp=5), "scales.paper.parallel.tp (5) must divide the heads"),
+    (lambda c: c["scales"]["tiny"].pop("train"), "scales.tiny: 'train' is a required property"),
+]
+
+
+@pytest.mark.parametrize("mutate,expected", BAD, ids=[e.split(":")[0] for _, e in BAD])
+def test_bad_config_is_rejected_with_one_line(raw, mutate, expected):
+    mutate(raw)
+    with pytest.raises(ScaleDAGError) as info:
+        validate_config(raw)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message and message.startswith("config: ")
+
+
+def test_unreadable_config_file(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("scale: [unclosed\n")
+    with pytest.raises(ScaleDAGError, match=str(bad)):
+        load_config(bad)

@@ -1,0 +1,82 @@
+"""The training loop end to end on CPU: loss falls, outputs are complete, resume is bit-identical."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from conftest import TRAINED_STEPS as STEPS, make_run_spec, train_run
+from workflow.checkpoint import LATEST, latest_iteration
+from workflow.metrics import read_metrics
+from workflow.train import EXIT_RESUME
+
+
+
+def _train_rows(out_dir) -> list[tuple]:
+    rows = read_metrics(Path(out_dir) / "metrics.jsonl")
+    return [(r["kind"], r["step"], r["tokens"], r["loss"], r.get("lr"), r.get("grad_norm")) for r in rows]
+
+
+@pytest.fixture
+def reference_run(trained_run):
+    return trained_run
+
+
+def test_training_lowers_loss_and_writes_complete_outputs(reference_run):
+    rows = read_metrics(reference_run / "metrics.jsonl")
+    valid = [r["loss"] for r in rows if r["kind"] == "valid"]
+    train = [r for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in train] == list(range(1, STEPS + 1))
+    assert valid[0] > math.log(512) - 0.5  # starts near uniform over the vocabulary
+    assert valid[-1] < valid[0] - 1.5, valid
+    assert all(r["tokens_per_s"] > 0 for r in train)
+    assert not (reference_run / "metrics.jsonl.partial").exists()
+    summary = json.loads((reference_run / "summary.json").read_text())
+    assert summary["iterations"] == STEPS and summary["tokens"] == STEPS * 8 * 64
+    assert summary["num_microbatches"] == 2  # global batch 8 = 2 micro-batches of 4: accumulation
+    assert (reference_run / summary["checkpoint"]).is_dir()
+    assert latest_iteration(reference_run / "checkpoints") == STEPS
+    # the learning rate warms up, then decays by cosine to min_lr exactly at the token budget
+    lrs = [r["lr"] for r in train]
+    assert max(lrs) == pytest.approx(3e-3, rel=0.05) and lrs[-1] == pytest.approx(3e-4, rel=1e-6)
+
+
+@pytest.mark.parametrize("kill_step", [17])
+def test_resume_after_kill_is_bit_identical(tiny_corpus, reference_run, tmp_path, kill_step):
+    spec = make_run_spec(tiny_corpus, tmp_path / "killed", steps=STEPS)
+    proc = train_run(spec, env={"SCALEDAG_FAULT_KILL_AT_STEP": str(kill_step)}, check=False)
+    assert proc.returncode == -9
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    assert not (tmp_path / "killed" / "metrics.jsonl").exists()  # nothing complete-looking is left
+    assert latest_iteration(tmp_path / "killed" / "checkpoints") == 10
+    train_run(spec)
+    assert _train_rows(tmp_path / "killed") == _train_rows(reference_run)
+
+
+def test_signal_checkpoints_and_asks_to_be_resumed(tiny_corpus, reference_run, tmp_path):
+    spec = make_run_spec(tiny_corpus, tmp_path / "signalled", steps=STEPS)
+    proc = train_run(spec, env={"SCALEDAG_FAULT_SIGNAL_AT_STEP": "13"}, check=False)
+    assert proc.returncode == EXIT_RESUME, proc.stderr[-2000:]
+    assert latest_iteration(tmp_path / "signalled" / "checkpoints") == 13
+    train_run(spec)
+    assert _train_rows(tmp_path / "signalled") == _train_rows(reference_run)
+
+
+def test_partial_checkpoint_is_never_picked_up(tmp_path):
+    root = tmp_path / "checkpoints"
+    (root / "iter_0000010").mkdir(parents=True)
+    (root / "iter_0000020.tmp").mkdir()
+    (root / LATEST).write_text("10\n")
+    assert latest_iteration(root) == 10
+    (root / LATEST).write_text("20\n")  # pointer to a directory that never completed
+    assert latest_iteration(root) is None
+
+
+def test_bad_spec_is_one_line_error(tmp_path):
+    from conftest import run_module
+
+    proc = run_module("workflow.train", ["--spec", "{not json"], check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: run spec:")
