@@ -1,0 +1,57 @@
+"""Wall time of the whole tiny DAG (what `make run` does after setup) and per-rule times.
+
+Runs `snakemake --cores 2` in a fresh temporary directory, then reads each rule's `benchmark:`
+TSV. Writes benchmarks/results/tiny_dag.json. A measurement, not a test: nothing asserts on it."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "tiny_dag.json"))
+    args = parser.parse_args()
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    with tempfile.TemporaryDirectory(prefix="scaledag-bench-") as work:
+        t0 = time.perf_counter()
+        subprocess.run([str(bin_dir / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", work,
+                        "--configfile", str(REPO / "config.yaml"), "--cores", str(args.cores), "--quiet"],
+                       check=True, env=env, cwd=work)
+        wall = time.perf_counter() - t0
+        per_rule = defaultdict(list)
+        for tsv in Path(work, "results", "tiny", "benchmarks").rglob("*.tsv"):
+            rule = tsv.relative_to(Path(work, "results", "tiny", "benchmarks")).parts[0]
+            with open(tsv) as fh:
+                row = next(csv.DictReader(fh, delimiter="\t"))
+            per_rule[rule].append({"job": str(tsv.relative_to(Path(work, "results", "tiny", "benchmarks", rule)).with_suffix("")),
+                                   "seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"]) if row["max_rss"] not in ("", "NA", "-") else None})
+    result = {
+        "what": "whole tiny DAG, snakemake --cores %d, fresh directory" % args.cores,
+        "wall_seconds": round(wall, 1),
+        "goal_seconds": 900,
+        "per_rule": dict(per_rule),
+        "machine": {"cores": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"wall_seconds": result["wall_seconds"], **{k: [j["seconds"] for j in v] for k, v in per_rule.items()}}))
+
+
+if __name__ == "__main__":
+    main()
