@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import socket
+
 import pytest
+import torch
+
+from workflow import megatron_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -90,3 +95,34 @@ def trained_run(tiny_corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "reference"
     train_run(make_run_spec(tiny_corpus, out, steps=TRAINED_STEPS))
     return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def megatron_dist():
+    """gloo world of size 1 + Megatron parallel state (TP=PP=1); torn down after the module."""
+    from megatron.core import parallel_state
+
+    was_active = megatron_cpu.is_active()
+    megatron_cpu.activate()
+    own_pg = not torch.distributed.is_initialized()
+    if own_pg:
+        torch.distributed.init_process_group(
+            backend="gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
+        )
+    own_mp = not parallel_state.model_parallel_is_initialized()
+    if own_mp:
+        parallel_state.initialize_model_parallel(1, 1)
+    megatron_cpu.initialize_rng(1234)
+    yield
+    if own_mp:
+        parallel_state.destroy_model_parallel()
+    if own_pg:
+        torch.distributed.destroy_process_group()
+    if not was_active:
+        megatron_cpu.deactivate()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 
 import pytest
 import torch
@@ -13,37 +12,6 @@ from workflow.model import ARCHITECTURES, ModelSpec, build_gpt_model, make_model
 
 SHAPE = {"layers": 2, "hidden": 64, "heads": 4, "seq_length": 32}
 VOCAB = 128
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def megatron_dist():
-    """gloo world of size 1 + Megatron parallel state (TP=PP=1); torn down after the module."""
-    from megatron.core import parallel_state
-
-    was_active = megatron_cpu.is_active()
-    megatron_cpu.activate()
-    own_pg = not torch.distributed.is_initialized()
-    if own_pg:
-        torch.distributed.init_process_group(
-            backend="gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
-        )
-    own_mp = not parallel_state.model_parallel_is_initialized()
-    if own_mp:
-        parallel_state.initialize_model_parallel(1, 1)
-    megatron_cpu.initialize_rng(1234)
-    yield
-    if own_mp:
-        parallel_state.destroy_model_parallel()
-    if own_pg:
-        torch.distributed.destroy_process_group()
-    if not was_active:
-        megatron_cpu.deactivate()
 
 
 # ---------------------------------------------------------------- specs (no Megatron state needed) -------
