@@ -161,6 +161,9 @@ def transformer_config(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = F
         apply_rope_fusion=False,
         gradient_accumulation_fusion=False,
         bias_dropout_fusion=False,
+        # Initialise full weights from one seed, then shard: a TP=2 model then starts identical to
+        # TP=1 (on GPU Megatron's faster per-rank initialisation is kept).
+        use_cpu_initialization=not torch.cuda.is_available(),
     )
 
 
