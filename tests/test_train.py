@@ -80,3 +80,22 @@ def test_bad_spec_is_one_line_error(tmp_path):
     proc = run_module("workflow.train", ["--spec", "{not json"], check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: run spec:")
+
+
+def test_run_records_flops_energy_and_wandb_offline(reference_run):
+    from workflow.tracking import read_offline_run
+
+    summary = json.loads((reference_run / "summary.json").read_text())
+    assert summary["flops_per_token"]["chinchilla"] > 0 and summary["flops_per_token"]["6n"] == 6 * summary["parameters"]
+    assert summary["peak_memory_mb"] > 0
+    energy = summary["energy"]
+    # measured joules, or null with the reason; never an estimate
+    assert (energy["joules"] is None) == (energy["reason"] is not None) == (energy["joules_per_token"] is None)
+    train = [r for r in read_metrics(reference_run / "metrics.jsonl") if r["kind"] == "train"]
+    assert all(r["tflops_per_device_chinchilla"] > 0 for r in train)
+    assert all(r["mfu_chinchilla"] is None for r in train)  # no published peak for a CPU
+    runs = sorted((reference_run / "wandb").glob("offline-run-*"))
+    assert runs, "W&B offline run folder missing"
+    logged = read_offline_run(runs[-1])
+    assert logged["name"] == "test.llama" and logged["group"] == "test"
+    assert [h["train/loss"] for h in logged["history"] if "train/loss" in h] == [r["loss"] for r in train]

@@ -89,6 +89,33 @@ def _reduce_loss(losses: list[dict]) -> float:
     return float(value.item())
 
 
+def _global_param_count(model) -> int:
+    """Parameters of the whole model, summed over tensor- and pipeline-parallel shards."""
+    from megatron.core import parallel_state
+
+    n = torch.tensor([float(sum(p.numel() for p in model.parameters()))],
+                     device="cuda" if torch.cuda.is_available() else "cpu")
+    if torch.distributed.is_initialized():
+        torch.distributed.all_reduce(n, group=parallel_state.get_model_parallel_group())
+    return int(n.item())
+
+
+def _flops_per_token(mspec, n_params: int) -> tuple[float, float]:
+    """Training FLOPs per token by Chinchilla's appendix-F count and by 6N."""
+    from workflow.flops import Shape, chinchilla_training_flops_per_token, flops_6nd
+
+    shape = Shape(mspec.layers, mspec.hidden, mspec.heads, mspec.ffn_hidden, mspec.vocab_size, mspec.seq_length, glu=mspec.glu)
+    return chinchilla_training_flops_per_token(shape), flops_6nd(n_params, 1)
+
+
+def _peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 class Trainer:
     """Holds the model, optimizer and data order of one run; `run()` trains to the token budget."""
 
@@ -134,6 +161,10 @@ class Trainer:
         if torch.cuda.is_available():
             model = model.cuda()
         self.config = model.config
+        self.n_params = _global_param_count(model)
+        self.flops_per_token_chinchilla, self.flops_per_token_6n = _flops_per_token(self.model_spec, self.n_params)
+        self.world_size = torch.distributed.get_world_size()
+        self.device_name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
         self.model = DistributedDataParallel(self.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
         self.config.finalize_model_grads_func = finalize_model_grads
         self.config.no_sync_func = self.model.no_sync
@@ -205,10 +236,18 @@ class Trainer:
         if start:
             load_checkpoint(self.ckpt_root, start, self.model.module, self.optimizer, self.scheduler)
             self._print(f"resumed from checkpoint at iteration {start}")
+        from workflow.energy import detect_meter, joules_per_token
+        from workflow.tracking import Tracker
+
         is_writer = self.rank == 0
         log = MetricsLog(self.out_dir / "metrics.jsonl", resume_step=start, enabled=is_writer)
+        tracker = Tracker(self.spec.get("run_id") or self.out_dir.name, self.spec.get("study"), self.spec,
+                          self.out_dir, enabled=is_writer and self.spec.get("wandb", True))
+        meter = detect_meter(device_index=self.launch.local_rank) if is_writer else None
+        if meter is not None:
+            meter.start()
         self.stop.install()
-        meter = Throughput()
+        clock = Throughput()
         tokens_per_iter = self.global_batch * self.seq
         wall0 = time.perf_counter()
         train_seconds = 0.0
@@ -216,40 +255,63 @@ class Trainer:
             log.log(kind="valid", step=0, tokens=0, loss=self.evaluate())
         loss = float("nan")
         for iteration in range(start, self.train_iters):
-            meter.start()
+            clock.start()
             loss, grad_norm = self._step(iteration)
-            meter.stop(tokens_per_iter)
+            clock.stop(tokens_per_iter)
             step = iteration + 1
             _inject_faults(step)
             if not math.isfinite(loss):
                 log.close()
+                tracker.finish(exit_code=EXIT_NONFINITE)
                 raise NonFiniteLoss(
                     f"non-finite loss ({loss}) at step {step}; last good checkpoint kept at {self.ckpt_root} "
                     f"(iteration {latest_iteration(self.ckpt_root) or 'none'}); lower train.lr or check the data"
                 )
             if step % self.log_interval == 0 or step == self.train_iters:
-                seconds = meter.seconds
-                rate = meter.rate_and_reset()
+                seconds, window_tokens = clock.seconds, clock.tokens
+                rate = clock.rate_and_reset()
                 train_seconds += seconds
                 lr = self.optimizer.param_groups[0]["lr"]
-                log.log(kind="train", step=step, tokens=step * tokens_per_iter, loss=loss, lr=lr,
-                        grad_norm=grad_norm, tokens_per_s=rate)
+                row = dict(kind="train", step=step, tokens=step * tokens_per_iter, loss=loss, lr=lr,
+                           grad_norm=grad_norm, tokens_per_s=rate, **self._throughput(window_tokens, seconds))
+                log.log(**row)
+                tracker.log({"train/" + k: v for k, v in row.items() if k not in ("kind", "step") and v is not None}, step=step)
                 self._print(f"step {step}/{self.train_iters} loss {loss:.4f} lr {lr:.2e} {rate:,.0f} tok/s")
             if step % self.eval_interval == 0 or step == self.train_iters:
-                log.log(kind="valid", step=step, tokens=step * tokens_per_iter, loss=self.evaluate())
+                valid = self.evaluate()
+                log.log(kind="valid", step=step, tokens=step * tokens_per_iter, loss=valid)
+                tracker.log({"valid/loss": valid}, step=step)
             if step % self.save_interval == 0 or step == self.train_iters:
                 self._save(step)
             if self._should_stop() and step < self.train_iters:
                 self._save(step)
                 log.close()
+                tracker.finish(exit_code=EXIT_RESUME)
                 self._print(f"signal {self.stop.signum}: checkpointed at step {step}; exit {EXIT_RESUME} to resume")
                 raise SystemExit(EXIT_RESUME)
-        train_seconds += meter.seconds
+        train_seconds += clock.seconds
         summary = self._summary(loss, time.perf_counter() - wall0, train_seconds)
+        if meter is not None:
+            energy = meter.stop()
+            meter.close()
+            # Tokens of this job only: a resumed job's meter saw only the steps it ran.
+            summary["energy"] = dict(energy, joules_per_token=joules_per_token(energy, (self.train_iters - start) * tokens_per_iter))
         if is_writer:
+            tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            tracker.finish()
             log.finalize()
             atomic_write_json(self.out_dir / "summary.json", summary)
         return summary
+
+    def _throughput(self, tokens: int, seconds: float) -> dict:
+        """Achieved TFLOP/s per device and MFU under both FLOP counts (MFU null when the peak is unknown)."""
+        from workflow.mfu import throughput_metrics
+
+        if seconds <= 0:
+            return {}
+        m = throughput_metrics(tokens, seconds, self.flops_per_token_chinchilla, self.flops_per_token_6n,
+                               self.world_size, self.device_name, "bf16" if self.bf16 else "fp32")
+        return {k: m[k] for k in ("tflops_per_device_chinchilla", "tflops_per_device_6n", "mfu_chinchilla", "mfu_6n")}
 
     def _should_stop(self) -> bool:
         flag = torch.tensor([float(self.stop.signum)])
@@ -260,12 +322,7 @@ class Trainer:
     def _summary(self, final_loss: float, wall: float, train_seconds: float) -> dict:
         from workflow.checkpoint import iteration_dir
 
-        n_params = sum(p.numel() for p in self.model.module.parameters())
-        if torch.distributed.is_initialized():
-            t = torch.tensor([float(n_params)], device="cuda" if torch.cuda.is_available() else "cpu")
-            from megatron.core import parallel_state
-            torch.distributed.all_reduce(t, group=parallel_state.get_model_parallel_group())
-            n_params = int(t.item())
+        n_params = self.n_params
         tokens = self.train_iters * self.global_batch * self.seq
         return {
             "run_id": self.spec.get("run_id"),
@@ -281,6 +338,8 @@ class Trainer:
             "final_train_loss": final_loss,
             "wall_seconds": wall,
             "train_tokens_per_s": tokens / train_seconds if train_seconds > 0 else None,
+            "flops_per_token": {"chinchilla": self.flops_per_token_chinchilla, "6n": self.flops_per_token_6n},
+            "peak_memory_mb": _peak_memory_mb(),
             "checkpoint": str(iteration_dir(self.ckpt_root, self.train_iters).relative_to(self.out_dir)),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
             "dtype": "bf16" if self.bf16 else "fp32",
