@@ -182,12 +182,16 @@ def approach1(
             "approach1: the envelope has fewer than 2 distinct interior model sizes; "
             "add runs or pass drop_edge_runs=False"
         )
-    result = _exponents(fit_rows["flops"], fit_rows["params"], fit_rows["tokens"])
+    result = _power_law_fit(fit_rows["flops"], fit_rows["params"], fit_rows["tokens"], bootstrap_k, seed, percentiles)
     result["envelope"] = env
+    return result
+
+
+def _power_law_fit(C, N, D, bootstrap_k, seed, percentiles) -> dict:
+    """N_opt ∝ C^a and D_opt ∝ C^b from optimal points, with bootstrap intervals when asked."""
+    result = _exponents(C, N, D)
     if bootstrap_k:
-        result["intervals"] = _regression_intervals(
-            fit_rows["flops"], fit_rows["params"], fit_rows["tokens"], bootstrap_k, seed, percentiles
-        )
+        result["intervals"] = _regression_intervals(C, N, D, bootstrap_k, seed, percentiles)
     return result
 
 
@@ -233,12 +237,8 @@ def approach2(
         raise ScaleDAGError(
             f"approach2: need >= 2 budgets with >= 3 model sizes and a convex profile, got {len(ok)}"
         )
-    result = _exponents(ok["budget"], ok["N_opt"], ok["D_opt"])
+    result = _power_law_fit(ok["budget"], ok["N_opt"], ok["D_opt"], bootstrap_k, seed, percentiles)
     result["minima"] = minima
-    if bootstrap_k:
-        result["intervals"] = _regression_intervals(
-            ok["budget"], ok["N_opt"], ok["D_opt"], bootstrap_k, seed, percentiles
-        )
     return result
 
 
