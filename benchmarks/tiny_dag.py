@@ -33,11 +33,12 @@ def main() -> None:
                        check=True, env=env, cwd=work)
         wall = time.perf_counter() - t0
         per_rule = defaultdict(list)
-        for tsv in Path(work, "results", "tiny", "benchmarks").rglob("*.tsv"):
-            rule = tsv.relative_to(Path(work, "results", "tiny", "benchmarks")).parts[0]
+        bench_root = Path(work, "results", "tiny", "benchmarks")
+        for tsv in bench_root.rglob("*.tsv"):
+            rule = tsv.relative_to(bench_root).parts[0]
             with open(tsv) as fh:
                 row = next(csv.DictReader(fh, delimiter="\t"))
-            per_rule[rule].append({"job": str(tsv.relative_to(Path(work, "results", "tiny", "benchmarks", rule)).with_suffix("")),
+            per_rule[rule].append({"job": str(tsv.relative_to(bench_root / rule).with_suffix("")),
                                    "seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"]) if row["max_rss"] not in ("", "NA", "-") else None})
     result = {
         "what": "whole tiny DAG, snakemake --cores %d, fresh directory" % args.cores,

@@ -12,12 +12,11 @@ from workflow.config import (
     results_root,
     scale_config,
     study_runs,
+    validate_config,
 )
 from workflow.errors import ScaleDAGError
 
 try:
-    from workflow.config import validate_config
-
     validate_config(config)
 except ScaleDAGError as exc:
     sys.stderr.write(f"ScaleDAG {exc}\n")

@@ -7,12 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import socket
-
 import pytest
 import torch
 
 from workflow import megatron_cpu
+from workflow.distributed import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -97,11 +96,6 @@ def trained_run(tiny_corpus, tmp_path_factory) -> Path:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def megatron_dist():
@@ -113,7 +107,7 @@ def megatron_dist():
     own_pg = not torch.distributed.is_initialized()
     if own_pg:
         torch.distributed.init_process_group(
-            backend="gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
+            backend="gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1
         )
     own_mp = not parallel_state.model_parallel_is_initialized()
     if own_mp:

@@ -7,7 +7,6 @@ import types
 import pytest
 import torch
 
-from workflow import megatron_cpu
 
 
 # ---------------------------------------------------------------- slopes ---------------------------------

@@ -3,7 +3,6 @@ import json
 
 import pytest
 
-from workflow.errors import ScaleDAGError
 from workflow.figures import main
 
 

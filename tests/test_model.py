@@ -6,7 +6,6 @@ import dataclasses
 import pytest
 import torch
 
-from workflow import megatron_cpu
 from workflow.errors import ScaleDAGError
 from workflow.model import ARCHITECTURES, ModelSpec, build_gpt_model, make_model_spec, swiglu_ffn_width, transformer_config
 

@@ -3,7 +3,6 @@ import sys
 
 import pytest
 
-from workflow import tracking
 from workflow.tracking import Tracker, read_offline_run, sanitize_run_id
 
 pytest.importorskip("wandb")

@@ -164,7 +164,7 @@ class Trainer:
         self.n_params = _global_param_count(model)
         self.flops_per_token_chinchilla, self.flops_per_token_6n = _flops_per_token(self.model_spec, self.n_params)
         self.world_size = torch.distributed.get_world_size()
-        self.device_name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+        self.device_name = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
         self.model = DistributedDataParallel(self.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
         self.config.finalize_model_grads_func = finalize_model_grads
         self.config.no_sync_func = self.model.no_sync
@@ -322,13 +322,12 @@ class Trainer:
     def _summary(self, final_loss: float, wall: float, train_seconds: float) -> dict:
         from workflow.checkpoint import iteration_dir
 
-        n_params = self.n_params
         tokens = self.train_iters * self.global_batch * self.seq
         return {
             "run_id": self.spec.get("run_id"),
             "arch": self.spec["arch"],
             "model": self.model_spec.to_dict(),
-            "parameters": n_params,
+            "parameters": self.n_params,
             "iterations": self.train_iters,
             "tokens": tokens,
             "global_batch_size": self.global_batch,
@@ -341,7 +340,7 @@ class Trainer:
             "flops_per_token": {"chinchilla": self.flops_per_token_chinchilla, "6n": self.flops_per_token_6n},
             "peak_memory_mb": _peak_memory_mb(),
             "checkpoint": str(iteration_dir(self.ckpt_root, self.train_iters).relative_to(self.out_dir)),
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
+            "device": self.device_name,
             "dtype": "bf16" if self.bf16 else "fp32",
             "versions": _versions(),
         }
