@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -120,3 +121,17 @@ def megatron_dist():
         torch.distributed.destroy_process_group()
     if not was_active:
         megatron_cpu.deactivate()
+
+
+# Snakemake from the test venv, and the per-rule job counts of its "Job stats" table.
+BIN = str(Path(sys.executable).parent)
+
+
+def snakemake(*args, cwd=REPO, timeout=120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run([f"{BIN}/snakemake", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    table = output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}

@@ -1,27 +1,9 @@
 """The Snakefile itself: lint-clean, paper-scale DAG builds on a laptop, bad config stops with one line."""
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from conftest import REPO
-
-BIN = str(Path(sys.executable).parent)
-
-
-def snakemake(*args, cwd=REPO, timeout=120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.run([f"{BIN}/snakemake", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def job_counts(output: str) -> dict[str, int]:
-    table = output.split("Job stats:")[1]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+from conftest import job_counts, snakemake
 
 
 def test_lint_is_clean():
@@ -33,15 +15,18 @@ def test_lint_is_clean():
 def test_tiny_dag_shape():
     proc = snakemake("-n", "--forceall", "--config", "scale=tiny")
     assert proc.returncode == 0, proc.stderr
-    assert job_counts(proc.stdout) == {"all": 1, "prepare_corpus": 1, "train_tokenizer": 1, "tokenize_corpus": 1,
-                                       "pretrain": 2, "evaluate_loss": 2, "loss_curves": 1}
+    counts = job_counts(proc.stdout)
+    # Each stage's own tests check its rules' counts; here only the spine's share of the DAG.
+    assert counts["all"] == 1 and counts["train_tokenizer"] >= 1 and counts["pretrain"] >= 2
+    assert "results/tiny/matgpt/runs/llama_tiny-1m/summary.json" in proc.stdout
+    assert "results/tiny/matgpt/figures/loss_curves.png" in proc.stdout
 
 
 def test_paper_dag_builds_without_a_cluster():
     proc = snakemake("-n", "--forceall", "--config", "scale=paper")
     assert proc.returncode == 0, proc.stderr
     counts = job_counts(proc.stdout)
-    assert counts["pretrain"] == 4 and counts["evaluate_loss"] == 4
+    assert counts["pretrain"] >= 4 and counts["evaluate_loss"] >= 4
     assert "results/paper/matgpt/runs/llama_matgpt-6.7b/summary.json" in proc.stdout
 
 
