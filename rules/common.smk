@@ -10,6 +10,7 @@ from workflow.config import (
     logs_root,
     pretrain_spec,
     results_root,
+    run_corpus,
     scale_config,
     study_runs,
     validate_config,
@@ -42,6 +43,19 @@ def get_corpus_spec(wildcards):
 
 def get_pretrain_spec(wildcards):
     return json.dumps(pretrain_spec(config, wildcards.study, wildcards.run))
+
+
+def get_run_data(wildcards):
+    """Tokenizer and token files of the corpus this run trains on (runs may name their own)."""
+    ddir = data_dir(config, run_corpus(config, wildcards.study, wildcards.run))
+    return {
+        "tokenizer": f"{ddir}/tokenizer.json",
+        **{f"{split}_{ext}": f"{ddir}/tokens/{split}.{ext}" for split in ("train", "valid") for ext in ("bin", "idx")},
+    }
+
+
+def get_run_valid_data(wildcards):
+    return {k: v for k, v in get_run_data(wildcards).items() if k.startswith("valid_")}
 
 
 def get_run_threads(wildcards):

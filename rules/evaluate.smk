@@ -3,9 +3,8 @@
 
 rule evaluate_loss:
     input:
+        unpack(get_run_valid_data),
         summary=f"{R}/{{study}}/runs/{{run}}/summary.json",
-        valid_bin=f"{DATA}/tokens/valid.bin",
-        valid_idx=f"{DATA}/tokens/valid.idx",
     output:
         result=f"{R}/{{study}}/runs/{{run}}/eval_loss.json",
     params:

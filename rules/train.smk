@@ -3,11 +3,7 @@
 
 rule pretrain:
     input:
-        tokenizer=f"{DATA}/tokenizer.json",
-        train_bin=f"{DATA}/tokens/train.bin",
-        train_idx=f"{DATA}/tokens/train.idx",
-        valid_bin=f"{DATA}/tokens/valid.bin",
-        valid_idx=f"{DATA}/tokens/valid.idx",
+        unpack(get_run_data),
     output:
         metrics=f"{R}/{{study}}/runs/{{run}}/metrics.jsonl",
         summary=f"{R}/{{study}}/runs/{{run}}/summary.json",

@@ -82,7 +82,12 @@ def check_references(config: dict) -> None:
             )
         tp = sc.get("parallel", {}).get("tp", 1)
         for study, st in config["studies"].items():
-            for shape_name in st["sizes"].get(scale, []):
+            for variant, run in st.get("runs", {}).items():
+                if run.get("corpus") and run["corpus"] not in config["corpora"]:
+                    raise ScaleDAGError(
+                        f"config: studies.{study}.runs.{variant}.corpus: {run['corpus']!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
+                    )
+            for shape_name in st.get("sizes", {}).get(scale, []):
                 if shape_name not in config["shapes"]:
                     raise ScaleDAGError(
                         f"config: studies.{study}.sizes.{scale}: unknown shape {shape_name!r}; expected one of {sorted(config['shapes'])}"
@@ -127,12 +132,22 @@ def logs_root(config: dict) -> str:
 
 
 def enabled_studies(config: dict) -> list[str]:
-    return [s for s, st in config["studies"].items() if st.get("enabled", True) and st["sizes"].get(config["scale"])]
+    return [s for s, st in config["studies"].items()
+            if st.get("enabled", True) and (st.get("generator") or st["sizes"].get(config["scale"]))]
 
 
 def study_runs(config: dict, study: str) -> dict[str, dict]:
-    """Run name (<variant>_<shape>) -> {variant, arch, overrides, shape_name} at the selected scale."""
+    """Run name (<variant>_<shape>) -> {variant, arch, overrides, shape_name, [shape, train, corpus]}.
+
+    A study with a `generator` (e.g. an IsoFLOP sweep) derives its runs in code, registered in
+    `workflow.run_generators.GENERATORS`; a run may then carry an explicit `shape` dict, `train`
+    overrides (e.g. its own token budget) and its own `corpus`.
+    """
     st = config["studies"][study]
+    if st.get("generator"):
+        from workflow.run_generators import GENERATORS
+
+        return GENERATORS[st["generator"]](config, study)
     runs = {}
     for shape_name in st["sizes"].get(config["scale"], []):
         for variant, run in st["runs"].items():
@@ -141,8 +156,14 @@ def study_runs(config: dict, study: str) -> dict[str, dict]:
                 "arch": run["arch"],
                 "overrides": dict(run.get("overrides", {})),
                 "shape_name": shape_name,
+                **({"corpus": run["corpus"]} if run.get("corpus") else {}),
             }
     return runs
+
+
+def run_corpus(config: dict, study: str, run: str) -> str:
+    """The corpus a run trains on: its own `corpus` if it names one, else the scale's."""
+    return study_runs(config, study)[run].get("corpus") or corpus_name(config)
 
 
 def run_id(config: dict, study: str, run: str) -> str:
@@ -181,21 +202,22 @@ def pretrain_spec(config: dict, study: str, run: str) -> dict:
         raise ScaleDAGError(f"study {study!r} has no run {run!r} at scale {config['scale']!r}; expected one of {sorted(runs)}")
     r = runs[run]
     sc = scale_config(config)
-    ddir = data_dir(config)
+    ddir = data_dir(config, r.get("corpus"))
+    shape = r.get("shape") or config["shapes"][r["shape_name"]]
     return {
         "run_id": run_id(config, study, run),
         "study": study,
         "run": run,
         "arch": r["arch"],
         "arch_overrides": r["overrides"],
-        "shape": dict(config["shapes"][r["shape_name"]], name=r["shape_name"]),
+        "shape": dict(shape, name=r["shape_name"]),
         "vocab_size": sc["tokenizer"]["vocab_size"],
         "data": {
             "tokenizer": f"{ddir}/tokenizer.json",
             "train_prefix": f"{ddir}/tokens/train",
             "valid_prefix": f"{ddir}/tokens/valid",
         },
-        "train": dict(sc["train"]),
+        "train": {**sc["train"], **r.get("train", {})},
         "parallel": dict(sc.get("parallel", {"tp": 1, "pp": 1})),
         "bf16": sc["device"] == "gpu",
         "threads": sc.get("threads_per_run"),

@@ -1,0 +1,10 @@
+"""Studies whose runs are derived in code rather than listed (`studies.<s>.generator` in config).
+
+Each generator maps (config, study) -> {run name: run dict} in the shape `workflow.config.study_runs`
+returns; the `pretrain` rule then treats generated runs exactly like listed ones.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+GENERATORS: dict[str, Callable[[dict, str], dict[str, dict]]] = {}
