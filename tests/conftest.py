@@ -135,3 +135,13 @@ def snakemake(*args, cwd=REPO, timeout=120) -> subprocess.CompletedProcess:
 def job_counts(output: str) -> dict[str, int]:
     table = output.split("Job stats:")[1]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+@pytest.fixture(scope="session")
+def tiny_dag(tmp_path_factory):
+    """The whole tiny DAG, run once per session in a temporary working directory."""
+    work = tmp_path_factory.mktemp("tiny_dag")
+    proc = snakemake("-s", str(REPO / "Snakefile"), "-d", str(work), "--configfile", str(REPO / "config.yaml"),
+                     "--cores", "2", cwd=work, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return work

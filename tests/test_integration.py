@@ -1,4 +1,5 @@
-"""The whole tiny DAG in a temporary directory, checked by content (marked `integration`, ~3 min)."""
+"""The whole tiny DAG (fixture `tiny_dag` in conftest), checked by content; each stage adds its own
+`tests/test_integration_<stage>.py` using the same fixture, so the DAG runs once per session."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
-from test_snakemake import job_counts, snakemake
+from conftest import REPO, job_counts, snakemake
 from workflow.metrics import read_metrics
 
 pytestmark = pytest.mark.integration
@@ -22,15 +22,6 @@ def unigram_entropy_nats(prefix: str) -> float:
     counts = np.bincount(np.concatenate([np.asarray(ds[i]) for i in range(len(ds))]))
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
-
-
-@pytest.fixture(scope="module")
-def tiny_dag(tmp_path_factory):
-    work = tmp_path_factory.mktemp("tiny_dag")
-    proc = snakemake("-s", str(REPO / "Snakefile"), "-d", str(work), "--configfile", str(REPO / "config.yaml"),
-                     "--cores", "2", cwd=work, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return work
 
 
 def test_every_stage_produced_its_outputs_and_logs(tiny_dag):
