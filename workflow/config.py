@@ -166,6 +166,16 @@ def run_corpus(config: dict, study: str, run: str) -> str:
     return study_runs(config, study)[run].get("corpus") or corpus_name(config)
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def input_path(path: str | Path) -> Path:
+    """Where a data path from config points: relative paths (e.g. `../shared/data/...`) are taken
+    from the repository root, so `snakemake -d <elsewhere>` reads the same files."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
 def run_id(config: dict, study: str, run: str) -> str:
     return f"{config['scale']}.{study}.{run}"
 
