@@ -18,7 +18,8 @@ $(STAMP): requirements.txt pyproject.toml
 	@if ! $(BIN)/python -c "import sys; assert sys.version_info[:2] >= (3, 11)" 2>/dev/null; then \
 		echo "creating $(VENV)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@# compat: the repo root goes on sys.path, so Snakemake finds the Parsl executor plugin (it scans top-level modules)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	@touch $(STAMP)
 
 run: setup

@@ -1,6 +1,7 @@
 # Shared setup: config validation (one-line errors) and the input functions every stage uses.
 # The logic lives in workflow/config.py; these are thin adapters from wildcards to it.
 import json
+import os
 import sys
 
 from workflow.config import (
@@ -16,12 +17,24 @@ from workflow.config import (
     validate_config,
 )
 from workflow.errors import ScaleDAGError
+from workflow.hpc import account_problem, machine, rule_resources, rule_retries
 
 try:
     validate_config(config)
 except ScaleDAGError as exc:
     sys.stderr.write(f"ScaleDAG {exc}\n")
     sys.exit(1)
+
+# HPC (issue #7): the account check needs the executor, known only once the run starts (onstart
+# hooks run neither in dry runs nor inside cluster jobs), so a dry run only warns.
+if account_problem(config, None, os.environ):
+    sys.stderr.write(f"ScaleDAG warning: {account_problem(config, None, os.environ)}; a real run will stop\n")
+
+
+onstart:
+    if account_problem(config, workflow.executor_plugin.name, os.environ):
+        sys.stderr.write(f"ScaleDAG {account_problem(config, workflow.executor_plugin.name, os.environ)}\n")
+        sys.exit(1)
 
 R = results_root(config)
 LOGS = logs_root(config)
@@ -100,3 +113,17 @@ def get_final_targets():
 @final_targets_provider
 def get_loss_curve_targets(study, study_config):
     return [f"{R}/{study}/figures/loss_curves.{ext}" for ext in ("png", "pdf")] + [f"{R}/{study}/tables/loss.csv"]
+
+
+def get_rule_resources(rule):
+    """Cluster resources of `rule` at this scale (nodes, tasks, runtime, partition, `mpi` launcher)."""
+    return rule_resources(config, rule, threads=scale_config(config).get("threads_per_run", 1))
+
+
+def get_rule_retries(rule):
+    return rule_retries(config, rule)
+
+
+def get_envmodules():
+    """Modules a GPU job loads on this scale's machine (Snakemake's env-modules deployment)."""
+    return list(machine(config).modules)

@@ -9,6 +9,8 @@ rule prepare_corpus:
     params:
         spec=get_corpus_spec,
         out_dir=lambda wildcards, output: os.path.dirname(output.stats),
+    resources:
+        **get_rule_resources("prepare_corpus"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
@@ -26,6 +28,8 @@ rule train_tokenizer:
         tokenizer=f"{R}/data/{{corpus}}/tokenizer.json",
     params:
         vocab_size=scale_config(config)["tokenizer"]["vocab_size"],
+    resources:
+        **get_rule_resources("train_tokenizer"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
@@ -49,6 +53,8 @@ rule tokenize_corpus:
         valid_idx=f"{R}/data/{{corpus}}/tokens/valid.idx",
     params:
         prefix=lambda wildcards, output: output.train_bin[: -len("train.bin")],
+    resources:
+        **get_rule_resources("tokenize_corpus"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:

@@ -11,6 +11,8 @@ rule evaluate_loss:
         spec=get_pretrain_spec,
         max_tokens=scale_config(config).get("eval", {}).get("max_tokens", 1000000),
     threads: get_run_threads
+    resources:
+        **get_rule_resources("evaluate_loss"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:

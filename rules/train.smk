@@ -10,6 +10,11 @@ rule pretrain:
     params:
         spec=get_pretrain_spec,
     threads: get_run_threads
+    resources:
+        **get_rule_resources("pretrain"),
+    retries: get_rule_retries("pretrain")
+    envmodules:
+        *get_envmodules(),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
@@ -17,4 +22,4 @@ rule pretrain:
     log:
         f"{LOGS}/pretrain/{{study}}/{{run}}.log",
     shell:
-        "python -m workflow.train --spec {params.spec:q} > {log:q} 2>&1"
+        "{resources.mpi} python -m workflow.train --spec {params.spec:q} > {log:q} 2>&1"
