@@ -43,16 +43,61 @@ def test_training_lowers_loss_and_writes_complete_outputs(reference_run):
     assert max(lrs) == pytest.approx(3e-3, rel=0.05) and lrs[-1] == pytest.approx(3e-4, rel=1e-6)
 
 
-@pytest.mark.parametrize("kill_step", [17])
-def test_resume_after_kill_is_bit_identical(tiny_corpus, reference_run, tmp_path, kill_step):
+# save_interval is 10: killed before the first checkpoint (nothing to resume: starts over), right
+# after one (step 10 is saved, then SIGKILL), and mid-interval (steps 11-17 are lost and redone).
+@pytest.mark.parametrize("kill_step,resumes_from", [(6, None), (10, 10), (17, 10)],
+                         ids=["before-first-checkpoint", "right-after-checkpoint", "mid-interval"])
+def test_resume_after_kill_is_bit_identical(tiny_corpus, reference_run, tmp_path, kill_step, resumes_from):
     spec = make_run_spec(tiny_corpus, tmp_path / "killed", steps=STEPS)
     proc = train_run(spec, env={"SCALEDAG_FAULT_KILL_AT_STEP": str(kill_step)}, check=False)
     assert proc.returncode == -9
     assert not (tmp_path / "killed" / "summary.json").exists()
     assert not (tmp_path / "killed" / "metrics.jsonl").exists()  # nothing complete-looking is left
-    assert latest_iteration(tmp_path / "killed" / "checkpoints") == 10
-    train_run(spec)
+    assert latest_iteration(tmp_path / "killed" / "checkpoints") == resumes_from
+    resumed = train_run(spec)
+    assert ("resumed from checkpoint" in resumed.stdout) == (resumes_from is not None)
     assert _train_rows(tmp_path / "killed") == _train_rows(reference_run)
+    summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert summary["final_train_loss"] == json.loads((reference_run / "summary.json").read_text())["final_train_loss"]
+
+
+def _error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, stderr[-3000:]
+    return lines[0]
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tiny_corpus, tmp_path):
+    from workflow.train import EXIT_NONFINITE
+
+    out = tmp_path / "nan"
+    spec = make_run_spec(tiny_corpus, out, steps=STEPS)
+    proc = train_run(spec, env={"SCALEDAG_FAULT_NONFINITE_AT_STEP": "13"}, check=False)
+    assert proc.returncode == EXIT_NONFINITE
+    line = _error_line(proc.stderr)
+    assert line.startswith("error: non-finite loss (nan) at step 13; last good checkpoint kept at ")
+    assert "(iteration 10)" in line and "lower train.lr" in line
+    assert latest_iteration(out / "checkpoints") == 10 and not (out / "checkpoints" / "iter_0000020").exists()
+    assert not (out / "summary.json").exists()
+    # the kept checkpoint is good: without the fault the run resumes from it and finishes finite
+    train_run(spec)
+    losses = [r for r in _train_rows(out) if r[0] == "train"]
+    assert all(math.isfinite(r[3]) for r in losses) and len(losses) == STEPS
+
+
+def test_out_of_memory_names_the_micro_batch_and_the_knob(tiny_corpus, tmp_path):
+    from workflow.train import EXIT_OOM
+
+    out = tmp_path / "oom"
+    spec = make_run_spec(tiny_corpus, out, steps=STEPS)
+    proc = train_run(spec, env={"SCALEDAG_FAULT_OOM_AT_STEP": "4"}, check=False)
+    assert proc.returncode == EXIT_OOM
+    assert _error_line(proc.stderr) == (
+        "error: out of memory at step 4, micro-batch 2/2 (micro_batch_size 4 × seq_length 64, TP 1, PP 1); "
+        "lower scales.test.train.micro_batch_size (global_batch_size is kept by more accumulation) "
+        "or raise scales.test.parallel.tp"
+    )
+    assert "Traceback" not in proc.stderr
 
 
 def test_signal_checkpoints_and_asks_to_be_resumed(tiny_corpus, reference_run, tmp_path):

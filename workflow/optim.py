@@ -1,15 +1,23 @@
-"""Megatron's optimizer and LR schedule, with the cosine length equal to the run's token budget."""
+"""Megatron's optimizer (AdamW or LAMB) and LR schedule, the cosine length equal to the token budget."""
 from __future__ import annotations
 
 import torch
+
+from workflow.errors import ScaleDAGError
+
+OPTIMIZERS = ("adamw", "lamb")
 
 
 def build_optimizer(model_chunks, train: dict, bf16: bool = False):
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
 
     name = train.get("optimizer", "adamw")
+    if name not in OPTIMIZERS:
+        raise ScaleDAGError(f"train.optimizer: {name!r} is not supported; expected one of {sorted(OPTIMIZERS)}")
     config = OptimizerConfig(
-        optimizer={"adamw": "adam", "adam": "adam", "lamb": "lamb"}[name],
+        # LAMB: Megatron builds its Adam setup (param groups, fp32 main params, clipping); the inner
+        # torch optimizer is then swapped for workflow.lamb.Lamb over the very same groups.
+        optimizer="adam",
         lr=float(train["lr"]),
         min_lr=float(train["lr"]) * float(train.get("min_lr_ratio", 0.1)),
         weight_decay=float(train.get("weight_decay", 0.1)),
@@ -21,7 +29,29 @@ def build_optimizer(model_chunks, train: dict, bf16: bool = False):
         params_dtype=torch.bfloat16 if bf16 else torch.float32,
         use_distributed_optimizer=False,  # its checkpoints fail on CPU (see megatron-core-cpu.md)
     )
-    return get_megatron_optimizer(config, model_chunks)
+    optimizer = get_megatron_optimizer(config, model_chunks)
+    if name == "lamb":
+        _use_lamb(optimizer, config)
+    return optimizer
+
+
+def _use_lamb(optimizer, config) -> None:
+    """Replace the torch Adam inside each of Megatron's wrappers by LAMB over the same param groups.
+
+    Megatron's wrappers (FP32Optimizer / Float16OptimizerWithFloat16Params in a ChainedOptimizer)
+    only call `step`, `zero_grad`, `state`, `param_groups` and `(load_)state_dict` on it, and LAMB keeps
+    Adam's state keys, so clipping, the scheduler, bf16 main params and checkpoints work unchanged."""
+    from megatron.core import parallel_state
+
+    from workflow.lamb import Lamb
+
+    tp_group = parallel_state.get_tensor_model_parallel_group() if parallel_state.model_parallel_is_initialized() else None
+    for wrapper in getattr(optimizer, "chained_optimizers", [optimizer]):
+        inner = wrapper.optimizer
+        if inner is None:  # a rank with no parameters of this kind (e.g. no experts)
+            continue
+        wrapper.optimizer = Lamb(inner.param_groups, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
+                                 eps=config.adam_eps, weight_decay=config.weight_decay, tp_group=tp_group)
 
 
 def build_scheduler(optimizer, train: dict, total_samples: int):

@@ -2,7 +2,14 @@
 
 Run as `python -m workflow.train --spec JSON` (also under `torchrun` or `srun`). The spec is the
 resolved run config built by `workflow.config.pretrain_spec`.  Exit codes: 0 done, 2 bad input,
-3 non-finite loss (last good checkpoint kept), 75 checkpointed on a signal ("resume me")."""
+3 non-finite loss (last good checkpoint kept), 4 out of memory (names the micro-batch and the knob),
+75 checkpointed on a signal ("resume me").
+
+Fault-injection hooks for tests (environment variables naming a 1-based step):
+SCALEDAG_FAULT_KILL_AT_STEP (SIGKILL after the step), SCALEDAG_FAULT_SIGNAL_AT_STEP (SIGUSR1 after
+the step), SCALEDAG_FAULT_NONFINITE_AT_STEP (that step's loss is multiplied by NaN, so the weights
+really are poisoned), SCALEDAG_FAULT_OOM_AT_STEP (that step's last micro-batch raises
+torch.OutOfMemoryError, exercising the GPU out-of-memory report on CPU)."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +29,7 @@ from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import atomic_write_json
 
 EXIT_NONFINITE = 3
+EXIT_OOM = 4
 EXIT_RESUME = 75  # EX_TEMPFAIL: checkpointed on SIGTERM/SIGUSR1, run again to resume
 
 
@@ -29,8 +37,18 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+class OutOfMemory(RuntimeError):
+    pass
+
+
+def _fault_step(name: str) -> int | None:
+    value = os.environ.get(f"SCALEDAG_FAULT_{name}_AT_STEP")
+    return int(value) if value else None
+
+
 def _inject_faults(step: int) -> None:
-    """Test hooks: die (SIGKILL) or get Slurm's pre-walltime signal right after a given step."""
+    """Test hooks: die (SIGKILL) or get Slurm's pre-walltime signal right after a given step
+    (after that step's checkpoint, when it has one)."""
     if os.environ.get("SCALEDAG_FAULT_KILL_AT_STEP") == str(step):
         os.kill(os.getpid(), signal.SIGKILL)
     if os.environ.get("SCALEDAG_FAULT_SIGNAL_AT_STEP") == str(step):
@@ -59,13 +77,36 @@ def _collate(dataset, indices: list[int]) -> dict:
     return batch
 
 
+class _MicroBatches:
+    """The iterator Megatron's schedule pulls micro-batches from; remembers which one is in flight
+    (for the out-of-memory report) and carries the test faults of its step."""
+
+    def __init__(self, batches: list[dict], poison: bool = False, oom: bool = False):
+        self.batches, self.poison, self.oom = batches, poison, oom
+        self.index = -1
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        self.index += 1
+        if self.index >= len(self.batches):
+            raise StopIteration
+        if self.oom and self.index == len(self.batches) - 1:
+            raise torch.OutOfMemoryError("injected by SCALEDAG_FAULT_OOM_AT_STEP")
+        return self.batches[self.index]
+
+
 def _forward_step(data_iterator, model):
     batch = next(data_iterator)
+    poison = getattr(data_iterator, "poison", False)
     output = model(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
 
     def loss_func(per_token_loss):
         mask = batch["loss_mask"].reshape(-1).float()
         loss = (per_token_loss.float().reshape(-1) * mask).sum() / mask.sum().clamp(min=1)
+        if poison:
+            loss = loss * float("nan")
         return loss, {"lm loss": loss.detach().clone()}  # clone: Megatron scales `loss` in place
 
     return output, loss_func
@@ -200,12 +241,17 @@ class Trainer:
     def _step(self, iteration: int) -> tuple[float, float]:
         self.model.zero_grad_buffer()
         self.optimizer.zero_grad()
-        batches = self._batches(iteration)
-        losses = self.forward_backward(
-            forward_step_func=_forward_step, data_iterator=iter(batches), model=[self.model],
-            num_microbatches=self.num_microbatches, seq_length=self.seq, micro_batch_size=self.micro,
-            decoder_seq_length=self.seq, forward_only=False,
-        )
+        step = iteration + 1
+        micro = _MicroBatches(self._batches(iteration), poison=_fault_step("NONFINITE") == step,
+                              oom=_fault_step("OOM") == step)
+        try:
+            losses = self.forward_backward(
+                forward_step_func=_forward_step, data_iterator=micro, model=[self.model],
+                num_microbatches=self.num_microbatches, seq_length=self.seq, micro_batch_size=self.micro,
+                decoder_seq_length=self.seq, forward_only=False,
+            )
+        except torch.OutOfMemoryError:
+            raise OutOfMemory(self._oom_message(step, micro.index)) from None
         _, grad_norm, _ = self.optimizer.step()
         self.scheduler.step(increment=self.global_batch)
         return _reduce_loss(losses), float(grad_norm) if grad_norm is not None else float("nan")
@@ -240,7 +286,8 @@ class Trainer:
         from workflow.tracking import Tracker
 
         is_writer = self.rank == 0
-        log = MetricsLog(self.out_dir / "metrics.jsonl", resume_step=start, enabled=is_writer)
+        # No checkpoint (first start, or killed before the first one): rows of an earlier attempt are dropped.
+        log = MetricsLog(self.out_dir / "metrics.jsonl", resume_step=start or None, enabled=is_writer)
         tracker = Tracker(self.spec.get("run_id") or self.out_dir.name, self.spec.get("study"), self.spec,
                           self.out_dir, enabled=is_writer and self.spec.get("wandb", True))
         meter = detect_meter(device_index=self.launch.local_rank) if is_writer else None
@@ -256,10 +303,14 @@ class Trainer:
         loss = float("nan")
         for iteration in range(start, self.train_iters):
             clock.start()
-            loss, grad_norm = self._step(iteration)
+            try:
+                loss, grad_norm = self._step(iteration)
+            except OutOfMemory:
+                log.close()
+                tracker.finish(exit_code=EXIT_OOM)
+                raise
             clock.stop(tokens_per_iter)
             step = iteration + 1
-            _inject_faults(step)
             if not math.isfinite(loss):
                 log.close()
                 tracker.finish(exit_code=EXIT_NONFINITE)
@@ -283,6 +334,7 @@ class Trainer:
                 tracker.log({"valid/loss": valid}, step=step)
             if step % self.save_interval == 0 or step == self.train_iters:
                 self._save(step)
+            _inject_faults(step)  # after the step's checkpoint, if it has one
             if self._should_stop() and step < self.train_iters:
                 self._save(step)
                 log.close()
@@ -312,6 +364,20 @@ class Trainer:
         m = throughput_metrics(tokens, seconds, self.flops_per_token_chinchilla, self.flops_per_token_6n,
                                self.world_size, self.device_name, "bf16" if self.bf16 else "fp32")
         return {k: m[k] for k in ("tflops_per_device_chinchilla", "tflops_per_device_6n", "mfu_chinchilla", "mfu_6n")}
+
+    def _oom_message(self, step: int, micro_index: int) -> str:
+        """One line: where it failed, how big the micro-batch was, and which config knob to turn."""
+        scale = self.spec.get("scale") or str(self.spec.get("run_id") or "<scale>").split(".")[0]
+        memory = ""
+        if torch.cuda.is_available():
+            total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+            memory = f"; peak {torch.cuda.max_memory_allocated() / 2**30:.1f} of {total / 2**30:.1f} GiB"
+        return (
+            f"out of memory at step {step}, micro-batch {micro_index + 1}/{self.num_microbatches} "
+            f"(micro_batch_size {self.micro} × seq_length {self.seq}, TP {self.tp}, PP {self.pp}{memory}); "
+            f"lower scales.{scale}.train.micro_batch_size (global_batch_size is kept by more accumulation) "
+            f"or raise scales.{scale}.parallel.tp"
+        )
 
     def _should_stop(self) -> bool:
         flag = torch.tensor([float(self.stop.signum)])
@@ -386,6 +452,9 @@ def main(argv: list[str] | None = None) -> None:
     except NonFiniteLoss as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_NONFINITE)
+    except OutOfMemory as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_OOM)
 
 
 if __name__ == "__mp_main__":  # a helper process spawned by dist_checkpointing
