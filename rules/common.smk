@@ -112,6 +112,8 @@ def get_final_targets():
 
 @final_targets_provider
 def get_loss_curve_targets(study, study_config):
+    if study_config.get("benchmarks") or study_config.get("generator") == "proxy":
+        return []  # efficiency studies (issue #9) have their own figures: get_efficiency_targets
     return [f"{R}/{study}/figures/loss_curves.{ext}" for ext in ("png", "pdf")] + [f"{R}/{study}/tables/loss.csv"]
 
 
@@ -127,3 +129,102 @@ def get_rule_retries(rule):
 def get_envmodules():
     """Modules a GPU job loads on this scale's machine (Snakemake's env-modules deployment)."""
     return list(machine(config).modules)
+
+
+# -- efficiency studies (issue #9): block / GPT-2 benchmarks, architecture design by proxy ---------
+from workflow import efficiency as _eff
+from workflow import proxy as _proxy
+
+EFFICIENCY_FIGURES = ["block_throughput", "gpt2_seq_length", "gpt2_grad_accum", "gpt2_scaling", "sparsity"]
+EFFICIENCY_TABLES = ["block", "gpt2", "scaling", "sparsity"]
+
+
+@final_targets_provider
+def get_efficiency_targets(study, study_config):
+    if study_config.get("benchmarks"):
+        return [f"{R}/{study}/figures/{f}.png" for f in EFFICIENCY_FIGURES] + [
+            f"{R}/{study}/tables/{t}.csv" for t in EFFICIENCY_TABLES]
+    if study_config.get("generator") == "proxy":
+        return [f"{R}/{study}/tables/proxy.csv", f"{R}/{study}/figures/proxy_predicted_vs_actual.png"]
+    return []
+
+
+def get_block_spec(wildcards):
+    return json.dumps(_eff.block_spec(config, wildcards.study, wildcards.arch))
+
+
+def get_gpt2_spec(wildcards):
+    return json.dumps(_eff.gpt2_spec(config, wildcards.study, wildcards.job))
+
+
+def get_gpt2_launcher(wildcards):
+    return _eff.gpt2_launcher(config, wildcards.study, wildcards.job)
+
+
+def get_gpt2_threads(wildcards):
+    return _eff.gpt2_job_devices(wildcards.job) * scale_config(config).get("threads_per_run", 1)
+
+
+def get_gpt2_nodes(wildcards):
+    return _eff.gpt2_nodes(config, wildcards.study, wildcards.job)
+
+
+def get_gpt2_tasks(wildcards):
+    return _eff.gpt2_job_devices(wildcards.job)
+
+
+def get_scale_data(wildcards):
+    return {"tokenizer": f"{DATA}/tokenizer.json",
+            **{f"{split}_{ext}": f"{DATA}/tokens/{split}.{ext}" for split in ("train", "valid") for ext in ("bin", "idx")}}
+
+
+def get_block_rows(wildcards):
+    sweep = _eff.block_sweep(config, wildcards.study)
+    return [f"{R}/{wildcards.study}/block/{arch}.jsonl" for arch in (sweep["archs"] if sweep else [])]
+
+
+def get_gpt2_rows(wildcards):
+    return [f"{R}/{wildcards.study}/gpt2/{job}.jsonl" for job in _eff.gpt2_jobs(config, wildcards.study)]
+
+
+def get_external_rows(wildcards):
+    """Benchmark rows measured on other machines (committed under benchmarks/results/), shown beside ours."""
+    from workflow.config import REPO_ROOT
+
+    return sorted(str(p) for p in (REPO_ROOT / "benchmarks" / "results").glob("efficiency_*.jsonl"))
+
+
+def _proxy_runs(study, variant):
+    return sorted(r for r, spec in study_runs(config, study).items() if spec["variant"] == variant)
+
+
+def get_proxy_metrics(wildcards):
+    return [f"{R}/{wildcards.study}/runs/{r}/metrics.jsonl" for r in _proxy_runs(wildcards.study, "proxy")]
+
+
+def get_proxy_summaries(wildcards):
+    return [f"{R}/{wildcards.study}/runs/{r}/summary.json" for r in _proxy_runs(wildcards.study, "proxy")]
+
+
+def get_proxy_settings(wildcards):
+    return json.dumps(_proxy.proxy_settings(config, wildcards.study))
+
+
+def _full_runs(wildcards):
+    """Full runs the ranking selects; every candidate when `full: all` (known without the ranking)."""
+    if _proxy.full_selection(_proxy.proxy_settings(config, wildcards.study)) is None:
+        return _proxy_runs(wildcards.study, "full")
+    ranking = checkpoints.proxy_rank.get(study=wildcards.study).output.ranking
+    with open(ranking) as fh:
+        return [f"full_{shape}" for shape in json.load(fh)["full"]]
+
+
+def get_full_metrics(wildcards):
+    return [f"{R}/{wildcards.study}/runs/{r}/metrics.jsonl" for r in _full_runs(wildcards)]
+
+
+def get_full_summaries(wildcards):
+    return [f"{R}/{wildcards.study}/runs/{r}/summary.json" for r in _full_runs(wildcards)]
+
+
+# -- END efficiency studies (issue #9) ----------------------------------------------------------

@@ -133,7 +133,7 @@ def logs_root(config: dict) -> str:
 
 def enabled_studies(config: dict) -> list[str]:
     return [s for s, st in config["studies"].items()
-            if st.get("enabled", True) and (st.get("generator") or st["sizes"].get(config["scale"]))]
+            if st.get("enabled", True) and (st.get("generator") or st.get("benchmarks") or st["sizes"].get(config["scale"]))]
 
 
 def study_runs(config: dict, study: str) -> dict[str, dict]:
@@ -149,7 +149,7 @@ def study_runs(config: dict, study: str) -> dict[str, dict]:
 
         return GENERATORS[st["generator"]](config, study)
     runs = {}
-    for shape_name in st["sizes"].get(config["scale"], []):
+    for shape_name in st.get("sizes", {}).get(config["scale"], []):  # none in a benchmarks-only study
         for variant, run in st["runs"].items():
             runs[f"{variant}{RUN_SEPARATOR}{shape_name}"] = {
                 "variant": variant,

@@ -8,3 +8,12 @@ from __future__ import annotations
 from typing import Callable
 
 GENERATORS: dict[str, Callable[[dict, str], dict[str, dict]]] = {}
+
+
+def _proxy(config: dict, study: str) -> dict[str, dict]:
+    from workflow.proxy import proxy_runs  # MatGPT architecture design by proxy (issue #9)
+
+    return proxy_runs(config, study)
+
+
+GENERATORS["proxy"] = _proxy

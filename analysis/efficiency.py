@@ -1,0 +1,297 @@
+"""Tables and figures of the efficiency studies, from benchmark rows of any number of machines.
+
+Rows are JSONL (one per measured point, labelled with the device read at run time), so results of
+several machines are put side by side by passing all their files: every table and figure groups by
+`device`. Subcommands:
+
+  figures        block / GPT-2 / scaling / sparsity tables (CSV) and figures (PNG)
+  proxy-rank     rank candidate shapes from their proxy runs (MatGPT) -> ranking.json
+  proxy-report   Spearman(proxy ranking, full-run losses), proxy cost fraction, table and figure
+
+e.g. `python -m analysis.efficiency figures --block a.jsonl b.jsonl --gpt2 c.jsonl --out-dir out/`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from workflow.errors import ScaleDAGError, main_guard
+from workflow.io import atomic_path, atomic_write_json
+
+
+def load_rows(paths: list[str]) -> pd.DataFrame:
+    rows = []
+    for path in paths:
+        if not path:
+            continue
+        for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ScaleDAGError(f"{path}:{i}: not a JSON row ({exc.msg})") from None
+    return pd.DataFrame(rows)
+
+
+def scaling_efficiency(gpt2: pd.DataFrame) -> pd.DataFrame:
+    """Data-parallel scaling efficiency thr(n) / (n * thr(1)) per device type, size and batch."""
+    keys = ["device", "size", "seq_length", "micro_batch_size", "grad_accum"]
+    d = gpt2[gpt2["sweep"] == "devices"] if len(gpt2) else gpt2
+    out = []
+    for key, g in d.groupby(keys) if len(d) else []:
+        one = g[g["devices"] == 1]
+        if one.empty:
+            raise ScaleDAGError(f"scaling efficiency: no 1-device row for {dict(zip(keys, key))}")
+        base = float(one["tokens_per_s"].iloc[0])
+        for _, r in g.sort_values("devices").iterrows():
+            n = int(r["devices"])
+            out.append({**dict(zip(keys, key)), "devices": n, "tokens_per_s": r["tokens_per_s"],
+                        "speedup": r["tokens_per_s"] / base, "scaling_efficiency": r["tokens_per_s"] / (n * base)})
+    return pd.DataFrame(out, columns=keys + ["devices", "tokens_per_s", "speedup", "scaling_efficiency"])
+
+
+def sparsity_table(block: pd.DataFrame) -> pd.DataFrame:
+    """Dense vs 2:4 sparse per point: speed-ups where supported, the reason where not."""
+    keys = ["device", "arch", "hidden", "seq_length", "micro_batch_size", "dtype"]
+    if block.empty:
+        return pd.DataFrame(columns=keys + ["status", "dense_fwd_bwd_ms", "sparse_fwd_bwd_ms", "speedup_fwd", "speedup_fwd_bwd", "reason"])
+    dense = block[block["mode"] == "dense"].set_index(keys)
+    rows = []
+    for _, r in block[block["mode"] == "sparse24"].iterrows():
+        k = tuple(r[c] for c in keys)
+        d = dense.loc[k] if k in dense.index else None
+        ok = r["status"] == "ok"
+        rows.append({**dict(zip(keys, k)), "status": r["status"],
+                     "dense_fwd_bwd_ms": None if d is None else d["fwd_bwd_ms"],
+                     "sparse_fwd_bwd_ms": r.get("fwd_bwd_ms") if ok else None,
+                     "speedup_fwd": r.get("speedup_fwd") if ok else None,
+                     "speedup_fwd_bwd": r.get("speedup_fwd_bwd") if ok else None,
+                     "reason": r.get("reason")})
+    return pd.DataFrame(rows)
+
+
+_BLOCK_COLS = ["device", "device_type", "dtype", "arch", "mode", "status", "hidden", "heads", "ffn_hidden", "seq_length",
+               "micro_batch_size", "fwd_ms", "fwd_bwd_ms", "tokens_per_s", "tflops", "peak_memory_mb", "activation_mb",
+               "torch", "megatron_core", "cuda", "hip", "host", "scale"]
+_GPT2_COLS = ["device", "dtype", "sweep", "size", "layers", "hidden", "heads", "parameters", "seq_length",
+              "micro_batch_size", "grad_accum", "devices", "global_batch_size", "step_ms", "tokens_per_s",
+              "tokens_per_s_per_device", "tflops_per_device_chinchilla", "mfu_chinchilla", "peak_memory_mb",
+              "torch", "megatron_core", "host", "scale"]
+
+
+def _cols(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    return df[[c for c in cols if c in df.columns]]
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=130)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+    ax.set_axis_off()
+
+
+def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict[str, pd.DataFrame]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    block, gpt2 = load_rows(block_paths), load_rows(gpt2_paths)
+    if block.empty and gpt2.empty:
+        raise ScaleDAGError("efficiency figures: no benchmark rows in the given files")
+    scaling = scaling_efficiency(gpt2)
+    sparse = sparsity_table(block)
+    tables = {"block": _cols(block, _BLOCK_COLS), "gpt2": _cols(gpt2, _GPT2_COLS), "scaling": scaling, "sparsity": sparse}
+    for name, df in tables.items():
+        _write_csv(df, out / "tables" / f"{name}.csv")
+
+    # Block: tokens/s vs sequence length, one line per (device, arch, hidden, micro-batch), dense only.
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    dense = block[block["mode"] == "dense"] if len(block) else block
+    for (dev, arch, hidden, micro), g in dense.groupby(["device", "arch", "hidden", "micro_batch_size"]) if len(dense) else []:
+        g = g.sort_values("seq_length")
+        label = f"{dev} {arch} h{hidden} b{micro}"
+        axes[0].plot(g["seq_length"], g["tokens_per_s"], "o-", ms=3, label=label)
+        axes[1].plot(g["seq_length"], g["tflops"], "o-", ms=3, label=label)
+    for ax, ylabel in zip(axes, ("tokens / s", "achieved TFLOP/s (Chinchilla count)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sequence length")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=6, ncol=2)
+    fig.suptitle("Transformer block (one Megatron-core layer), forward + backward", fontsize=10)
+    fig.tight_layout()
+    _save(fig, out / "figures" / "block_throughput.png")
+    plt.close(fig)
+
+    # GPT-2: throughput vs sequence length per size.
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    seq = gpt2[gpt2["sweep"] == "seq"] if len(gpt2) else gpt2
+    for (dev, size), g in seq.groupby(["device", "size"]) if len(seq) else []:
+        g = g.sort_values("seq_length")
+        ax.plot(g["seq_length"], g["tokens_per_s"], "o-", ms=3, label=f"{size} ({dev})")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("sequence length")
+    ax.set_ylabel("training tokens / s")
+    ax.set_title("GPT-2 training throughput vs sequence length", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, out / "figures" / "gpt2_seq_length.png")
+    plt.close(fig)
+
+    # GPT-2: sensitivity to gradient accumulation at a fixed global batch.
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    acc = gpt2[gpt2["sweep"] == "grad_accum"] if len(gpt2) else gpt2
+    for (dev, size), g in acc.groupby(["device", "size"]) if len(acc) else []:
+        g = g.sort_values("grad_accum")
+        ax.plot(g["grad_accum"], g["tokens_per_s"], "o-", ms=3, label=f"{size} ({dev}), global batch {int(g['global_batch_size'].iloc[0])}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("gradient-accumulation steps (micro-batch = global / steps)")
+    ax.set_ylabel("training tokens / s")
+    ax.set_title("GPT-2: sensitivity to gradient accumulation", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, out / "figures" / "gpt2_grad_accum.png")
+    plt.close(fig)
+
+    # GPT-2: data-parallel scaling efficiency.
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for (dev, size, s, m), g in scaling.groupby(["device", "size", "seq_length", "micro_batch_size"]) if len(scaling) else []:
+        label = f"{size} seq {s} b{m} ({dev})"
+        axes[0].plot(g["devices"], g["tokens_per_s"], "o-", ms=3, label=label)
+        axes[1].plot(g["devices"], g["scaling_efficiency"], "o-", ms=3, label=label)
+    axes[1].axhline(1.0, color="grey", lw=0.8, ls="--")
+    for ax, ylabel in zip(axes, ("training tokens / s", "scaling efficiency thr(n) / (n thr(1))")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("data-parallel devices")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, out / "figures" / "gpt2_scaling.png")
+    plt.close(fig)
+
+    # Dense vs 2:4 sparse.
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ok = sparse[sparse["status"] == "ok"] if len(sparse) else sparse
+    if len(ok):
+        for (dev, arch, hidden), g in ok.groupby(["device", "arch", "hidden"]):
+            g = g.groupby("seq_length", as_index=False)["speedup_fwd_bwd"].median()
+            ax.plot(g["seq_length"], g["speedup_fwd_bwd"], "o-", ms=3, label=f"{dev} {arch} h{hidden}")
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sequence length")
+        ax.set_ylabel("speed-up of 2:4 sparse over dense (fwd + bwd)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    unsupported = sparse[sparse["status"] != "ok"] if len(sparse) else sparse
+    if len(unsupported):
+        devices = ", ".join(sorted(set(unsupported["device"].astype(str))))
+        reason = str(unsupported["reason"].iloc[0])[:160]
+        note = f"2:4 sparsity unsupported on {devices} ({len(unsupported)} points):\n{reason}"
+        if len(ok):
+            ax.set_title(note, fontsize=6)
+        else:
+            _empty(ax, note)
+    if not len(sparse):
+        _empty(ax, "no sparsity rows")
+    fig.tight_layout()
+    _save(fig, out / "figures" / "sparsity.png")
+    plt.close(fig)
+    return tables
+
+
+# -- architecture design by proxy -----------------------------------------------------------------
+
+def proxy_figure(report: dict, png: str, pdf: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["rows"]
+    fig, ax = plt.subplots(figsize=(6.0, 4.6))
+    x = [r["predicted_loss"] for r in rows]
+    y = [r["actual_loss"] for r in rows]
+    sizes = [20 + 60 * (r["tokens_per_s"] or 0) / max(1e-9, max((q["tokens_per_s"] or 0) for q in rows)) for r in rows]
+    ax.scatter(x, y, s=sizes, alpha=0.7)
+    for r in rows:
+        ax.annotate(f"{r['shape']} (#{r['predicted_rank']})", (r["predicted_loss"], r["actual_loss"]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    rho = report["spearman"]
+    ax.set_xlabel("proxy validation loss (predicted, equal compute)")
+    ax.set_ylabel("full-run validation loss (actual)")
+    ax.set_title(f"Architecture by proxy: Spearman rho = {'n/a' if rho is None else f'{rho:.2f}'}, "
+                 f"proxy cost {report['proxy_flops_fraction']:.0%} of full FLOPs\n(marker size: throughput)", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    for path in (png, pdf):
+        _save(fig, Path(path))
+    plt.close(fig)
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("figures")
+    f.add_argument("--block", nargs="*", default=[])
+    f.add_argument("--gpt2", nargs="*", default=[])
+    f.add_argument("--external", nargs="*", default=[], help="rows from other machines (block or GPT-2 rows)")
+    f.add_argument("--out-dir", required=True)
+    r = sub.add_parser("proxy-rank")
+    r.add_argument("--settings", required=True, help="JSON of workflow.proxy.proxy_settings")
+    r.add_argument("--metrics", nargs="+", required=True)
+    r.add_argument("--summaries", nargs="+", required=True)
+    r.add_argument("--out", required=True)
+    p = sub.add_parser("proxy-report")
+    p.add_argument("--ranking", required=True)
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--summaries", nargs="+", required=True)
+    p.add_argument("--report", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--png", required=True)
+    p.add_argument("--pdf", required=True)
+    args = parser.parse_args(argv)
+
+    from workflow import proxy
+
+    if args.command == "figures":
+        ext = [e for e in args.external if e]
+        ext_block = [e for e in ext if "block" in Path(e).name]
+        ext_gpt2 = [e for e in ext if "gpt2" in Path(e).name]
+        tables = figures(args.block + ext_block, args.gpt2 + ext_gpt2, args.out_dir)
+        print({k: len(v) for k, v in tables.items()})
+    elif args.command == "proxy-rank":
+        ranking = proxy.rank_candidates(args.metrics, args.summaries, json.loads(args.settings))
+        atomic_write_json(args.out, ranking)
+        for row in ranking["candidates"]:
+            print(f"#{row['predicted_rank']} {row['shape']}: proxy loss {row['predicted_loss']:.4f}, "
+                  f"{row['tokens_per_s'] or float('nan'):,.0f} tok/s")
+        print("full runs:", ", ".join(ranking["full"]))
+    else:
+        ranking = json.loads(Path(args.ranking).read_text())
+        report = proxy.proxy_report(ranking, args.metrics, args.summaries)
+        atomic_write_json(args.report, report)
+        _write_csv(pd.DataFrame(report["rows"]), Path(args.table))
+        proxy_figure(report, args.png, args.pdf)
+        print(f"spearman {report['spearman']}, proxy FLOPs fraction {report['proxy_flops_fraction']:.3f}, "
+              f"proxy seconds fraction {report['proxy_seconds_fraction']}")
+
+
+if __name__ == "__main__":
+    main()
