@@ -1,84 +1,241 @@
 """Encode prepared JSONL splits into Megatron indexed datasets (<prefix>.bin + <prefix>.idx).
 
 Tokenising once, up front, keeps the training loop free of tokenizer work and lets Megatron's
-GPTDataset memory-map the tokens. Documents are encoded in batches (the Rust tokenizer parallelises
-a batch) and streamed, so a corpus never has to fit in memory. Each document ends with EOD.
+GPTDataset memory-map the tokens. Two steps, so large corpora scatter over many jobs:
+
+  encode  one shard = one contiguous byte range of each split file (a line belongs to the shard
+          holding its first byte), so shards need no pre-splitting and merging them in order
+          reproduces the file's order. Documents are encoded in batches by the Rust tokenizer on
+          all the job's threads, streamed (memory is bounded by the batch), each ending with EOD.
+  merge   concatenates the shards of each split with Megatron's `IndexedDatasetBuilder.add_index`
+          and writes tokens/stats.json (documents and tokens per split next to the prepare stats).
+
+The token dtype is the smallest that holds the vocabulary (uint16 below 65,500 ids, else int32).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import time
 from itertools import islice
 from pathlib import Path
+from typing import Iterator
 
 import numpy
 
 from workflow.errors import ScaleDAGError, main_guard
-from workflow.io import atomic_path
-from workflow.tokenizer import eod_id, iter_jsonl_texts, load_tokenizer
+from workflow.io import atomic_path, atomic_write_json
 
-BATCH_DOCUMENTS = 1000
+SPLITS = ("train", "valid", "test")
+BATCH_DOCUMENTS = 1024
+
+
+def shard_lines(path: str | os.PathLike, shard: int = 0, num_shards: int = 1) -> Iterator[tuple[int, bytes]]:
+    """(end offset, line) for the lines whose first byte lies in this shard's byte range."""
+    if not 0 <= shard < num_shards:
+        raise ScaleDAGError(f"shard {shard} is not in [0, {num_shards})")
+    size = os.path.getsize(path)
+    start, end = size * shard // num_shards, size * (shard + 1) // num_shards
+    with open(path, "rb") as fh:
+        if start > 0:
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                fh.readline()  # the line in progress belongs to the previous shard
+        position = fh.tell()
+        while position < end:
+            line = fh.readline()
+            if not line:
+                break
+            position += len(line)
+            yield position, line
+
+
+def token_dtype(vocab_size: int):
+    """Megatron's DType.optimal_dtype, without importing Megatron where only the dtype is needed."""
+    return numpy.uint16 if vocab_size < 65500 else numpy.int32
+
+
+class Progress:
+    """A text progress bar for logs: one line every `every` seconds and at the end."""
+
+    def __init__(self, label: str, total: int, every: float = 10.0):
+        self.label, self.total, self.every = label, max(total, 1), every
+        self.t0 = self.last = time.time()
+
+    def update(self, done: int, documents: int, tokens: int, final: bool = False) -> None:
+        now = time.time()
+        if not final and now - self.last < self.every:
+            return
+        self.last = now
+        frac = min(done / self.total, 1.0)
+        bar = "#" * int(frac * 30)
+        elapsed = max(now - self.t0, 1e-9)
+        eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
+        print(f"{self.label} [{bar:<30}] {frac:6.1%} {documents} docs {tokens} tokens "
+              f"{done / elapsed / 1e6:.1f} MB/s {tokens / elapsed:.0f} tok/s eta {eta:.0f}s", flush=True)
 
 
 def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer_path: str | os.PathLike, out_prefix: str | os.PathLike,
-                 batch_documents: int = BATCH_DOCUMENTS, progress_every: int = 100_000) -> dict:
-    """Write <out_prefix>.bin/.idx; returns {"documents", "tokens"} (tokens include one EOD per document)."""
-    from megatron.core.datasets.indexed_dataset import DType, IndexedDatasetBuilder
+                 batch_documents: int = BATCH_DOCUMENTS, shard: int = 0, num_shards: int = 1,
+                 progress_every: float = 10.0, text_field: str = "text") -> dict:
+    """Write <out_prefix>.bin/.idx for one shard of a JSONL split; returns its document/token counts."""
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
+    from workflow.tokenizer import eod_id, load_tokenizer
+
+    jsonl_path = Path(jsonl_path)
+    if not jsonl_path.is_file():
+        raise ScaleDAGError(f"{jsonl_path}: no such file (expected a prepare_corpus split)")
     tok = load_tokenizer(tokenizer_path)
     tok.encode_special_tokens = True  # a literal "<|endoftext|>" in the text is text, not a document break
     eod = eod_id(tok)
-    dtype = DType.optimal_dtype(tok.get_vocab_size())
+    dtype = token_dtype(tok.get_vocab_size())
     encode_batch = getattr(tok, "encode_batch_fast", tok.encode_batch)  # no offsets needed
-    texts = iter_jsonl_texts(jsonl_path)
-    documents = tokens = 0
-    t0 = time.time()
+    lines = shard_lines(jsonl_path, shard, num_shards)
+    size = os.path.getsize(jsonl_path)
+    progress = Progress(f"{jsonl_path.name} shard {shard}/{num_shards}",
+                        size * (shard + 1) // num_shards - size * shard // num_shards, progress_every)
+    start = size * shard // num_shards
+    documents = tokens = done = 0
 
     out_prefix = str(out_prefix)
     # .bin is renamed first, then .idx: a complete-looking .idx always has its .bin.
     with atomic_path(out_prefix + ".idx") as idx_tmp:
         with atomic_path(out_prefix + ".bin") as bin_tmp:
             builder = IndexedDatasetBuilder(str(bin_tmp), dtype=dtype)
-            while batch := list(islice(texts, batch_documents)):
-                for encoding in encode_batch(batch, add_special_tokens=False):
-                    ids = numpy.array(encoding.ids + [eod], dtype=dtype)
+            while batch := list(islice(lines, batch_documents)):
+                texts = []
+                for lineno_offset, (_, line) in enumerate(batch):
+                    try:
+                        texts.append(json.loads(line)[text_field])
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise ScaleDAGError(f"{jsonl_path}: a line near byte {batch[lineno_offset][0]} is not a "
+                                            f"JSON object with a {text_field!r} field") from None
+                for encoding in encode_batch(texts, add_special_tokens=False):
+                    ids = encoding.ids
+                    ids.append(eod)
                     builder.add_document(ids, [len(ids)])
                     tokens += len(ids)
                 documents += len(batch)
-                if progress_every and documents // progress_every > (documents - len(batch)) // progress_every:
-                    print(f"{jsonl_path}: {documents} documents, {tokens} tokens, "
-                          f"{tokens / max(time.time() - t0, 1e-9):.0f} tokens/s", flush=True)
-            if documents == 0:
-                raise ScaleDAGError(f"{jsonl_path}: no documents to encode")
+                done = batch[-1][0] - start
+                progress.update(done, documents, tokens)
             builder.finalize(str(idx_tmp))
+    progress.update(done, documents, tokens, final=True)
     return {"documents": documents, "tokens": tokens}
+
+
+def merge_shards(shard_prefixes: list[str], out_prefix: str | os.PathLike, dtype) -> None:
+    """Concatenate shard datasets, in order, into one <out_prefix>.bin/.idx (Megatron's add_index).
+
+    A single shard is already the whole dataset: it is hard-linked (or copied) into place, which
+    spares the job Megatron's import."""
+    out_prefix = str(out_prefix)
+    for prefix in shard_prefixes:
+        for suffix in (".bin", ".idx"):
+            if not os.path.isfile(prefix + suffix):
+                raise ScaleDAGError(f"{prefix}{suffix}: missing shard (expected an encode output)")
+    with atomic_path(out_prefix + ".idx") as idx_tmp:
+        with atomic_path(out_prefix + ".bin") as bin_tmp:
+            if len(shard_prefixes) == 1:
+                for suffix, tmp in ((".bin", bin_tmp), (".idx", idx_tmp)):
+                    try:
+                        os.link(shard_prefixes[0] + suffix, tmp)
+                    except OSError:
+                        shutil.copyfile(shard_prefixes[0] + suffix, tmp)
+            else:
+                from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+                builder = IndexedDatasetBuilder(str(bin_tmp), dtype=dtype)
+                for prefix in shard_prefixes:
+                    builder.add_index(prefix)
+                builder.finalize(str(idx_tmp))
+
+
+def merge_corpus(shard_dirs: list[str], tokenizer_path: str | os.PathLike, corpus_stats: str | os.PathLike,
+                 out_dir: str | os.PathLike) -> dict:
+    """Merge every split's shards into <out_dir>/<split>.{bin,idx} and write <out_dir>/stats.json."""
+    from workflow.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tokenizer_path)
+    dtype = token_dtype(tok.get_vocab_size())
+    prepared = json.loads(Path(corpus_stats).read_text())
+    shard_counts = []
+    for d in shard_dirs:
+        try:
+            shard_counts.append(json.loads((Path(d) / "counts.json").read_text()))
+        except (OSError, json.JSONDecodeError):
+            raise ScaleDAGError(f"{d}/counts.json: missing or unreadable (expected an encode output)") from None
+    out_dir = Path(out_dir)
+    splits = {}
+    for split in SPLITS:
+        merge_shards([f"{d}/{split}" for d in shard_dirs], out_dir / split, dtype)
+        counts = {key: sum(c[split][key] for c in shard_counts) for key in ("documents", "tokens")}
+        counts["bytes"] = os.path.getsize(out_dir / f"{split}.bin")
+        counts["chars"] = prepared["splits"][split]["chars"]
+        if counts["documents"] != prepared["splits"][split]["documents"]:
+            raise ScaleDAGError(f"{out_dir}/{split}: {counts['documents']} documents encoded but "
+                                f"{corpus_stats} lists {prepared['splits'][split]['documents']}")
+        if counts["bytes"] != counts["tokens"] * numpy.dtype(dtype).itemsize:
+            raise ScaleDAGError(f"{out_dir}/{split}.bin: {counts['bytes']} bytes, expected {counts['tokens']} tokens")
+        splits[split] = counts
+    stats = {"corpus": prepared["corpus"], "tokenizer_vocab_size": tok.get_vocab_size(),
+             "dtype": numpy.dtype(dtype).name, "shards": len(shard_dirs), "splits": splits, "prepare": prepared}
+    atomic_write_json(out_dir / "stats.json", stats)
+    return stats
+
+
+def _set_threads(threads: int | None) -> None:
+    """The Rust tokenizer parallelises each batch over RAYON_NUM_THREADS; set before first use."""
+    if threads:
+        os.environ["RAYON_NUM_THREADS"] = str(threads)
+        os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokenizer", required=True, help="tokenizer.json")
-    parser.add_argument("--input", action="append", required=True, help="a JSONL split (repeatable)")
-    parser.add_argument("--output-prefix", action="append", required=True,
-                        help="output prefix for the preceding --input (repeatable, same count)")
-    parser.add_argument("--batch-documents", type=int, default=BATCH_DOCUMENTS)
+    sub = parser.add_subparsers(dest="command", required=True)
+    enc = sub.add_parser("encode", help="encode one shard of JSONL splits")
+    enc.add_argument("--tokenizer", required=True, help="tokenizer.json")
+    enc.add_argument("--input", action="append", required=True, help="a JSONL split (repeatable)")
+    enc.add_argument("--output-prefix", action="append", required=True,
+                     help="output prefix for the preceding --input (repeatable, same count)")
+    enc.add_argument("--shard", type=int, default=0)
+    enc.add_argument("--num-shards", type=int, default=1)
+    enc.add_argument("--threads", type=int, default=None, help="tokenizer threads (default: all cores)")
+    enc.add_argument("--batch-documents", type=int, default=BATCH_DOCUMENTS)
+    mrg = sub.add_parser("merge", help="merge shards into one dataset per split")
+    mrg.add_argument("--tokenizer", required=True)
+    mrg.add_argument("--corpus-stats", required=True, help="stats.json of prepare_corpus")
+    mrg.add_argument("--shard-dir", nargs="+", required=True, help="the shard directories, in order")
+    mrg.add_argument("--out-dir", required=True)
     args = parser.parse_args(argv)
+    if args.command == "merge":
+        t0 = time.time()
+        stats = merge_corpus(args.shard_dir, args.tokenizer, args.corpus_stats, args.out_dir)
+        print(f"merged {len(args.shard_dir)} shard(s) in {time.time() - t0:.1f}s: " + ", ".join(
+            f"{s} {c['documents']} docs / {c['tokens']} tokens" for s, c in stats["splits"].items()), flush=True)
+        return
     if len(args.input) != len(args.output_prefix):
         raise ScaleDAGError(f"--input given {len(args.input)} times but --output-prefix {len(args.output_prefix)} times")
     for path in args.input:
         if not Path(path).is_file():
             raise ScaleDAGError(f"--input {path}: no such file")
+    _set_threads(args.threads or os.cpu_count())
+    all_counts = {}
     for path, prefix in zip(args.input, args.output_prefix):
         t0 = time.time()
-        counts = encode_jsonl(path, args.tokenizer, prefix, batch_documents=args.batch_documents)
-        print(f"{path} -> {prefix}.{{bin,idx}}: {counts['documents']} documents, {counts['tokens']} tokens "
-              f"in {time.time() - t0:.1f}s", flush=True)
+        counts = encode_jsonl(path, args.tokenizer, prefix, batch_documents=args.batch_documents,
+                              shard=args.shard, num_shards=args.num_shards)
+        all_counts[Path(prefix).name] = counts
+        print(f"{path} shard {args.shard}/{args.num_shards} -> {prefix}.{{bin,idx}}: {counts['documents']} documents, "
+              f"{counts['tokens']} tokens in {time.time() - t0:.1f}s", flush=True)
+    for directory in {str(Path(prefix).parent) for prefix in args.output_prefix}:  # what merge sums up
+        atomic_write_json(Path(directory) / "counts.json",
+                          {name: c for name, c in all_counts.items()})
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")  # the Rust tokenizer does the work here
-    import torch
-
-    torch.set_num_threads(1)  # torch is only imported (by megatron); leave the cores to the tokenizer
     main()
