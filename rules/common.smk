@@ -54,6 +54,37 @@ def get_corpus_spec(wildcards):
     return json.dumps(corpus_spec(config, wildcards.corpus))
 
 
+# -- data stages (issue #3): tokenizer inputs and the tokenize scatter/gather ------------------------
+def get_tokenizer_inputs(wildcards):
+    """The train split, plus the pre-existing tokenizer file when config names one."""
+    from workflow.config import input_path
+
+    inputs = {"train": f"{R}/data/{wildcards.corpus}/train.jsonl"}
+    if scale_config(config)["tokenizer"].get("file"):
+        inputs["existing"] = str(input_path(scale_config(config)["tokenizer"]["file"]))
+    return inputs
+
+
+def get_tokenizer_args(wildcards, input):
+    import shlex
+
+    tok = scale_config(config)["tokenizer"]
+    args = f"--type {tok.get('type', 'byte-bpe')} --min-frequency {tok.get('min_frequency', 2)}"
+    return args + (f" --existing {shlex.quote(input.existing)}" if "existing" in input.keys() else "")
+
+
+def get_token_shard_dirs(wildcards):
+    """One directory per tokenize_shard job (the scatter); tokenize_corpus gathers them in order."""
+    shards = scale_config(config)["tokenizer"].get("shards", 1)
+    return [f"{R}/data/{wildcards.corpus}/tokens/shards/{k}-of-{shards}" for k in range(shards)]
+
+
+def get_token_shards(wildcards):
+    return [f"{d}/{split}.{ext}" for d in get_token_shard_dirs(wildcards)
+            for split in ("train", "valid", "test") for ext in ("bin", "idx")] + [
+        f"{d}/counts.json" for d in get_token_shard_dirs(wildcards)]
+
+
 def get_pretrain_spec(wildcards):
     return json.dumps(pretrain_spec(config, wildcards.study, wildcards.run))
 

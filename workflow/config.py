@@ -70,6 +70,13 @@ def check_references(config: dict) -> None:
             raise ScaleDAGError(
                 f"config: shapes.{name}: hidden ({shape['hidden']}) must be divisible by heads ({shape['heads']})"
             )
+    from workflow.corpus import normalise_spec  # what a schema cannot say about sources and splits
+
+    for corpus in config["corpora"]:
+        try:
+            normalise_spec(corpus_spec(config, corpus))
+        except ScaleDAGError as exc:
+            raise ScaleDAGError(f"config: corpora.{corpus}: {exc}") from None
     for scale, sc in config["scales"].items():
         if sc["corpus"] not in config["corpora"]:
             raise ScaleDAGError(
@@ -193,16 +200,10 @@ def run_dir(config: dict, study: str, run: str) -> str:
 
 
 def corpus_spec(config: dict, corpus: str) -> dict:
+    """The spec `workflow.corpus` prepares a corpus from (its config entry plus its name)."""
     if corpus not in config["corpora"]:
         raise ScaleDAGError(f"config: corpora: unknown corpus {corpus!r}")
-    c = config["corpora"][corpus]
-    return {
-        "name": corpus,
-        "sources": copy.deepcopy(c.get("sources")),
-        "generated": copy.deepcopy(c.get("generated")),
-        "min_chars": c.get("min_chars", 50),
-        "valid_fraction": c.get("valid_fraction", 0.05),
-    }
+    return {"name": corpus, **copy.deepcopy(config["corpora"][corpus])}
 
 
 def pretrain_spec(config: dict, study: str, run: str) -> dict:
