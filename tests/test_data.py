@@ -116,3 +116,24 @@ def test_adapter_satisfies_megatron(tokens):
     text = "TiO2 is a semiconductor."
     assert adapter.detokenize(adapter.tokenize(text)) == text
     json.dumps(adapter.unique_identifiers)
+
+
+def test_llama_style_tokenizer_data_reads_through_gpt_dataset(tmp_path):
+    """A sentencepiece-bpe corpus (EOD = </s>, id 2) with its test split, read back by GPTDataset."""
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    from workflow.corpus import prepare_corpus
+    from workflow.data import HFTokenizerAdapter, build_gpt_datasets
+    from workflow.tokenize_corpus import encode_jsonl
+
+    prepare_corpus({"name": "sp", "generated": {"documents": 200, "seed": 4}, "valid_fraction": 0.1,
+                    "test_fraction": 0.1}, tmp_path)
+    train_tokenizer(tmp_path / "train.jsonl", tmp_path / "tokenizer.json", vocab_size=400, kind="sentencepiece-bpe")
+    for split in ("train", "valid", "test"):
+        encode_jsonl(tmp_path / f"{split}.jsonl", tmp_path / "tokenizer.json", tmp_path / "tokens" / split)
+    assert HFTokenizerAdapter(tmp_path / "tokenizer.json").eod == 2
+    train, test = build_gpt_datasets(tmp_path / "tokens" / "train", tmp_path / "tokens" / "test",
+                                     tmp_path / "tokenizer.json", SEQ, 1, 20, 2)
+    assert train[0]["tokens"].shape == (SEQ,) and len(test) >= 2
+    docs = IndexedDataset(str(tmp_path / "tokens" / "test"))
+    assert all(docs[i][-1] == 2 and (docs[i][:-1] != 2).all() for i in range(len(docs)))

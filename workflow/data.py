@@ -31,9 +31,11 @@ from workflow.tokenizer import eod_id, load_tokenizer
 class HFTokenizerAdapter:
     """What GPTDatasetConfig needs from a tokenizer: `vocab_size`, `eod`, `unique_identifiers`.
 
-    There is deliberately no `pad`: Megatron then pads with -1, an id that never occurs in the data
-    (our only special token, EOD, would otherwise collide with it). `unique_identifiers` names the
-    tokenizer by content, so the index cache survives moving the results directory.
+    There is deliberately no `pad` even where the tokenizer declares one: Megatron then pads with
+    -1, an id that never occurs in the data, so padding can never be confused with a real token
+    (with byte-bpe, BOS and EOS are both EOD). EOD is the tokenizer's EOS, whichever style it is.
+    `unique_identifiers` names the tokenizer by content, so the index cache survives moving the
+    results directory.
     """
 
     def __init__(self, path: str | os.PathLike):
