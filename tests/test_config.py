@@ -85,3 +85,45 @@ def test_unreadable_config_file(tmp_path):
     bad.write_text("scale: [unclosed\n")
     with pytest.raises(ScaleDAGError, match=str(bad)):
         load_config(bad)
+
+
+# Shapes and parallel layouts that could not train fail at load, one line naming the run and shape.
+BAD_SHAPES = [
+    (lambda c: c["shapes"]["tiny-1m"].update(kv_heads=3),
+     "studies.matgpt.runs.gpt-neox at shape 'tiny-1m' (scale tiny, tp 1, pp 1): shape"),
+    (lambda c: c["shapes"]["bloom-1.3b"].update(ffn_hidden=8191),
+     "studies.bloom_ablations.runs.rotary at shape 'bloom-1.3b' (scale paper, tp 2, pp 1): tensor parallel size 2 must divide ffn_hidden (8191)"),
+    (lambda c: c["shapes"]["matgpt-1.7b"].update(kv_heads=3),
+     "(scale paper, tp 2, pp 1): tensor parallel size 2 must divide kv_heads (3)"),
+    (lambda c: c["scales"]["paper"]["parallel"].update(pp=16),
+     "pipeline parallel size 16 must divide layers (24)"),
+    (lambda c: c["studies"]["matgpt"]["runs"]["gpt-neox"].update(overrides={"rotary_percent": 0.3}),
+     "rotary_percent 0.3 of head size 32 gives 9.6 rotary dimensions; rotary needs an even whole number"),
+    (lambda c: c["scales"]["paper"]["train"].update(global_batch_size=128),
+     "scales.paper.train: global_batch_size (128) must be a multiple of micro_batch_size × data-parallel size (4 × 64)"),
+    (lambda c: c["scales"]["tiny"]["train"].update(tokens=1000),
+     "scales.tiny.train.tokens (1000) is less than one global batch of shape 'tiny-1m' (16 × 128 tokens)"),
+    (lambda c: c["studies"]["bloom_ablations"].update(train={"tiny": {"micro_batch_size": 32}}),
+     "studies.bloom_ablations.train.tiny: global_batch_size (16) must be a multiple of micro_batch_size × data-parallel size (32 × 1)"),
+    (lambda c: c["studies"]["bloom_ablations"].update(train={"tiny": {"seed": 1}}),
+     "studies.bloom_ablations.train.tiny: unknown key 'seed'"),
+]
+
+
+@pytest.mark.parametrize("mutate,expected", BAD_SHAPES, ids=[str(i) for i in range(len(BAD_SHAPES))])
+def test_unbuildable_shapes_fail_at_load(raw, mutate, expected):
+    mutate(raw)
+    with pytest.raises(ScaleDAGError) as info:
+        validate_config(raw)
+    message = str(info.value)
+    assert expected in message, message
+    assert "\n" not in message and message.startswith("config: ")
+
+
+def test_study_train_overrides_only_their_scale():
+    cfg = load_config(REPO / "config.yaml")
+    tiny = pretrain_spec(cfg, "bloom_ablations", "alibi_tiny-1m")["train"]
+    assert tiny["tokens"] == cfg["studies"]["bloom_ablations"]["train"]["tiny"]["tokens"] < cfg["scales"]["tiny"]["train"]["tokens"]
+    assert tiny["lr"] == cfg["scales"]["tiny"]["train"]["lr"]  # everything else is the scale's
+    paper = load_config(REPO / "config.yaml", {"scale": "paper"})
+    assert pretrain_spec(paper, "bloom_ablations", "alibi_bloom-1.3b")["train"] == paper["scales"]["paper"]["train"]

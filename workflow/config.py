@@ -104,6 +104,45 @@ def check_references(config: dict) -> None:
                     raise ScaleDAGError(
                         f"config: scales.{scale}.parallel.tp ({tp}) must divide the heads of shape {shape_name!r} ({heads})"
                     )
+    check_run_shapes(config)
+
+
+def check_run_shapes(config: dict) -> None:
+    """Every (run, shape) of every scale builds: architecture options, GQA/FFN/rotary sizes, TP/PP
+    splits, global batch = micro-batch × data-parallel size × accumulation, a budget of >= 1 batch."""
+    from workflow.model import check_parallel, make_model_spec
+
+    for scale, sc in config["scales"].items():
+        par = sc.get("parallel", {})
+        tp, pp = par.get("tp", 1), par.get("pp", 1)
+        job = sc.get("resources", {}).get("pretrain", {})
+        world = job.get("nodes", 1) * job.get("tasks_per_node", 1)
+        if world % (tp * pp):
+            raise ScaleDAGError(
+                f"config: scales.{scale}: pretrain's {world} ranks (resources.pretrain nodes × tasks_per_node) are not divisible by tp × pp ({tp} × {pp})")
+        dp = world // (tp * pp)
+        for study, st in config["studies"].items():
+            if not st.get("runs"):
+                continue
+            train = {**sc["train"], **st.get("train", {}).get(scale, {})}
+            where = f"studies.{study}.train.{scale}" if st.get("train", {}).get(scale) else f"scales.{scale}.train"
+            if train["global_batch_size"] % (train["micro_batch_size"] * dp):
+                raise ScaleDAGError(
+                    f"config: {where}: global_batch_size ({train['global_batch_size']}) must be a multiple of "
+                    f"micro_batch_size × data-parallel size ({train['micro_batch_size']} × {dp})")
+            for shape_name in st.get("sizes", {}).get(scale, []):
+                shape = config["shapes"][shape_name]
+                if train["tokens"] < train["global_batch_size"] * shape["seq_length"]:
+                    raise ScaleDAGError(
+                        f"config: {where}.tokens ({train['tokens']:g}) is less than one global batch of shape {shape_name!r} "
+                        f"({train['global_batch_size']} × {shape['seq_length']} tokens)")
+                for variant, run in st["runs"].items():
+                    try:
+                        spec = make_model_spec(run["arch"], shape, sc["tokenizer"]["vocab_size"], run.get("overrides"))
+                        check_parallel(spec, tp, pp)
+                    except ScaleDAGError as exc:
+                        raise ScaleDAGError(
+                            f"config: studies.{study}.runs.{variant} at shape {shape_name!r} (scale {scale}, tp {tp}, pp {pp}): {exc}") from None
 
 
 def validate_config(config: dict) -> dict:
@@ -228,7 +267,8 @@ def pretrain_spec(config: dict, study: str, run: str) -> dict:
             "train_prefix": f"{ddir}/tokens/train",
             "valid_prefix": f"{ddir}/tokens/valid",
         },
-        "train": {**sc["train"], **r.get("train", {})},
+        # scale's train block < the study's per-scale overrides < the run's own (generators)
+        "train": {**sc["train"], **config["studies"][study].get("train", {}).get(config["scale"], {}), **r.get("train", {})},
         "parallel": dict(sc.get("parallel", {"tp": 1, "pp": 1})),
         "bf16": sc["device"] == "gpu",
         "threads": sc.get("threads_per_run"),

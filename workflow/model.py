@@ -20,10 +20,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
 from workflow.errors import ScaleDAGError
+
+# torch / megatron are imported inside the functions that build models, so that config validation
+# (workflow.config, run at every `snakemake` start) can check shapes with this module for free.
 
 # The two architectures the MatGPT study compares (arXiv 2402.00691, Table 1).
 ARCHITECTURES: dict[str, dict[str, Any]] = {
@@ -69,6 +69,7 @@ class ModelSpec:
     tied_embeddings: bool
     init_std: float = 0.02
     embedding_layernorm: bool = False
+    kv_heads: int | None = None  # grouped-query attention: key/value heads (None: = heads)
 
     @property
     def glu(self) -> bool:
@@ -102,6 +103,9 @@ def make_model_spec(arch: str | dict, shape: dict, vocab_size: int, overrides: d
     layers, hidden, heads = int(shape["layers"]), int(shape["hidden"]), int(shape["heads"])
     if hidden % heads:
         raise ScaleDAGError(f"shape {shape}: hidden ({hidden}) must be divisible by heads ({heads})")
+    kv_heads = shape.get("kv_heads")
+    if kv_heads is not None and (int(kv_heads) < 1 or heads % int(kv_heads)):
+        raise ScaleDAGError(f"shape {shape}: kv_heads ({kv_heads}) must divide heads ({heads}) for grouped-query attention")
     if options["activation"] not in ("gelu", "swiglu"):
         raise ScaleDAGError(f"activation {options['activation']!r}: expected gelu or swiglu")
     if options["position_embedding"] not in _POSITION_EMBEDDINGS:
@@ -111,6 +115,13 @@ def make_model_spec(arch: str | dict, shape: dict, vocab_size: int, overrides: d
     ffn = shape.get("ffn_hidden")
     if ffn is None:
         ffn = swiglu_ffn_width(hidden) if options["activation"] == "swiglu" else 4 * hidden
+    if options["position_embedding"] == "rotary":
+        rotary_dim = hidden // heads * float(options.get("rotary_percent", 1.0))
+        if rotary_dim != int(rotary_dim) or int(rotary_dim) % 2:
+            raise ScaleDAGError(
+                f"shape {shape}: rotary_percent {options.get('rotary_percent', 1.0)} of head size {hidden // heads} "
+                f"gives {rotary_dim:g} rotary dimensions; rotary needs an even whole number"
+            )
     return ModelSpec(
         layers=layers,
         hidden=hidden,
@@ -125,21 +136,25 @@ def make_model_spec(arch: str | dict, shape: dict, vocab_size: int, overrides: d
         rotary_percent=float(options.get("rotary_percent", 1.0)),
         tied_embeddings=bool(options.get("tied_embeddings", False)),
         embedding_layernorm=bool(options.get("embedding_layernorm", False)),
+        kv_heads=int(kv_heads) if kv_heads is not None else None,
     )
 
 
-def transformer_config(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = False):
-    """Megatron TransformerConfig for a spec; dropout is 0 (see megatron_cpu.initialize_rng)."""
+def transformer_config(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = False, fused: bool = False):
+    """Megatron TransformerConfig for a spec; dropout is 0 (see megatron_cpu.initialize_rng).
+
+    `fused` (GPU with Transformer Engine) turns on Megatron's fused bias+activation, bias+dropout,
+    RoPE and gradient-accumulation kernels; the CPU path keeps them all off."""
+    import torch
+    import torch.nn.functional as F
     from megatron.core.transformer.transformer_config import TransformerConfig
 
-    if spec.heads % tp:
-        raise ScaleDAGError(f"tensor parallel size {tp} must divide heads ({spec.heads})")
-    if spec.layers % pp:
-        raise ScaleDAGError(f"pipeline parallel size {pp} must divide layers ({spec.layers})")
+    check_parallel(spec, tp, pp)
     return TransformerConfig(
         num_layers=spec.layers,
         hidden_size=spec.hidden,
         num_attention_heads=spec.heads,
+        num_query_groups=spec.kv_heads,
         ffn_hidden_size=spec.ffn_hidden,
         normalization=spec.normalization,
         layernorm_epsilon=1e-5,
@@ -155,26 +170,56 @@ def transformer_config(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = F
         pipeline_dtype=torch.bfloat16 if bf16 else torch.float32,
         bf16=bf16,
         params_dtype=torch.bfloat16 if bf16 else torch.float32,
-        bias_activation_fusion=False,
-        masked_softmax_fusion=False,
-        persist_layer_norm=False,
-        apply_rope_fusion=False,
-        gradient_accumulation_fusion=False,
-        bias_dropout_fusion=False,
+        bias_activation_fusion=fused and (spec.glu or spec.bias),  # Megatron's fused GeLU needs a bias
+        masked_softmax_fusion=False,  # TE's attention has its own softmax
+        persist_layer_norm=False,  # needs Apex
+        apply_rope_fusion=fused,
+        gradient_accumulation_fusion=fused,
+        bias_dropout_fusion=fused,
         # Initialise full weights from one seed, then shard: a TP=2 model then starts identical to
         # TP=1 (on GPU Megatron's faster per-rank initialisation is kept).
         use_cpu_initialization=not torch.cuda.is_available(),
     )
 
 
-def layer_spec(spec: ModelSpec, use_te: bool = False):
-    """Megatron's local spec on CPU; the Transformer-Engine spec when asked and installed.
+def check_parallel(spec: ModelSpec, tp: int = 1, pp: int = 1) -> None:
+    """Tensor/pipeline degrees a shape can be split by (also checked at config load)."""
+    if spec.heads % tp:
+        raise ScaleDAGError(f"tensor parallel size {tp} must divide heads ({spec.heads})")
+    if spec.kv_heads is not None and spec.kv_heads % tp:
+        raise ScaleDAGError(f"tensor parallel size {tp} must divide kv_heads ({spec.kv_heads})")
+    if spec.ffn_hidden % tp:
+        raise ScaleDAGError(f"tensor parallel size {tp} must divide ffn_hidden ({spec.ffn_hidden})")
+    if spec.vocab_size < tp:
+        raise ScaleDAGError(f"tensor parallel size {tp} exceeds the vocabulary ({spec.vocab_size})")
+    if spec.layers % pp:
+        raise ScaleDAGError(f"pipeline parallel size {pp} must divide layers ({spec.layers})")
 
-    With ALiBi the self-attention's ``core_attention`` is swapped for ALiBiDotProductAttention."""
+
+def transformer_engine_available() -> bool:
+    """Transformer Engine importable and a GPU present: then the TE layer spec is used."""
+    import importlib.util
+
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("transformer_engine") is not None
+
+
+def layer_spec(spec: ModelSpec, use_te: bool | None = False):
+    """Megatron's local spec on CPU; the Transformer-Engine spec on GPU when TE is installed.
+
+    `use_te=None` decides by `transformer_engine_available()`. The TE spec's core attention is
+    TE's DotProductAttention, which runs FlashAttention kernels on Ampere/Hopper GPUs (bf16, causal),
+    and fuses the pre-attention/MLP norms into the QKV/FC1 GEMMs. With ALiBi the self-attention's
+    ``core_attention`` is swapped for ALiBiDotProductAttention in either spec."""
     from megatron.core.models.gpt import gpt_layer_specs
 
+    if use_te is None:
+        use_te = transformer_engine_available()
     if use_te:
-        base = gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec()
+        if not transformer_engine_available():
+            raise ScaleDAGError("use_te: Transformer Engine layers need a GPU and the transformer_engine package")
+        base = gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec(qk_layernorm=False)
     else:
         base = gpt_layer_specs.get_gpt_layer_local_spec(normalization=spec.normalization)
     if spec.alibi:
@@ -194,12 +239,17 @@ def _with_core_attention(base):
     return new
 
 
-def build_gpt_model(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = False, use_te: bool = False):
-    """A GPTModel for this pipeline stage (parallel_state must be initialised)."""
+def build_gpt_model(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = False, use_te: bool | None = False):
+    """A GPTModel for this pipeline stage (parallel_state must be initialised).
+
+    `use_te=None`: the Transformer-Engine spec (flash attention, fused kernels) when on a GPU with TE
+    installed, else Megatron's local spec."""
     from megatron.core import parallel_state
     from megatron.core.models.gpt import GPTModel
 
-    config = transformer_config(spec, tp=tp, pp=pp, bf16=bf16)
+    if use_te is None:
+        use_te = transformer_engine_available()
+    config = transformer_config(spec, tp=tp, pp=pp, bf16=bf16, fused=bool(use_te))
     model_class = GPTModel
     if spec.embedding_layernorm:
         from workflow.embedding_norm import EmbeddingNormGPTModel

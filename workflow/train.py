@@ -157,6 +157,20 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+class RandomTokens:
+    """Uniform random token samples, deterministic per index, shaped like a GPTDataset's (for
+    throughput benchmarks, `data: {random_tokens: true}` in the run spec)."""
+
+    def __init__(self, vocab_size: int, seq_length: int, seed: int):
+        self.vocab_size, self.seq, self.seed = vocab_size, seq_length, seed
+
+    def __getitem__(self, index: int) -> dict:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        tokens = torch.randint(0, self.vocab_size, (self.seq + 1,), generator=g)
+        return {"tokens": tokens[:-1], "labels": tokens[1:], "loss_mask": torch.ones(self.seq),
+                "position_ids": torch.arange(self.seq)}
+
+
 class Trainer:
     """Holds the model, optimizer and data order of one run; `run()` trains to the token budget."""
 
@@ -167,7 +181,7 @@ class Trainer:
 
         from workflow.data import build_gpt_datasets
         from workflow.distributed import init_distributed
-        from workflow.model import build_gpt_model, make_model_spec
+        from workflow.model import build_gpt_model, make_model_spec, transformer_engine_available
         from workflow.optim import build_optimizer, build_scheduler
 
         self.spec = spec
@@ -198,7 +212,10 @@ class Trainer:
         self.save_interval = int(train.get("save_interval", 0)) or self.train_iters
         self.keep_checkpoints = int(train.get("keep_checkpoints", 2))
 
-        model = build_gpt_model(self.model_spec, tp=self.tp, pp=self.pp, bf16=self.bf16, use_te=bool(spec.get("use_te", False)))
+        # Transformer Engine (flash attention, fused kernels) on a GPU that has it; local spec otherwise
+        use_te = spec.get("use_te")
+        self.use_te = transformer_engine_available() if use_te is None else bool(use_te)
+        model = build_gpt_model(self.model_spec, tp=self.tp, pp=self.pp, bf16=self.bf16, use_te=self.use_te)
         if torch.cuda.is_available():
             model = model.cuda()
         self.config = model.config
@@ -215,10 +232,15 @@ class Trainer:
 
         data = spec["data"]
         eval_samples = self.eval_iters * self.micro * self.dp
-        self.train_ds, self.valid_ds = build_gpt_datasets(
-            data["train_prefix"], data["valid_prefix"], data["tokenizer"], self.seq,
-            int(train.get("seed", 1234)), self.total_samples, eval_samples,
-        )
+        if data.get("random_tokens"):  # throughput benchmarks: no corpus needed
+            seed = int(train.get("seed", 1234))
+            self.train_ds = RandomTokens(self.model_spec.vocab_size, self.seq, seed)
+            self.valid_ds = RandomTokens(self.model_spec.vocab_size, self.seq, seed + 1)
+        else:
+            self.train_ds, self.valid_ds = build_gpt_datasets(
+                data["train_prefix"], data["valid_prefix"], data["tokenizer"], self.seq,
+                int(train.get("seed", 1234)), self.total_samples, eval_samples,
+            )
         self.out_dir = Path(spec["out_dir"])
         self.ckpt_root = self.out_dir / "checkpoints"
         self.stop = _StopFlag()
@@ -408,6 +430,7 @@ class Trainer:
             "checkpoint": str(iteration_dir(self.ckpt_root, self.train_iters).relative_to(self.out_dir)),
             "device": self.device_name,
             "dtype": "bf16" if self.bf16 else "fp32",
+            "layer_spec": "transformer_engine" if self.use_te else "local",
             "versions": _versions(),
         }
 
