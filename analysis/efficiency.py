@@ -229,9 +229,9 @@ def proxy_figure(report: dict, png: str, pdf: str) -> None:
     y = [r["actual_loss"] for r in rows]
     sizes = [20 + 60 * (r["tokens_per_s"] or 0) / max(1e-9, max((q["tokens_per_s"] or 0) for q in rows)) for r in rows]
     ax.scatter(x, y, s=sizes, alpha=0.7)
-    for r in rows:
+    for i, r in enumerate(sorted(rows, key=lambda q: (q["predicted_loss"], q["actual_loss"]))):
         ax.annotate(f"{r['shape']} (#{r['predicted_rank']})", (r["predicted_loss"], r["actual_loss"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
+                    xytext=(4, 4 - 12 * (i % 2)), textcoords="offset points")  # alternate: neighbours overlap
     rho = report["spearman"]
     ax.set_xlabel("proxy validation loss (predicted, equal compute)")
     ax.set_ylabel("full-run validation loss (actual)")

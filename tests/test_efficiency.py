@@ -123,3 +123,33 @@ def test_rows_from_several_machines_concatenate(tmp_path):
     b.write_text("{broken\n")
     with pytest.raises(ScaleDAGError, match=r"b.jsonl:1: not a JSON row"):
         load_rows([str(b)])
+
+
+def test_figures_from_two_machines_one_with_sparse_kernels(tmp_path):
+    """The GPU branches (supported 2:4 rows, multi-device scaling) drawn from rows as a GPU writes them."""
+    from analysis.efficiency import figures
+
+    block, gpt2 = [], []
+    for dev, sparse_ok in (("NVIDIA H100 80GB HBM3", True), ("cpu", False)):
+        for seq in (128, 256):
+            key = {"device": dev, "arch": "llama", "hidden": 768, "heads": 12, "seq_length": seq, "micro_batch_size": 1,
+                   "dtype": "bf16", "scale": "small"}
+            block.append({**key, "mode": "dense", "status": "ok", "fwd_ms": 1.0, "fwd_bwd_ms": 3.0, "tokens_per_s": seq / 3e-3, "tflops": 1.0})
+            block.append({**key, "mode": "sparse24", "status": "ok" if sparse_ok else "unsupported",
+                          "reason": None if sparse_ok else "needs CUDA",
+                          **({"fwd_ms": 0.7, "fwd_bwd_ms": 2.5, "speedup_fwd": 1 / 0.7, "speedup_fwd_bwd": 1.2} if sparse_ok else {})})
+        for sweep, seq, micro, acc, n in (("seq", 128, 8, 1, 1), ("seq", 256, 8, 1, 1), ("grad_accum", 128, 16, 1, 1),
+                                          ("grad_accum", 128, 8, 2, 1), ("devices", 128, 8, 1, 1), ("devices", 128, 8, 1, 4)):
+            gpt2.append({"device": dev, "size": "gpt2-small", "sweep": sweep, "seq_length": seq, "micro_batch_size": micro,
+                         "grad_accum": acc, "devices": n, "global_batch_size": micro * acc * n,
+                         "tokens_per_s": 1000.0 * n * (0.9 if n > 1 else 1.0), "scale": "small"})
+    (tmp_path / "block.jsonl").write_text("".join(json.dumps(r) + "\n" for r in block))
+    (tmp_path / "gpt2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in gpt2))
+    tables = figures([str(tmp_path / "block.jsonl")], [str(tmp_path / "gpt2.jsonl")], str(tmp_path / "out"))
+    sp = tables["sparsity"].set_index(["device", "seq_length"])
+    assert sp.loc[("NVIDIA H100 80GB HBM3", 128), "speedup_fwd_bwd"] == 1.2 and sp.loc[("cpu", 128), "status"] == "unsupported"
+    sc = tables["scaling"].set_index(["device", "devices"])
+    assert sc.loc[("cpu", 4), "scaling_efficiency"] == pytest.approx(0.9)
+    for name in ("block_throughput", "gpt2_seq_length", "gpt2_grad_accum", "gpt2_scaling", "sparsity"):
+        assert (tmp_path / "out" / "figures" / f"{name}.png").stat().st_size > 10000, name
+    assert pd.read_csv(tmp_path / "out" / "tables" / "block.csv")["device"].nunique() == 2
