@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,11 +101,38 @@ def test_lamb_behind_megatrons_wrappers_and_checkpoints(megatron_dist, tmp_path)
     assert [step(ddp2, opt2, sched2) for _ in range(2)] == after
 
 
-def test_training_with_lamb_learns(tiny_corpus, tmp_path):
-    out = tmp_path / "lamb"
-    train_run(make_run_spec(tiny_corpus, out, steps=30, optimizer="lamb", lr=0.05, eval_interval=30))
-    valid = [r["loss"] for r in read_metrics(Path(out) / "metrics.jsonl") if r["kind"] == "valid"]
+LAMB_STEPS = 30
+
+
+def _lamb_spec(tiny_corpus, out):
+    return make_run_spec(tiny_corpus, out, steps=LAMB_STEPS, optimizer="lamb", lr=0.05, eval_interval=LAMB_STEPS)
+
+
+@pytest.fixture(scope="module")
+def lamb_run(tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lamb") / "tp1"
+    train_run(_lamb_spec(tiny_corpus, out))
+    return out
+
+
+def _rows(out, kind):
+    return [r["loss"] for r in read_metrics(Path(out) / "metrics.jsonl") if r["kind"] == kind]
+
+
+def test_training_with_lamb_learns(lamb_run):
+    valid = _rows(lamb_run, "valid")
     assert valid[-1] < valid[0] - 1.0, valid
+
+
+def test_lamb_trust_ratio_is_the_whole_tensors_under_tp2(tiny_corpus, lamb_run, tmp_path):
+    """TP=2 shards weights; LAMB's norms are summed over the shards, so the curve is TP=1's."""
+    spec = _lamb_spec(tiny_corpus, tmp_path / "tp2")
+    spec["parallel"] = {"tp": 2, "pp": 1}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    train_run(spec, launcher=torchrun, env={"OMP_NUM_THREADS": "1"})
+    single, parallel = _rows(lamb_run, "train"), _rows(tmp_path / "tp2", "train")
+    assert len(parallel) == len(single) == LAMB_STEPS
+    assert parallel == pytest.approx(single, rel=2e-3, abs=2e-3)
 
 
 def test_unknown_optimizer_is_one_line_error(megatron_dist):
