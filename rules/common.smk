@@ -204,6 +204,16 @@ def get_gpt2_tasks(wildcards):
     return _eff.gpt2_job_devices(wildcards.job)
 
 
+def get_gpt2_resources():
+    """Cluster resources of benchmark_gpt2: the rule's configured ones (runtime, cores, GPUs per rank),
+    with nodes, ranks and GPUs set per job by its device count (the launcher is params.launcher)."""
+    res = {k: v for k, v in get_rule_resources("benchmark_gpt2").items() if k not in ("mpi", "slurm_extra")}
+    res.update(nodes=get_gpt2_nodes, tasks=get_gpt2_tasks)
+    if "gpu" in res:
+        res["gpu"] = get_gpt2_tasks
+    return res
+
+
 def get_scale_data(wildcards):
     return {"tokenizer": f"{DATA}/tokenizer.json",
             **{f"{split}_{ext}": f"{DATA}/tokens/{split}.{ext}" for split in ("train", "valid") for ext in ("bin", "idx")}}

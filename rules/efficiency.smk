@@ -15,6 +15,8 @@ rule benchmark_block:
     params:
         spec=get_block_spec,
     threads: get_run_threads
+    resources:
+        **get_rule_resources("benchmark_block"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
@@ -35,8 +37,7 @@ rule benchmark_gpt2:
         launcher=get_gpt2_launcher,
     threads: get_gpt2_threads
     resources:
-        nodes=get_gpt2_nodes,
-        tasks=get_gpt2_tasks,
+        **get_gpt2_resources(),
     conda:
         "../envs/scaledag.yaml"
     benchmark:

@@ -37,3 +37,5 @@ def test_multi_node_points_launch_with_srun_at_paper_scale():
     proc = snakemake("-n", "--forceall", "-p", "results/paper/efficiency/gpt2/gpt2-small.dp64.jsonl", "--config", "scale=paper")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "srun -N 8 -n 64" in proc.stdout and "-m workflow.bench_gpt2" in proc.stdout
+    resources = [line for line in proc.stdout.splitlines() if "nodes=8" in line]
+    assert len(resources) == 1 and "tasks=64" in resources[0] and "gpu=64" in resources[0]
