@@ -15,10 +15,12 @@ The token dtype is the smallest that holds the vocabulary (uint16 below 65,500 i
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
@@ -100,27 +102,38 @@ def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer_path: str | os.PathLik
     start = size * shard // num_shards
     documents = tokens = done = 0
 
+    def parsed_batches():
+        while batch := list(islice(lines, batch_documents)):
+            texts = []
+            for end, line in batch:
+                try:
+                    texts.append(json.loads(line)[text_field])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise ScaleDAGError(f"{jsonl_path}: the line ending at byte {end} is not a JSON object "
+                                        f"with a {text_field!r} field") from None
+            yield texts, batch[-1][0]
+
     out_prefix = str(out_prefix)
     # .bin is renamed first, then .idx: a complete-looking .idx always has its .bin.
     with atomic_path(out_prefix + ".idx") as idx_tmp:
-        with atomic_path(out_prefix + ".bin") as bin_tmp:
+        with atomic_path(out_prefix + ".bin") as bin_tmp, ThreadPoolExecutor(1) as encoder:
             builder = IndexedDatasetBuilder(str(bin_tmp), dtype=dtype)
-            while batch := list(islice(lines, batch_documents)):
-                texts = []
-                for lineno_offset, (_, line) in enumerate(batch):
-                    try:
-                        texts.append(json.loads(line)[text_field])
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        raise ScaleDAGError(f"{jsonl_path}: a line near byte {batch[lineno_offset][0]} is not a "
-                                            f"JSON object with a {text_field!r} field") from None
-                for encoding in encode_batch(texts, add_special_tokens=False):
-                    ids = encoding.ids
-                    ids.append(eod)
-                    builder.add_document(ids, [len(ids)])
-                    tokens += len(ids)
-                documents += len(batch)
-                done = batch[-1][0] - start
-                progress.update(done, documents, tokens)
+            # Pipelined: the Rust tokenizer encodes batch i (GIL released, on all its threads) while
+            # this thread parses batch i+1 and writes batch i-1. At most two batches are in memory.
+            pending = None
+            for texts, end in itertools.chain(parsed_batches(), [(None, None)]):
+                submitted = encoder.submit(encode_batch, texts, add_special_tokens=False) if texts else None
+                if pending is not None:
+                    encodings, pending_end = pending[0].result(), pending[1]
+                    for encoding in encodings:
+                        ids = encoding.ids
+                        ids.append(eod)
+                        builder.add_document(ids, [len(ids)])
+                        tokens += len(ids)
+                    documents += len(encodings)
+                    done = pending_end - start
+                    progress.update(done, documents, tokens)
+                pending = (submitted, end) if submitted is not None else None
             builder.finalize(str(idx_tmp))
     progress.update(done, documents, tokens, final=True)
     return {"documents": documents, "tokens": tokens}
