@@ -39,7 +39,7 @@ def load_rows(paths: list[str]) -> pd.DataFrame:
 def scaling_efficiency(gpt2: pd.DataFrame) -> pd.DataFrame:
     """Data-parallel scaling efficiency thr(n) / (n * thr(1)) per device type, size and batch."""
     keys = ["device", "size", "seq_length", "micro_batch_size", "grad_accum"]
-    d = gpt2[gpt2["sweep"] == "devices"] if len(gpt2) else gpt2
+    d = gpt2[(gpt2["sweep"] == "devices") & (gpt2.get("status", "ok") == "ok")] if len(gpt2) else gpt2
     out = []
     for key, g in d.groupby(keys) if len(d) else []:
         one = g[g["devices"] == 1]

@@ -108,3 +108,13 @@ def test_block_benchmark_records_sparse_points_as_unsupported_never_dense(tmp_pa
         assert r["status"] == "ok" and r["fwd_bwd_ms"] > 0 and len(r["fwd_bwd_ms_all"]) == 2
         assert r["tokens_per_s"] == pytest.approx(r["seq_length"] * r["micro_batch_size"] / (r["fwd_bwd_ms"] / 1e3))
         assert r["activation_mb"] > 0 and r["tflops"] > 0
+
+
+def test_a_point_that_does_not_fit_is_recorded_oom_and_the_sweep_goes_on():
+    from workflow.bench_block import unless_oom
+
+    assert unless_oom(lambda: 3) == (3, None)
+    result, reason = unless_oom(lambda: torch.empty(10 ** 14))  # a real allocation failure (400 TB)
+    assert result is None and reason.startswith("OutOfMemoryError: ") and "\n" not in reason
+    with pytest.raises(ValueError):
+        unless_oom(lambda: mask_2to4(torch.randn(2, 3)))  # other errors are not swallowed

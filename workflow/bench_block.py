@@ -169,6 +169,20 @@ def measure_point(layer, spec, micro: int, warmup: int, repeats: int, dtype: tor
             "activation_mb": act}
 
 
+def unless_oom(fn):
+    """(result, None), or (None, reason) when the device runs out of memory: the point is recorded
+    as `oom` and the sweep goes on (long sequences of big layers do not fit every device)."""
+    try:
+        return fn(), None
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        # CUDA raises OutOfMemoryError; the CPU allocator a RuntimeError "... can't allocate memory"
+        if not isinstance(exc, torch.OutOfMemoryError) and "can't allocate memory" not in str(exc):
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return None, "OutOfMemoryError: " + " ".join(str(exc).split())[:200]
+
+
 def run(spec: dict, out: str) -> list[dict]:
     from workflow.model import make_model_spec
 
@@ -193,18 +207,22 @@ def run(spec: dict, out: str) -> list[dict]:
                     "ffn_hidden": mspec.ffn_hidden, "dtype": str(dtype).replace("torch.", ""),
                     "warmup": spec["warmup"], "repeats": spec["repeats"]}
             layer = build_layer(mspec, bf16)
-            dense = measure_point(layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype)
-            rows.append({**base, "mode": "dense", "status": "ok", "reason": None, **dense})
+            dense, oom = unless_oom(lambda: measure_point(layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype))
+            rows.append({**base, "mode": "dense", "status": "oom" if oom else "ok", "reason": oom, **(dense or {})})
             print(f"[{i + 1}/{len(points)}] {spec['arch']} h={p['hidden']} s={p['seq_length']} b={p['micro_batch_size']}: "
-                  f"{dense['tokens_per_s']:,.0f} tok/s {dense['tflops']:.4f} TFLOP/s", flush=True)
+                  + (oom or f"{dense['tokens_per_s']:,.0f} tok/s {dense['tflops']:.4f} TFLOP/s"), flush=True)
             if spec.get("sparsity", True):
                 ok, reason = semi_structured_support(layer, dtype)
                 row = {**base, "mode": "sparse24", "status": "ok" if ok else "unsupported", "reason": reason}
                 if ok:
                     sparsify_block(layer)
-                    sparse = measure_point(layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype)
-                    row.update(sparse, speedup_fwd=dense["fwd_ms"] / sparse["fwd_ms"],
-                               speedup_fwd_bwd=dense["fwd_bwd_ms"] / sparse["fwd_bwd_ms"])
+                    sparse, oom = unless_oom(lambda: measure_point(layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype))
+                    if oom:
+                        row.update(status="oom", reason=oom)
+                    else:
+                        row.update(sparse)
+                        if dense:
+                            row.update(speedup_fwd=dense["fwd_ms"] / sparse["fwd_ms"], speedup_fwd_bwd=dense["fwd_bwd_ms"] / sparse["fwd_bwd_ms"])
                 else:
                     print(f"    sparse 2:4 unsupported: {reason}", flush=True)
                 rows.append(row)

@@ -18,7 +18,7 @@ import sys
 import torch
 
 from workflow import megatron_cpu
-from workflow.bench_block import Timer, run_environment
+from workflow.bench_block import Timer, unless_oom, run_environment
 from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import atomic_write_text
 
@@ -76,15 +76,16 @@ def run(spec: dict, out: str) -> list[dict]:
     rows = []
     try:
         for i, point in enumerate(spec["points"]):
-            m = measure(spec, point)
+            m, oom = unless_oom(lambda: measure(spec, point))
             shape = spec["shapes"][point["size"]]
             rows.append({**env, "study": spec["study"], "scale": spec["scale"], "job": spec["job"], "arch": spec["arch"],
                          **point, "layers": shape["layers"], "hidden": shape["hidden"], "heads": shape["heads"],
-                         "warmup_steps": spec["warmup_steps"], "steps": spec["steps"], **m})
+                         "warmup_steps": spec["warmup_steps"], "steps": spec["steps"],
+                         "status": "oom" if oom else "ok", "reason": oom, **(m or {})})
             if torch.distributed.get_rank() == 0:
                 print(f"[{i + 1}/{len(spec['points'])}] {point['sweep']} {point['size']} seq {point['seq_length']} "
                       f"micro {point['micro_batch_size']} x{point['grad_accum']} on {point['devices']}: "
-                      f"{m['tokens_per_s']:,.0f} tok/s", flush=True)
+                      + (oom or f"{m['tokens_per_s']:,.0f} tok/s"), flush=True)
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     finally:
         shutdown()
