@@ -10,6 +10,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
+include: "rules/export.smk"
 include: "rules/efficiency.smk"
 
 

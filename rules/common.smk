@@ -269,3 +269,29 @@ def get_full_summaries(wildcards):
 
 
 # -- END efficiency studies (issue #9) ----------------------------------------------------------
+
+
+# -- Hugging Face export and reports (issue #5) ----------------------------------------------------
+from workflow.export_hf import exportable_runs as _exportable_runs
+
+
+@final_targets_provider
+def get_hf_export_targets(study, study_config):
+    """runs/<run>/hf of every run of an `export_hf: true` study whose architecture has an HF class."""
+    if not study_config.get("export_hf"):
+        return []
+    ok, skipped = _exportable_runs(config, study)
+    for run, why in skipped.items():
+        sys.stderr.write(f"ScaleDAG note: {study}/{run} is not exported to Hugging Face: {why}\n")
+    return [f"{R}/{study}/runs/{run}/hf" for run in ok]
+
+
+def get_run_tokenizer(wildcards):
+    return get_run_data(wildcards)["tokenizer"]
+
+
+def get_run_dir(wildcards):
+    return f"{R}/{wildcards.study}/runs/{wildcards.run}"
+
+
+# -- END Hugging Face export and reports (issue #5) ------------------------------------------------

@@ -59,6 +59,22 @@ def hf_class_for(model: dict) -> str:
     raise ScaleDAGError(f"export_hf: no Hugging Face class computes this architecture ({what})")
 
 
+def exportable_runs(config: dict, study: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(run -> HF class, run -> why not) for a study's runs, decided from config alone (for the DAG)."""
+    from workflow.config import pretrain_spec, study_runs
+    from workflow.model import make_model_spec
+
+    ok, skipped = {}, {}
+    for run in sorted(study_runs(config, study)):
+        spec = pretrain_spec(config, study, run)
+        mspec = make_model_spec(spec["arch"], spec["shape"], spec["vocab_size"], spec.get("arch_overrides"))
+        try:
+            ok[run] = hf_class_for(mspec.to_dict())
+        except ScaleDAGError as exc:
+            skipped[run] = str(exc).removeprefix("export_hf: ")
+    return ok, skipped
+
+
 def model_spec_from_summary(run_dir: str | os.PathLike):
     """The run's ModelSpec, rebuilt from `summary.json` (written by workflow.train)."""
     from workflow.model import ModelSpec
