@@ -12,6 +12,7 @@ include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 include: "rules/export.smk"
 include: "rules/efficiency.smk"
+include: "rules/downstream.smk"
 
 
 rule all:

@@ -105,6 +105,9 @@ def check_references(config: dict) -> None:
                         f"config: scales.{scale}.parallel.tp ({tp}) must divide the heads of shape {shape_name!r} ({heads})"
                     )
     check_run_shapes(config)
+    from workflow.downstream import check_downstream  # zeroshot/bandgap studies exist (issue #8)
+
+    check_downstream(config)
 
 
 def check_run_shapes(config: dict) -> None:
