@@ -13,6 +13,7 @@ executor in MPI mode with `parsl_resource_specification` (`num_nodes`, `ranks_pe
 
 import os
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncGenerator, List, Optional
@@ -74,6 +75,10 @@ class Executor(RemoteExecutor):
         import parsl
 
         settings = self.workflow.executor_settings
+        # Parsl starts interchange.py and process_worker_pool.py by name: use this Python's scripts.
+        bindir = os.path.dirname(sys.executable)
+        if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
         self.workdir = os.getcwd()
         run_dir = Path(settings.run_dir or ".snakemake/parsl").resolve()
         self.log_dir = Path(".snakemake/parsl_logs").resolve()
@@ -87,6 +92,8 @@ class Executor(RemoteExecutor):
         self.slots = [Slot.from_executor(ex) for ex in config.executors]
         self.dfk = parsl.load(config)
         self.apps = {s.label: parsl.bash_app(_run_command, executors=[s.label]) for s in self.slots}
+        # Polling a future costs nothing (no scheduler query): look every second.
+        self.next_seconds_between_status_checks = 1
         self.logger.info("Parsl executors: " + "; ".join(s.describe() for s in self.slots))
 
     def run_job(self, job: JobExecutorInterface):

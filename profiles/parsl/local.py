@@ -24,5 +24,6 @@ config = Config(
     ],
     max_idletime=10,        # release a block idle for 10 s
     strategy="htex_auto_scale",
+    strategy_period=1,      # look at the task queue every second
     usage_tracking=0,
 )

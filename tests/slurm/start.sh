@@ -64,6 +64,7 @@ MpiDefault=none
 ReturnToService=2
 # Finished jobs stay visible to squeue (and scontrol) for 10 minutes: the squeue status command needs it.
 MinJobAge=600
+DefMemPerCPU=500
 KillWait=10
 SlurmdTimeout=60
 InactiveLimit=0
