@@ -11,6 +11,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 include: "rules/export.smk"
+include: "rules/report.smk"
 include: "rules/efficiency.smk"
 include: "rules/downstream.smk"
 
