@@ -324,3 +324,97 @@ def get_run_dir(wildcards):
 
 
 # -- END Hugging Face export and reports (issue #5) ------------------------------------------------
+
+
+# -- downstream evaluation (issue #8): zero-shot through lm-eval, band gap from embeddings ----------
+from workflow import downstream as _ds
+
+ZS = _ds.zeroshot_settings(config)
+BG = _ds.bandgap_settings(config)
+ZS_TASKS = list(ZS["tasks"])
+_ZS_MISSING = _ds.missing_zeroshot_data(config)
+_BG_MISSING = _ds.missing_bandgap_data(config)
+
+
+def _downstream_study(study, study_config, settings):
+    return study in settings["studies"] and bool(study_config.get("runs")) and not study_config.get("generator")
+
+
+@final_targets_provider
+def get_downstream_targets(study, study_config):
+    """Zero-shot and band-gap tables of a study, each only when its offline data is there."""
+    targets = []
+    zs = _downstream_study(study, study_config, ZS)
+    bg = _downstream_study(study, study_config, BG)
+    if zs and _ZS_MISSING:
+        sys.stderr.write(f"ScaleDAG warning: zero-shot evaluation of {study} skipped: {_ZS_MISSING[0]} is missing"
+                         f" (zeroshot.data_dir)\n")
+    if bg and _BG_MISSING:
+        sys.stderr.write(f"ScaleDAG warning: band-gap evaluation of {study} skipped: {_BG_MISSING[0]} is missing"
+                         f" (bandgap.data_dir)\n")
+    if zs and not _ZS_MISSING:
+        targets.append(f"{R}/{study}/tables/zeroshot.csv")
+    if bg and not _BG_MISSING:
+        targets += [f"{R}/{study}/tables/bandgap.csv", f"{R}/{study}/figures/bandgap_mae.png"]
+    if zs and not _ZS_MISSING and (not bg or not _BG_MISSING):
+        targets.append(f"{R}/{study}/tables/downstream.csv")
+    return targets
+
+
+def get_zeroshot_raw(wildcards):
+    from workflow.config import input_path
+    from workflow.zeroshot_data import task_files
+
+    return [str(p) for p in task_files(wildcards.task, input_path(ZS["data_dir"]))]
+
+
+def get_zeroshot_inputs(wildcards):
+    return {"summary": f"{R}/{wildcards.study}/runs/{wildcards.run}/summary.json",
+            "tokenizer": get_run_data(wildcards)["tokenizer"],
+            **{task: f"{R}/data/zeroshot/{task}.jsonl" for task in ZS_TASKS}}
+
+
+def get_zeroshot_args(wildcards, input, output):
+    import shlex
+
+    data = " ".join(shlex.quote(f"{t}={input[t]}") for t in ZS_TASKS)
+    out = " ".join(shlex.quote(f"{t}={output[t]}") for t in ZS_TASKS)
+    return f"--data {data} --out {out}"
+
+
+def get_study_zeroshot(wildcards):
+    return [f"{R}/{wildcards.study}/runs/{run}/zeroshot/{task}.json"
+            for run in get_run_names(wildcards.study) for task in ZS_TASKS]
+
+
+def get_study_runs_json(wildcards):
+    return json.dumps(study_runs(config, wildcards.study))
+
+
+def get_bandgap_raw(wildcards):
+    from workflow.config import input_path
+
+    return str(input_path(BG["data_dir"]) / "matbench_expt_gap.csv")
+
+
+def get_study_bandgap_fits(wildcards):
+    return [f"{R}/{wildcards.study}/runs/{run}/bandgap.json" for run in get_run_names(wildcards.study)]
+
+
+def get_downstream_summary_inputs(wildcards):
+    inputs = {"zeroshot": f"{R}/{wildcards.study}/tables/zeroshot.csv", "evals": get_study_evals(wildcards)}
+    if _downstream_study(wildcards.study, config["studies"][wildcards.study], BG):
+        inputs["bandgap"] = f"{R}/{wildcards.study}/tables/bandgap.csv"
+    return inputs
+
+
+def get_downstream_summary_args(wildcards, input):
+    import shlex
+
+    runs = study_runs(config, wildcards.study)  # one architecture, several variants: an ablation study
+    kind = "ablation" if len({r["arch"] for r in runs.values()}) == 1 and len(runs) > 1 else "architecture"
+    args = f"--kind {kind}" + (f" --bandgap {shlex.quote(input.bandgap)}" if "bandgap" in input.keys() else "")
+    return args
+
+
+# -- END downstream evaluation (issue #8) ---------------------------------------------------------
