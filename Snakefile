@@ -3,6 +3,7 @@
 # Conventions (config shape, run ids, results layout): docs/CONVENTIONS.md.
 
 configfile: "config.yaml"
+report: "report/workflow.rst"
 
 
 include: "rules/common.smk"

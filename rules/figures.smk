@@ -7,9 +7,11 @@ rule loss_curves:
         summaries=get_study_summaries,
         evals=get_study_evals,
     output:
-        png=f"{R}/{{study}}/figures/loss_curves.png",
+        png=report(f"{R}/{{study}}/figures/loss_curves.png", caption="../report/loss_curves.rst",
+                   category="{study}", subcategory="Loss curves"),
         pdf=f"{R}/{{study}}/figures/loss_curves.pdf",
-        table=f"{R}/{{study}}/tables/loss.csv",
+        table=report(f"{R}/{{study}}/tables/loss.csv", caption="../report/loss_table.rst",
+                     category="{study}", subcategory="Loss curves"),
     params:
         title=lambda wildcards: config["studies"][wildcards.study]["title"],
     conda:
