@@ -24,7 +24,7 @@ def test_offline_run_writes_metrics_config_summary(tmp_path):
     assert tracker.enabled and tracker.mode == "offline", tracker.disabled_reason
     for step in (1, 2, 3):
         tracker.log({"train/loss": 5.0 - step, "tokens": 1024 * step}, step=step)
-    tracker.summary({"final_loss": 2.0, "joules_per_token": None})
+    tracker.summary({"final_loss": 2.0, "energy": {"joules_per_token": 0.5, "domains": ["package-0"]}})
     run_dir = tracker.run_dir
     tracker.finish()
     assert not tracker.enabled
@@ -41,6 +41,7 @@ def test_offline_run_writes_metrics_config_summary(tmp_path):
     rows = [{k: v for k, v in row.items() if not k.startswith("_") or k == "_step"} for row in run["history"]]
     assert rows == [{"train/loss": 5.0 - s, "tokens": 1024 * s, "_step": s} for s in (1, 2, 3)]
     assert run["summary"]["final_loss"] == 2.0
+    assert run["summary"]["energy/joules_per_token"] == 0.5 and "energy/domains" not in run["summary"]
 
 
 def test_init_failure_disables_and_warns_once(tmp_path, monkeypatch, caplog):

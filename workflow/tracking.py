@@ -61,6 +61,18 @@ def _has_gpu() -> bool:
         return False
 
 
+def flatten_scalars(values: dict, prefix: str = "") -> dict:
+    """{"energy": {"joules": 3.0}} -> {"energy/joules": 3.0}; only int/float/str/bool/None leaves."""
+    flat = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_scalars(value, name + "/"))
+        elif value is None or isinstance(value, (int, float, str, bool)):
+            flat[name] = value
+    return flat
+
+
 class Tracker:
     """One W&B run per training run; safe to call on every rank and after any failure.
 
@@ -138,11 +150,14 @@ class Tracker:
             self._disable("log", exc)
 
     def summary(self, values: dict) -> None:
-        """Set run summary values (final loss, tokens/s, MFU, joules/token...)."""
+        """Set run summary values (final loss, tokens/s, MFU, joules/token...).
+
+        Nested dicts are flattened to `a/b` keys (`energy/joules_per_token`, which the W&B report's
+        energy panel plots); values other than numbers, strings and booleans are left out."""
         if not self.enabled:
             return
         try:
-            self.run.summary.update(dict(values))
+            self.run.summary.update(flatten_scalars(values))
         except (Exception, SystemExit) as exc:  # noqa: BLE001
             self._disable("summary", exc)
 
