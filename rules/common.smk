@@ -304,7 +304,8 @@ def get_study_tables(wildcards):
     tables = []
     for provider in FINAL_TARGET_PROVIDERS:
         if provider is not get_wandb_report_targets:
-            tables += [t for t in provider(study, config["studies"][study]) if "/tables/" in t and t.endswith(".csv")]
+            tables += [t for t in provider(study, config["studies"][study])
+                       if os.path.basename(os.path.dirname(t)) == "tables" and t.endswith(".csv")]
     return sorted(set(tables))
 
 
