@@ -105,3 +105,22 @@ def test_cli_writes_spec_and_prints_publish_command(study, tmp_path):
     proc = run_module("workflow.wandb_report", ["publish", "--spec", str(out)], check=False,
                       env={"WANDB_ENTITY": "", "WANDB_MODE": "offline"})
     assert proc.returncode == 2 and "no W&B entity" in proc.stderr
+
+
+def test_dag_exports_every_representable_run_and_reports_every_study(tmp_path):
+    """Dry run of the default targets: one export_hf job per exportable run, one report per study."""
+    import yaml
+
+    from tests.conftest import REPO, job_counts, snakemake
+    from workflow.config import enabled_studies, study_runs, validate_config
+    from workflow.export_hf import exportable_runs
+
+    proc = snakemake("-n", "--cores", "2", "--config", f"results={tmp_path}/results", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = job_counts(proc.stdout)
+    config = validate_config(yaml.safe_load((REPO / "config.yaml").read_text()))
+    studies = enabled_studies(config)
+    exported = [r for s in studies if config["studies"][s].get("export_hf") for r in exportable_runs(config, s)[0]]
+    assert counts.get("export_hf", 0) == len(exported) >= 2
+    assert counts["report"] == len([s for s in studies if study_runs(config, s)])
+    assert "bloom_ablations/swiglu_tiny-1m is not exported to Hugging Face" in proc.stderr
