@@ -3,8 +3,8 @@
 Both train the same weights (the Megatron model exported to HF `LlamaForCausalLM` by
 `workflow.export_hf`; their first losses must agree) on the same micro-batches, with the same
 gradient accumulation, AdamW, gradient clipping and thread count, in one process. The CPU is
-shared with other work, so the two alternate in short blocks and the ratio is taken per round
-(median reported). The CPU shim is switched off while the plain loop runs, so it pays nothing for
+shared with other work, so the two alternate step by step and the ratio is taken per round
+(median reported), beside the ratio of thread CPU time (robust to other load). The CPU shim is switched off while the plain loop runs, so it pays nothing for
 Megatron's needs. Writes benchmarks/results/train_cpu.json; a measurement, not a test. Goal >= 0.9x.
 """
 from __future__ import annotations
@@ -114,24 +114,25 @@ def main() -> None:
         rows = []
         it = 1
         for r in range(args.rounds):
-            order = ("scaledag", "plain") if r % 2 == 0 else ("plain", "scaledag")
-            times = {}
-            for name in order:
-                t0 = time.perf_counter()
-                for i in range(it, it + args.steps_per_round):
+            wall = {"scaledag": 0.0, "plain": 0.0}
+            cpu = {"scaledag": 0.0, "plain": 0.0}
+            for i in range(it, it + args.steps_per_round):  # alternate every step, order flipped each time
+                for name in (("scaledag", "plain") if i % 2 else ("plain", "scaledag")):
+                    t0, c0 = time.perf_counter(), time.thread_time()
                     if name == "scaledag":
                         megatron_cpu.activate()
                         trainer._step(i)
                         megatron_cpu.deactivate()
                     else:
                         plain.step(i)
-                times[name] = time.perf_counter() - t0
+                    wall[name] += time.perf_counter() - t0
+                    cpu[name] += time.thread_time() - c0
             it += args.steps_per_round
             tok = tokens_per_step * args.steps_per_round
-            rows.append({"round": r, "scaledag_tokens_per_s": tok / times["scaledag"], "plain_tokens_per_s": tok / times["plain"],
-                         "ratio": times["plain"] / times["scaledag"]})
+            rows.append({"round": r, "scaledag_tokens_per_s": tok / wall["scaledag"], "plain_tokens_per_s": tok / wall["plain"],
+                         "ratio": wall["plain"] / wall["scaledag"], "cpu_time_ratio": cpu["plain"] / cpu["scaledag"]})
             print(f"round {r}: scaledag {rows[-1]['scaledag_tokens_per_s']:,.0f} tok/s, plain {rows[-1]['plain_tokens_per_s']:,.0f} tok/s, "
-                  f"ratio {rows[-1]['ratio']:.3f}", flush=True)
+                  f"ratio {rows[-1]['ratio']:.3f} (cpu-time ratio {rows[-1]['cpu_time_ratio']:.3f})", flush=True)
         megatron_cpu.activate()
         shutdown()
     ratios = [r["ratio"] for r in rows]
@@ -146,7 +147,12 @@ def main() -> None:
         "scaledag_tokens_per_s_median": statistics.median(r["scaledag_tokens_per_s"] for r in rows),
         "plain_tokens_per_s_median": statistics.median(r["plain_tokens_per_s"] for r in rows),
         "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-        "goal": 0.9, "meets_goal": statistics.median(ratios) >= 0.9,
+        # CPU time of this (single-threaded) process: what each loop costs, whatever else runs on the machine
+        "cpu_time_ratio_median": statistics.median(r["cpu_time_ratio"] for r in rows),
+        "goal": 0.9,
+        "meets_goal_wall": statistics.median(ratios) >= 0.9,
+        "meets_goal_cpu_time": statistics.median(r["cpu_time_ratio"] for r in rows) >= 0.9,
+        "load_average_1min": os.getloadavg()[0],
         "per_round": rows,
         "device": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "torch": torch.__version__, "note": "CPU shared with other jobs: compare the per-round ratio, not absolute rates",

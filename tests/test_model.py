@@ -139,9 +139,41 @@ def test_alibi_and_embedding_layernorm_options(megatron_dist):
     assert logits.shape == (2, 32, VOCAB) and torch.isfinite(logits).all()
 
 
-def test_default_layer_spec_unchanged(megatron_dist):
-    from megatron.core.transformer.dot_product_attention import DotProductAttention
+def test_default_layer_spec_is_local_with_sdpa_attention(megatron_dist):
+    from workflow.sdpa_attention import SDPADotProductAttention
 
     model = build_gpt_model(make_model_spec("gpt-neox", SHAPE, VOCAB))
-    assert type(model.decoder.layers[0].self_attention.core_attention) is DotProductAttention
+    assert type(model.decoder.layers[0].self_attention.core_attention) is SDPADotProductAttention
     assert "embedding.embedding_layernorm.weight" not in model.state_dict()
+    with pytest.raises(ScaleDAGError, match="Transformer Engine layers need a GPU"):
+        build_gpt_model(make_model_spec("gpt-neox", SHAPE, VOCAB), use_te=True)
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_sdpa_core_attention_matches_megatrons(megatron_dist, kv_heads):
+    """The fused path gives Megatron's local attention (fp32 tolerance), GQA included; with a
+    mask it is Megatron's own code."""
+    from megatron.core.transformer.dot_product_attention import DotProductAttention
+    from megatron.core.transformer.enums import AttnMaskType
+
+    from workflow.sdpa_attention import SDPADotProductAttention
+
+    spec = make_model_spec("llama", dict(SHAPE, kv_heads=kv_heads), VOCAB)
+    config = transformer_config(spec)
+    kw = dict(config=config, layer_number=2, attn_mask_type=AttnMaskType.causal, attention_type="self")
+    ours, theirs = SDPADotProductAttention(**kw), DotProductAttention(**kw)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(32, 2, 4, 16, generator=g)
+    k, v = (torch.randn(32, 2, kv_heads, 16, generator=g) for _ in range(2))
+    expected = theirs(q, k, v, None, attn_mask_type=AttnMaskType.causal)
+    assert torch.allclose(ours(q, k, v, None, attn_mask_type=AttnMaskType.causal), expected, atol=2e-6)
+    mask = torch.rand(2, 1, 32, 32, generator=g) > 0.7
+    assert torch.equal(ours(q, k, v, mask), theirs(q, k, v, mask))
+
+
+def test_gqa_model_builds_with_fewer_kv_heads(megatron_dist):
+    model = build_gpt_model(make_model_spec("llama", dict(SHAPE, kv_heads=2), VOCAB))
+    qkv = model.decoder.layers[0].self_attention.linear_qkv.weight
+    assert qkv.shape == ((4 + 2 * 2) * 16, 64)  # 4 query heads + 2 key and 2 value heads of size 16
+    with pytest.raises(ScaleDAGError, match=r"kv_heads \(3\) must divide heads \(4\)"):
+        make_model_spec("llama", dict(SHAPE, kv_heads=3), VOCAB)

@@ -62,10 +62,11 @@ def load_model_for_eval(spec: dict):
 def mean_loss(model, windows: np.ndarray, batch_size: int = 8) -> tuple[float, int]:
     total, count = 0.0, 0
     seq = windows.shape[1] - 1
+    device = next(model.parameters()).device  # on a GPU Megatron initialises the weights there
     for start in range(0, len(windows), batch_size):
-        w = torch.from_numpy(windows[start : start + batch_size])
+        w = torch.from_numpy(windows[start : start + batch_size]).to(device)
         tokens, labels = w[:, :-1], w[:, 1:]
-        pos = torch.arange(seq).unsqueeze(0).expand_as(tokens)
+        pos = torch.arange(seq, device=device).unsqueeze(0).expand_as(tokens)
         per_token = model(tokens, pos, None, labels=labels)
         total += float(per_token.double().sum())
         count += per_token.numel()

@@ -223,19 +223,22 @@ def layer_spec(spec: ModelSpec, use_te: bool | None = False):
     else:
         base = gpt_layer_specs.get_gpt_layer_local_spec(normalization=spec.normalization)
     if spec.alibi:
-        base = _with_core_attention(base)
+        from workflow.alibi import ALiBiDotProductAttention
+
+        base = _with_core_attention(base, ALiBiDotProductAttention)
+    elif not use_te:
+        from workflow.sdpa_attention import SDPADotProductAttention
+
+        base = _with_core_attention(base, SDPADotProductAttention)
     return base
 
 
-def _with_core_attention(base):
-    """A copy of a TransformerLayer spec whose self-attention uses ALiBi core attention."""
+def _with_core_attention(base, core_attention):
+    """A copy of a TransformerLayer spec whose self-attention uses another core attention."""
     import copy
 
-    from workflow.alibi import ALiBiDotProductAttention
-
     new = copy.deepcopy(base)
-    attention = new.submodules.self_attention
-    attention.submodules.core_attention = ALiBiDotProductAttention
+    new.submodules.self_attention.submodules.core_attention = core_attention
     return new
 
 
@@ -249,6 +252,8 @@ def build_gpt_model(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = Fals
 
     if use_te is None:
         use_te = transformer_engine_available()
+    if use_te and not transformer_engine_available():
+        raise ScaleDAGError("use_te: Transformer Engine layers need a GPU and the transformer_engine package")
     config = transformer_config(spec, tp=tp, pp=pp, bf16=bf16, fused=bool(use_te))
     model_class = GPTModel
     if spec.embedding_layernorm:

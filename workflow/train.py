@@ -274,7 +274,10 @@ class Trainer:
             )
         except torch.OutOfMemoryError:
             raise OutOfMemory(self._oom_message(step, micro.index)) from None
-        _, grad_norm, _ = self.optimizer.step()
+        try:
+            _, grad_norm, _ = self.optimizer.step()
+        except torch.OutOfMemoryError:  # first step: the optimizer's state is allocated here
+            raise OutOfMemory(self._oom_message(step, None)) from None
         self.scheduler.step(increment=self.global_batch)
         return _reduce_loss(losses), float(grad_norm) if grad_norm is not None else float("nan")
 
@@ -387,15 +390,16 @@ class Trainer:
                                self.world_size, self.device_name, "bf16" if self.bf16 else "fp32")
         return {k: m[k] for k in ("tflops_per_device_chinchilla", "tflops_per_device_6n", "mfu_chinchilla", "mfu_6n")}
 
-    def _oom_message(self, step: int, micro_index: int) -> str:
+    def _oom_message(self, step: int, micro_index: int | None) -> str:
         """One line: where it failed, how big the micro-batch was, and which config knob to turn."""
         scale = self.spec.get("scale") or str(self.spec.get("run_id") or "<scale>").split(".")[0]
         memory = ""
         if torch.cuda.is_available():
             total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
             memory = f"; peak {torch.cuda.max_memory_allocated() / 2**30:.1f} of {total / 2**30:.1f} GiB"
+        where = f"micro-batch {micro_index + 1}/{self.num_microbatches}" if micro_index is not None else "in the optimizer step"
         return (
-            f"out of memory at step {step}, micro-batch {micro_index + 1}/{self.num_microbatches} "
+            f"out of memory at step {step}, {where} "
             f"(micro_batch_size {self.micro} × seq_length {self.seq}, TP {self.tp}, PP {self.pp}{memory}); "
             f"lower scales.{scale}.train.micro_batch_size (global_batch_size is kept by more accumulation) "
             f"or raise scales.{scale}.parallel.tp"
