@@ -17,9 +17,11 @@ from snakemake_executor_plugin_parsl.placement import Needs, Slot, choose_slot
 BIN = Path(sys.executable).parent
 
 
-def run_snakemake(args, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
-    """Snakemake under a timeout that sends SIGINT first (it then cancels its jobs), SIGKILL later."""
-    full_env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {}))
+def run_snakemake(args, cwd, env=None, timeout=300, inherit=True) -> subprocess.CompletedProcess:
+    """Snakemake under a timeout that sends SIGINT first (it then cancels its jobs), SIGKILL later.
+    `env` adds to this process's environment, or replaces it with inherit=False."""
+    full_env = dict(os.environ if inherit else {}, **(env or {}))
+    full_env["PATH"] = f"{BIN}{os.pathsep}{full_env.get('PATH', '')}"
     proc = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=cwd, env=full_env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:

@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from conftest import REPO, job_counts, snakemake
+from conftest import REPO, job_counts
+from test_parsl_executor import run_snakemake
 from workflow.config import load_config, study_runs
 
 # Frontier's `batch` bins and `extended` limit as the OLCF user guide states them (independent of
@@ -14,16 +15,11 @@ BINS = {"batch": [(91, 120), (183, 360), (10**9, 720)], "extended": [(64, 1440)]
 
 
 def frontier(*args, env=None, timeout=180):
+    """Snakemake with the Frontier profile at paper scale, without SBATCH_ACCOUNT unless given."""
     full = {k: v for k, v in os.environ.items() if k != "SBATCH_ACCOUNT"}
     full.update(env or {})
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(full)
-    try:
-        return snakemake("--profile", "profiles/frontier", "--config", "scale=paper", *args, timeout=timeout)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    return run_snakemake(["--profile", "profiles/frontier", "--config", "scale=paper", *args], cwd=REPO,
+                         env=full, timeout=timeout, inherit=False)
 
 
 @pytest.fixture(scope="module")
