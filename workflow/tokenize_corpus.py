@@ -32,6 +32,7 @@ from workflow.io import atomic_path, atomic_write_json
 
 SPLITS = ("train", "valid", "test")
 BATCH_DOCUMENTS = 1024
+WORD_CACHE = 1 << 19  # BPE word cache entries (~tens of MB): most words of a corpus hit it
 
 
 def shard_lines(path: str | os.PathLike, shard: int = 0, num_shards: int = 1) -> Iterator[tuple[int, bytes]]:
@@ -85,12 +86,12 @@ def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer_path: str | os.PathLik
     """Write <out_prefix>.bin/.idx for one shard of a JSONL split; returns its document/token counts."""
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
-    from workflow.tokenizer import eod_id, load_tokenizer
+    from workflow.tokenizer import eod_id, load_tokenizer, with_word_cache
 
     jsonl_path = Path(jsonl_path)
     if not jsonl_path.is_file():
         raise ScaleDAGError(f"{jsonl_path}: no such file (expected a prepare_corpus split)")
-    tok = load_tokenizer(tokenizer_path)
+    tok = with_word_cache(load_tokenizer(tokenizer_path), WORD_CACHE)
     tok.encode_special_tokens = True  # a literal "<|endoftext|>" in the text is text, not a document break
     eod = eod_id(tok)
     dtype = token_dtype(tok.get_vocab_size())

@@ -155,6 +155,19 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
         raise ScaleDAGError(f"{path}: not a tokenizer.json ({str(exc).splitlines()[0]})") from None
 
 
+def with_word_cache(tok: Tokenizer, words: int) -> Tokenizer:
+    """The same BPE with a larger word cache (default 10,000 words): a corpus-sized cache turns most
+    words of a long stream into one lookup instead of a merge loop. Ids are unchanged."""
+    model = json.loads(tok.to_str())["model"]
+    if model.get("type") != "BPE":
+        return tok
+    options = {k: model[k] for k in ("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix",
+                                      "fuse_unk", "byte_fallback", "ignore_merges") if model.get(k) is not None}
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    tok.model = models.BPE(model["vocab"], merges, cache_capacity=words, **options)
+    return tok
+
+
 def eod_id(tok: Tokenizer) -> int:
     """The id that ends every document in the token stream (the tokenizer's EOS)."""
     eos = special_tokens(tok).get("eos")
