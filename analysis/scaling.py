@@ -115,6 +115,7 @@ def approach1(
     bootstrap_k: int = 0,
     seed: int = 0,
     percentiles=DEFAULT_PERCENTILES,
+    min_span: float = 2.0,
 ) -> dict:
     """Approach 1: for each FLOP value, which run reaches the lowest loss?
 
@@ -127,7 +128,8 @@ def approach1(
 
     `drop_edge_runs`: envelope points won by the smallest or largest model are left out of the
     regression, because there the true optimum may lie outside the sampled model sizes (the
-    envelope is then pinned to the edge). Intervals (with `bootstrap_k`) resample envelope
+    envelope is then pinned to the edge). The points used must span at least `min_span` x in
+    FLOPs, else the exponents would be a fit to noise and a ScaleDAGError says so. Intervals (with `bootstrap_k`) resample envelope
     points, so they reflect regression scatter only.
 
     Returns {"a", "b", "N_coef", "D_coef", "envelope": DataFrame(flops, loss, run, params,
@@ -182,6 +184,12 @@ def approach1(
             "approach1: the envelope has fewer than 2 distinct interior model sizes; "
             "add runs or pass drop_edge_runs=False"
         )
+    span = float(fit_rows["flops"].max() / fit_rows["flops"].min())
+    if span < min_span:
+        raise ScaleDAGError(
+            f"approach1: interior model sizes win the envelope only over a {span:.3g}x range of FLOPs "
+            f"(need >= {min_span:g}x for a power law); the runs do not bracket the optimum along their curves"
+        )
     result = _power_law_fit(fit_rows["flops"], fit_rows["params"], fit_rows["tokens"], bootstrap_k, seed, percentiles)
     result["envelope"] = env
     return result
@@ -208,13 +216,17 @@ def approach2(
 ) -> dict:
     """Approach 2: per FLOP budget, fit loss = p2 (log N)^2 + p1 log N + p0 to the final losses.
 
-    The vertex gives N_opt(C) = exp(-p1 / (2 p2)) and D_opt = C / (6 N_opt). A budget needs
-    >= 3 distinct model sizes and an upward parabola (p2 > 0); others are kept in the table
-    with ok=False and not used. Then N_opt, D_opt are regressed on C in log-log.
+    The vertex gives N_opt(C) = exp(-p1 / (2 p2)); D_opt is read off the budget's own points
+    (log D fitted linearly in log N, evaluated at N_opt), which is C / (6 N_opt) when the
+    budget was split by C = 6 N D and stays right when D was set by another FLOP count
+    (Chinchilla's appendix F). A budget needs >= 3 distinct model sizes and an upward
+    parabola (p2 > 0); others are kept in the table with ok=False and not used. `inside`
+    says whether the vertex lies within the sampled sizes (else it is an extrapolation, still
+    used as the paper does, but worth flagging). Then N_opt, D_opt are regressed on C in log-log.
 
     `final` columns: budget (C), params, tokens, loss. Returns {"a", "b", "N_coef", "D_coef",
-    "minima": DataFrame(budget, N_opt, D_opt, loss_opt, n_points, ok), "intervals" (if
-    bootstrap_k; resampling the budgets' minima)}.
+    "minima": DataFrame(budget, N_opt, D_opt, loss_opt, n_points, ok, inside, p2, p1, p0),
+    "intervals" (if bootstrap_k; resampling the budgets' minima)}.
     """
     _require_columns(final, ["budget", "params", "tokens", "loss"], "approach2 final")
     rows = []
@@ -222,14 +234,16 @@ def approach2(
         x = np.log(g["params"].to_numpy(float))
         y = g["loss"].to_numpy(float)
         row = {"budget": float(budget), "N_opt": np.nan, "D_opt": np.nan, "loss_opt": np.nan,
-               "n_points": int(x.size), "ok": False}
+               "n_points": int(x.size), "ok": False, "inside": False, "p2": np.nan, "p1": np.nan, "p0": np.nan}
         if np.unique(x).size >= 3:
             p2, p1, p0 = np.polyfit(x, y, 2)
+            row.update(p2=float(p2), p1=float(p1), p0=float(p0))
             if p2 > 0:
                 x_opt = -p1 / (2 * p2)
-                n_opt = float(np.exp(x_opt))
-                row.update(N_opt=n_opt, D_opt=float(budget) / (6 * n_opt),
-                           loss_opt=float(p0 - p1 * p1 / (4 * p2)), ok=True)
+                k, c = np.polyfit(x, np.log(g["tokens"].to_numpy(float)), 1)
+                row.update(N_opt=float(np.exp(x_opt)), D_opt=float(np.exp(k * x_opt + c)),
+                           loss_opt=float(p0 - p1 * p1 / (4 * p2)), ok=True,
+                           inside=bool(x.min() <= x_opt <= x.max()))
         rows.append(row)
     minima = pd.DataFrame(rows)
     ok = minima[minima["ok"]]
@@ -271,7 +285,11 @@ class ParametricFit:
 
     @property
     def G(self) -> float:
-        """G = (alpha A / (beta B))^(1 / (alpha + beta)), so N_opt = G (C/6)^a."""
+        """G = (alpha A / (beta B))^(1 / (alpha + beta)), so N_opt = G (C/6)^a.
+
+        NaN when an exponent is 0: then loss does not fall with N (or D) and no finite optimum exists."""
+        if not (self.alpha > 0 and self.beta > 0):
+            return float("nan")
         return (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
 
     def predict(self, params, tokens):
@@ -359,6 +377,13 @@ def _objective_single(theta, log_n, log_d, log_l, delta, scale):
     return loss * scale, grad * scale
 
 
+# Box bounds (L-BFGS-B) that only bite on degenerate data: alpha, beta >= 0, since a negative
+# exponent (loss growing with N or D) has no frontier; and |log A|, |log B|, |log E| bounded so a
+# sweep that does not pin E (or bracket its optimum) cannot wander to E = exp(-700) or A = 1e300
+# (overflow, and 1000-iteration runs). Well-posed fits (the paper's, synthetic truths) sit far inside.
+_BOUNDS = [(-30.0, 100.0), (-30.0, 100.0), (-30.0, 10.0), (0.0, 10.0), (0.0, 10.0)]
+
+
 def _lbfgs(theta0, log_n, log_d, log_l, delta):
     """One L-BFGS-B run; returns (theta, unscaled objective).
 
@@ -373,6 +398,7 @@ def _lbfgs(theta0, log_n, log_d, log_l, delta):
         args=(log_n, log_d, log_l, delta, scale),
         jac=True,
         method="L-BFGS-B",
+        bounds=_BOUNDS,
         options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8},
     )
     return res.x, float(res.fun) / scale

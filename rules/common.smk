@@ -145,6 +145,8 @@ def get_final_targets():
 def get_loss_curve_targets(study, study_config):
     if study_config.get("benchmarks") or study_config.get("generator") == "proxy":
         return []  # efficiency studies (issue #9) have their own figures: get_efficiency_targets
+    if study_config.get("generator") == "isoflop":
+        return []  # IsoFLOP sweeps (issue #6): their own tables and figures, get_isoflop_targets
     return [f"{R}/{study}/figures/loss_curves.{ext}" for ext in ("png", "pdf")] + [f"{R}/{study}/tables/loss.csv"]
 
 
@@ -419,3 +421,33 @@ def get_downstream_summary_args(wildcards, input):
 
 
 # -- END downstream evaluation (issue #8) ---------------------------------------------------------
+
+
+# -- compute-optimal scaling (issue #6): IsoFLOP sweeps and Chinchilla's three approaches ----------
+from workflow.sweep import analysis_settings as _isoflop_settings
+
+
+def get_isoflop(wildcards):
+    """Budgets of the sweep's runs, FLOP counting, bootstrap, table and target budgets (this scale)."""
+    return _isoflop_settings(config, wildcards.study)
+
+
+def get_isoflop_budgets(wildcards):
+    return json.dumps(get_isoflop(wildcards)["budgets"])
+
+
+ISOFLOP_TABLES = ("scaling_exponents.csv", "compute_optimal_allocation.csv", "target_prediction.csv",
+                  "isoflop_minima.csv", "approach1_envelope.csv", "scaling_fit.json")
+ISOFLOP_FIGURES = ("isoflop_curves", "parametric_contour")
+
+
+@final_targets_provider
+def get_isoflop_targets(study, study_config):
+    if study_config.get("generator") != "isoflop":
+        return []
+    return [f"{R}/{study}/tables/{name}" for name in ("scaling_points.csv", "scaling_curves.csv", *ISOFLOP_TABLES)] + [
+        f"{R}/{study}/figures/{fig}.{ext}" for fig in ISOFLOP_FIGURES for ext in ("png", "pdf")
+    ]
+
+
+# -- END compute-optimal scaling (issue #6) --------------------------------------------------------

@@ -104,6 +104,11 @@ def check_references(config: dict) -> None:
                     raise ScaleDAGError(
                         f"config: scales.{scale}.parallel.tp ({tp}) must divide the heads of shape {shape_name!r} ({heads})"
                     )
+    for study, st in config["studies"].items():  # an IsoFLOP sweep's shapes and budgets fail at load, not mid-DAG
+        if st.get("generator") == "isoflop":
+            from workflow.sweep import isoflop_plan
+
+            isoflop_plan(config, study)
     check_run_shapes(config)
     from workflow.downstream import check_downstream  # zeroshot/bandgap studies exist (issue #8)
 

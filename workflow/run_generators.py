@@ -10,6 +10,15 @@ from typing import Callable
 GENERATORS: dict[str, Callable[[dict, str], dict[str, dict]]] = {}
 
 
+def _isoflop(config: dict, study: str) -> dict[str, dict]:
+    from workflow.sweep import isoflop_runs  # Chinchilla IsoFLOP sweeps (issue #6)
+
+    return isoflop_runs(config, study)
+
+
+GENERATORS["isoflop"] = _isoflop
+
+
 def _proxy(config: dict, study: str) -> dict[str, dict]:
     from workflow.proxy import proxy_runs  # MatGPT architecture design by proxy (issue #9)
 

@@ -1,0 +1,97 @@
+# Compute-optimal scaling (Chinchilla, arXiv 2203.15556): an IsoFLOP sweep's runs (trained by the
+# `pretrain` rule; runs derived by workflow/sweep.py) -> points -> approaches 1-3 -> tables, figures.
+
+
+rule isoflop_points:
+    input:
+        metrics=get_study_metrics,
+        summaries=get_study_summaries,
+    output:
+        points=f"{R}/{{study}}/tables/scaling_points.csv",
+        curves=f"{R}/{{study}}/tables/scaling_curves.csv",
+    params:
+        budgets=get_isoflop_budgets,
+        flops=lambda wildcards: get_isoflop(wildcards)["flops_per_token"],
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/isoflop_points/{{study}}.tsv"
+    log:
+        f"{LOGS}/isoflop_points/{{study}}.log",
+    shell:
+        "python -m analysis.chinchilla points --budgets {params.budgets:q} --flops-per-token {params.flops}"
+        " --metrics {input.metrics:q} --summaries {input.summaries:q}"
+        " --points {output.points:q} --curves {output.curves:q} > {log:q} 2>&1"
+
+
+rule isoflop_fit:
+    input:
+        points=f"{R}/{{study}}/tables/scaling_points.csv",
+        curves=f"{R}/{{study}}/tables/scaling_curves.csv",
+    output:
+        exponents=f"{R}/{{study}}/tables/scaling_exponents.csv",
+        allocation=f"{R}/{{study}}/tables/compute_optimal_allocation.csv",
+        prediction=f"{R}/{{study}}/tables/target_prediction.csv",
+        minima=f"{R}/{{study}}/tables/isoflop_minima.csv",
+        envelope=f"{R}/{{study}}/tables/approach1_envelope.csv",
+        fit=f"{R}/{{study}}/tables/scaling_fit.json",
+    params:
+        target=lambda wildcards: get_isoflop(wildcards)["target_budget"],
+        table=lambda wildcards: " ".join(f"{c:g}" for c in get_isoflop(wildcards)["table_budgets"]),
+        bootstrap=lambda wildcards: get_isoflop(wildcards)["bootstrap"],
+        out_dir=lambda wildcards, output: os.path.dirname(output.fit),
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/isoflop_fit/{{study}}.tsv"
+    log:
+        f"{LOGS}/isoflop_fit/{{study}}.log",
+    shell:
+        "python -m analysis.chinchilla fit --points {input.points:q} --curves {input.curves:q}"
+        " --target-budget {params.target} --table-budgets {params.table} --bootstrap {params.bootstrap}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule isoflop_curves_figure:
+    input:
+        points=f"{R}/{{study}}/tables/scaling_points.csv",
+        minima=f"{R}/{{study}}/tables/isoflop_minima.csv",
+        fit=f"{R}/{{study}}/tables/scaling_fit.json",
+    output:
+        png=report(
+            f"{R}/{{study}}/figures/isoflop_curves.png",
+            caption="../report/chinchilla_isoflop_curves.rst",
+            category="Compute-optimal scaling",
+        ),
+        pdf=f"{R}/{{study}}/figures/isoflop_curves.pdf",
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/isoflop_curves_figure/{{study}}.tsv"
+    log:
+        f"{LOGS}/isoflop_curves_figure/{{study}}.log",
+    shell:
+        "python -m analysis.scaling_figures isoflop --points {input.points:q} --minima {input.minima:q}"
+        " --fit {input.fit:q} --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
+
+
+rule parametric_contour_figure:
+    input:
+        points=f"{R}/{{study}}/tables/scaling_points.csv",
+        fit=f"{R}/{{study}}/tables/scaling_fit.json",
+    output:
+        png=report(
+            f"{R}/{{study}}/figures/parametric_contour.png",
+            caption="../report/chinchilla_parametric_contour.rst",
+            category="Compute-optimal scaling",
+        ),
+        pdf=f"{R}/{{study}}/figures/parametric_contour.pdf",
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/parametric_contour_figure/{{study}}.tsv"
+    log:
+        f"{LOGS}/parametric_contour_figure/{{study}}.log",
+    shell:
+        "python -m analysis.scaling_figures contour --points {input.points:q} --fit {input.fit:q}"
+        " --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
