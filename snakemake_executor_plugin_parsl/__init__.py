@@ -133,14 +133,18 @@ class Executor(RemoteExecutor):
                     aux_logs=[str(job_info.aux["log"])])
 
     def cancel_jobs(self, active_jobs: List[SubmittedJobInfo]):
-        # Queued tasks are dropped here; running ones die with their pilot jobs in shutdown().
+        # Parsl futures cannot be cancelled (AppFuture.cancel raises): the tasks end with their pilot
+        # jobs, which shutdown() (called right after this by RemoteExecutor.cancel) releases.
         for job_info in active_jobs:
-            job_info.aux["future"].cancel()
+            self.logger.info(f"Cancelling {job_info.job} (Parsl task {job_info.external_jobid}) with its pilot job")
 
     def shutdown(self):
         super().shutdown()
+        if self.dfk is None:  # cancel() already shut down
+            return
         import parsl
 
         # Scales every block in: the provider cancels the pilot jobs (scancel on Slurm).
         self.dfk.cleanup()
+        self.dfk = None
         parsl.clear()

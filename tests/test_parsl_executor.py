@@ -23,7 +23,8 @@ def run_snakemake(args, cwd, env=None, timeout=300, inherit=True) -> subprocess.
     full_env = dict(os.environ if inherit else {}, **(env or {}))
     full_env["PATH"] = f"{BIN}{os.pathsep}{full_env.get('PATH', '')}"
     proc = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=cwd, env=full_env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=default_sigint)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -35,6 +36,12 @@ def run_snakemake(args, cwd, env=None, timeout=300, inherit=True) -> subprocess.
             out, err = proc.communicate()
         raise AssertionError(f"snakemake {' '.join(args[:4])} timed out after {timeout}s:\n{out[-3000:]}\n{err[-3000:]}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def default_sigint():
+    """A shell starting pytest in the background ignores SIGINT, and children inherit that: undo it
+    so the timeout's SIGINT reaches Snakemake as Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def slots():

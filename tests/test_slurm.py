@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from test_parsl_executor import BIN, run_snakemake
+from test_parsl_executor import BIN, default_sigint, run_snakemake
 
 pytestmark = [
     pytest.mark.slurm,
@@ -158,9 +158,11 @@ def test_ctrl_c_cancels_the_parsl_pilot_jobs(cluster, tmp_path):
     env = dict(os.environ, **cluster, SCALEDAG_PARSL_CORES="1", SCALEDAG_PARSL_MAX_BLOCKS="1")
     first_job = max([int(r[0]) for r in squeue(cluster, "%i")] or [0])
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    log = tmp_path / "snakemake.log"       # a file, not a pipe: a leftover child could hold a pipe open
     proc = subprocess.Popen([str(BIN / "snakemake"), "--executor", "parsl", "--parsl-config",
                              str(REPO / "profiles/parsl/slurm.py"), "--jobs", "1"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            preexec_fn=default_sigint)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -171,10 +173,10 @@ def test_ctrl_c_cancels_the_parsl_pilot_jobs(cluster, tmp_path):
         assert running, "the pilot job never started"
         time.sleep(2)
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     states = {r[0]: r[2] for r in squeue(cluster, "%i|%j|%T") if int(r[0]) > first_job}
-    assert states and all(s in ("CANCELLED", "COMPLETED") for s in states.values()), states
+    assert states and all(s in ("CANCELLED", "COMPLETED") for s in states.values()), (states, log.read_text()[-3000:])
     assert not (tmp_path / "slow.txt").exists()

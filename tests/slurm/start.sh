@@ -23,9 +23,10 @@ mkdir -p "$DIR"/{ctld,spool,log}
 CONF=$DIR/slurm.conf
 export SLURM_CONF=$CONF
 
-# Already running (same directory): nothing to do.
+# Already running (same directory) and answering: nothing to do (its node may be busy).
 if [[ -f $DIR/slurmctld.pid ]] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2>/dev/null \
-        && sinfo -h -o %T 2>/dev/null | grep -qx idle; then
+        && [[ -f $DIR/slurmd.pid ]] && kill -0 "$(cat "$DIR/slurmd.pid")" 2>/dev/null \
+        && sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mix|mixed|alloc|allocated|completing)$'; then
     echo "export SLURM_CONF=$CONF"
     exit 0
 fi
