@@ -59,6 +59,14 @@ def test_resume_after_kill_is_bit_identical(tiny_corpus, reference_run, tmp_path
     assert _train_rows(tmp_path / "killed") == _train_rows(reference_run)
     summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
     assert summary["final_train_loss"] == json.loads((reference_run / "summary.json").read_text())["final_train_loss"]
+    if kill_step == 10:
+        # `snakemake --forcerun` deletes a finished run's outputs but not its checkpoints: the run
+        # must train again (not "resume" at the end with an empty loss curve)
+        (tmp_path / "killed" / "metrics.jsonl").unlink()
+        (tmp_path / "killed" / "summary.json").unlink()
+        again = train_run(spec)
+        assert "training from scratch" in again.stdout
+        assert _train_rows(tmp_path / "killed") == _train_rows(reference_run)
 
 
 def _error_line(stderr: str) -> str:

@@ -303,7 +303,7 @@ class Trainer:
         from workflow.checkpoint import latest_iteration, load_checkpoint
         from workflow.metrics import MetricsLog, Throughput
 
-        start = latest_iteration(self.ckpt_root) or 0
+        start = self._resume_point()
         if start:
             load_checkpoint(self.ckpt_root, start, self.model.module, self.optimizer, self.scheduler)
             self._print(f"resumed from checkpoint at iteration {start}")
@@ -389,6 +389,32 @@ class Trainer:
         m = throughput_metrics(tokens, seconds, self.flops_per_token_chinchilla, self.flops_per_token_6n,
                                self.world_size, self.device_name, "bf16" if self.bf16 else "fp32")
         return {k: m[k] for k in ("tflops_per_device_chinchilla", "tflops_per_device_6n", "mfu_chinchilla", "mfu_6n")}
+
+    def _resume_point(self) -> int:
+        """The checkpoint to resume from, or 0 to train from scratch.
+
+        Checkpoints are only resumed together with the metrics log they belong to: if it is gone
+        (e.g. `snakemake --forcerun` deleted a finished run's outputs, not its checkpoints), the
+        loss curve could not be rebuilt, so the stale checkpoints are removed and the run starts
+        over. Every rank agrees (minimum) before anything is written."""
+        import shutil
+
+        from workflow.checkpoint import latest_iteration
+
+        start = latest_iteration(self.ckpt_root) or 0
+        if start and not (self.out_dir / "metrics.jsonl.partial").exists():
+            start = 0
+        agreed = torch.tensor([float(start)], device="cuda" if torch.cuda.is_available() else "cpu")
+        if torch.distributed.is_initialized():
+            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
+        start = int(agreed.item())
+        if start == 0 and self.ckpt_root.exists():
+            if self.rank == 0:
+                self._print(f"checkpoints in {self.ckpt_root} have no metrics log to continue: training from scratch")
+                shutil.rmtree(self.ckpt_root)
+            if torch.distributed.is_initialized():
+                torch.distributed.barrier()
+        return start
 
     def _oom_message(self, step: int, micro_index: int | None) -> str:
         """One line: where it failed, how big the micro-batch was, and which config knob to turn."""
