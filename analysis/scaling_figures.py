@@ -107,8 +107,8 @@ def plot_contour(points: pd.DataFrame, summary: dict, png: str, pdf: str) -> Non
         n_lo, n_hi = min(n_lo, n_t / 10), max(n_hi, n_t * 10)
         C, N = np.meshgrid(np.geomspace(c_lo, c_hi, 200), np.geomspace(n_lo, n_hi, 200))
         L = fit.predict(N, C / (6 * N))
-        levels = np.quantile(L, np.linspace(0.02, 0.9, 14))
-        cs = ax.contourf(C, N, L, levels=np.unique(levels), cmap="viridis_r", alpha=0.75)
+        levels = np.unique(np.quantile(L, np.linspace(0.0, 0.9, 14)))  # the top 10% (tiny C, huge N) folded in
+        cs = ax.contourf(C, N, L, levels=levels, cmap="viridis_r", alpha=0.75, extend="max")
         fig.colorbar(cs, ax=ax, label="predicted loss")
         c_line = np.geomspace(c_lo, c_hi, 100)
         ax.plot(c_line, frontier(fit, c_line)[0], "-", color="C3", lw=2, label=f"efficient frontier (a = {fit.a:.2f})")

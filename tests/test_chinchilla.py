@@ -112,7 +112,7 @@ def test_cli_tables_and_figures(collected, tmp_path):
     alloc = pd.read_csv(out / "compute_optimal_allocation.csv")
     assert len(alloc) == 9 and set(alloc["budget"]) == {1e19, 1e21, 1e23}
     a3 = alloc[alloc["approach"] == "approach3"]
-    assert np.allclose(6 * a3["N_opt"] * a3["D_opt"], a3["budget"])
+    assert np.allclose(6 * a3["N_opt"] * a3["D_opt"], a3["budget"], rtol=1e-4)  # CSVs keep 6 digits
     assert (a3["N_opt_lo"] <= a3["N_opt"] * 1.001).all() and (a3["N_opt"] <= a3["N_opt_hi"] * 1.001).all()
     pred = pd.read_csv(out / "target_prediction.csv").set_index("approach")
     n_true, _ = frontier(TRUTH, 5.76e23)
@@ -137,13 +137,13 @@ def test_an_unfittable_approach_becomes_a_noted_row(tmp_path):
         budgets[f"c1e19_n{i}"] = 1e19
     points, curves = collect_points(budgets, [str(p) for p in tmp_path.glob("*/metrics.jsonl")],
                                     [str(p) for p in tmp_path.glob("*/summary.json")])
-    study = fit_study(points, curves, bootstrap_k=0, starts=20)
+    study = fit_study(points, curves, bootstrap_k=0, starts=3)
     assert study["approach2"] is None and "need >= 2 budgets" in study["notes"]["approach2"]
     pts, crv = tmp_path / "p.csv", tmp_path / "c.csv"
     points.to_csv(pts, index=False)
     curves.to_csv(crv, index=False)
     assert main(["fit", "--points", str(pts), "--curves", str(crv), "--target-budget", "1e21",
-                 "--table-budgets", "1e20", "--bootstrap", "0", "--starts", "20", "--out-dir", str(tmp_path / "t")]) == 0
+                 "--table-budgets", "1e20", "--bootstrap", "0", "--starts", "3", "--out-dir", str(tmp_path / "t")]) == 0
     exps = pd.read_csv(tmp_path / "t" / "scaling_exponents.csv").set_index("approach")
     assert np.isnan(exps.loc["approach2", "a"]) and "need >= 2 budgets" in exps.loc["approach2", "note"]
     assert np.isfinite(exps.loc["approach3", "a"])

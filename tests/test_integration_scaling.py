@@ -68,7 +68,7 @@ def test_fit_allocation_and_prediction(out):
     alloc = pd.read_csv(out / "tables" / "compute_optimal_allocation.csv")
     a3 = alloc[alloc["approach"] == "approach3"]
     assert len(a3) >= 3
-    assert np.allclose(6 * a3["N_opt"] * a3["D_opt"], a3["budget"], rtol=1e-6)
+    assert np.allclose(6 * a3["N_opt"] * a3["D_opt"], a3["budget"], rtol=1e-4)  # CSVs keep 6 digits
     assert a3["N_opt"].is_monotonic_increasing and a3["loss"].is_monotonic_decreasing
     pred = pd.read_csv(out / "tables" / "target_prediction.csv").set_index("approach")
     assert set(pred["budget"]) == {fit["target_budget"]}
