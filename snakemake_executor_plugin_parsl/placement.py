@@ -45,7 +45,7 @@ class Slot:
         mpi = bool(getattr(ex, "enable_mpi_mode", False))
         mem = getattr(ex, "mem_per_worker", None)
         accels = len(getattr(ex, "available_accelerators", []) or [])
-        cores = getattr(ex, "cores_per_worker", 1.0)
+        cores = getattr(ex, "cores_per_worker", float("inf"))  # e.g. a ThreadPoolExecutor: no limit known
         if mpi:  # a worker launches ranks across the whole block: the provider's node shape counts
             cores = getattr(provider, "cores_per_node", None) or float("inf")
             mem = getattr(provider, "mem_per_node", None)
