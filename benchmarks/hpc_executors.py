@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,19 +33,24 @@ EXECUTORS = {
 }
 
 
-def timed(cmd, env, cwd, timeout=1200) -> float:
+def timed(cmd, env, cwd, timeout=1200, cpu=False):
+    """Wall seconds (and, with cpu=True, the child's user+sys CPU seconds: robust to a loaded machine)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd[:6]))} failed:\n{proc.stderr[-3000:]}")
-    return elapsed
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (elapsed, used) if cpu else elapsed
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats-dry-run", type=int, default=3)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/hpc_executors.json")
+    ap.add_argument("--dry-run-only", action="store_true", help="only time the paper dry run (keeps the subset times)")
     args = ap.parse_args()
 
     start = subprocess.run(["bash", str(REPO / "tests/slurm/start.sh")], capture_output=True, text=True, timeout=600)
@@ -55,25 +61,30 @@ def main():
                SCALEDAG_PARSL_MEM_GB="1", SLURM_CONF=re.search(r"SLURM_CONF=(\S+)", start.stdout).group(1))
     env.pop("SBATCH_ACCOUNT", None)
 
-    subset = {}
-    for name, extra in EXECUTORS.items():
+    previous = json.loads(args.out.read_text()) if args.dry_run_only and args.out.exists() else {}
+    subset = previous.get("subset_wall_s", {})
+    for name, extra in ({} if args.dry_run_only else EXECUTORS).items():
         with tempfile.TemporaryDirectory(prefix=f"hpc-bench-{name}-") as work:
             cmd = [str(BIN / "snakemake"), *TARGETS, "-s", str(REPO / "Snakefile"), "-d", work,
                    "--configfile", str(REPO / "config.yaml"), str(SUBSET), *extra]
             subset[name] = round(timed(cmd, env, work), 2)
             print(f"subset via {name}: {subset[name]} s", flush=True)
 
-    dry = [timed([str(BIN / "snakemake"), "-n", "--profile", "profiles/frontier", "--config", "scale=paper"],
-                 env, REPO) for _ in range(args.repeats_dry_run)]
+    runs = [timed([str(BIN / "snakemake"), "-n", "--profile", "profiles/frontier", "--config", "scale=paper"],
+                  env, REPO, cpu=True) for _ in range(args.repeats_dry_run)]
+    dry, dry_cpu = [r[0] for r in runs], [r[1] for r in runs]
     result = {
         "what": "tiny subset (prepare_corpus, train_tokenizer, tokenize, 2 pretrain of 12 steps) per executor, "
                 "same machine, same run; paper-scale dry run with --profile frontier",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_1min_at_end": os.getloadavg()[0]},
+                    "load_average_1min_at_end": os.getloadavg()[0],
+                    "note": "shared 2-core machine: wall times stretch with the load; compare ratios and CPU seconds"},
         "subset_wall_s": subset,
-        "subset_ratio_to_local": {k: round(v / subset["local"], 2) for k, v in subset.items()},
+        "subset_ratio_to_local": {k: round(v / subset["local"], 2) for k, v in subset.items()} if subset else {},
         "paper_dry_run_s": {"median": round(statistics.median(dry), 2), "runs": [round(d, 2) for d in dry],
-                            "goal": 5.0, "meets_goal": statistics.median(dry) <= 5.0},
+                            "cpu_s_median": round(statistics.median(dry_cpu), 2),
+                            "goal": 5.0, "meets_goal": statistics.median(dry) <= 5.0,
+                            "meets_goal_in_cpu_s": statistics.median(dry_cpu) <= 5.0},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
