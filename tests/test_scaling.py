@@ -346,3 +346,29 @@ def test_fit_on_chinchilla_extracted_points():
     assert 0.2 <= fit.alpha <= 0.6 and 0.2 <= fit.beta <= 0.6
     assert fit.a + fit.b == pytest.approx(1.0)
     assert 0 < fit.a < 1
+
+
+# ---------------------------------------------------------------- robustness on real sweeps (issue #6)
+
+
+def test_approach2_reads_d_opt_off_the_points_under_any_flop_count():
+    # Budgets split by a count other than 6ND (e.g. appendix F): D = C / (7.3 N).
+    rows = []
+    for C in np.logspace(18, 21, 4):
+        n_star = 0.1 * C**0.45
+        for n in n_star * np.logspace(-1, 1, 5):
+            rows.append(dict(budget=C, params=n, tokens=C / (7.3 * n), loss=2.0 + 0.05 * np.log(n / n_star) ** 2))
+    minima = approach2(pd.DataFrame(rows))["minima"]
+    np.testing.assert_allclose(minima["D_opt"], minima["budget"] / (7.3 * minima["N_opt"]), rtol=1e-9)
+    assert minima["inside"].all()
+
+
+def test_approach1_refuses_a_power_law_over_a_sliver_of_compute(synthetic_curves):
+    # Four adjacent sizes: the two interior ones win the envelope over far less than the asked span.
+    runs = synthetic_curves[synthetic_curves["run"].isin(["m13", "m14", "m15", "m16"])]
+    with pytest.raises(ScaleDAGError, match="range of FLOPs"):
+        approach1(runs, min_span=1e6)
+
+
+def test_degenerate_exponent_has_no_frontier():
+    assert np.isnan(ParametricFit(E=1.0, A=10.0, B=10.0, alpha=0.3, beta=0.0).G)
