@@ -163,6 +163,7 @@ def main() -> None:
         order = APPROACHES if r % 2 == 0 else tuple(reversed(APPROACHES))
         for approach in order:
             result = run_one(approach, jsonl, tokenizer_dir, str(work / f"out-{approach}"))
+            result["load_average"] = round(os.getloadavg()[0], 2)
             runs[approach].append(result)
             print(f"round {r} {approach:14s} {result['seconds']:7.2f}s ({result['cpu_seconds']:6.2f} cpu-s) "
                   f"{megabytes / result['seconds']:6.2f} MB/s "
@@ -204,6 +205,10 @@ def main() -> None:
         "approaches": summary,
         "speedup": ratio,
         "cpu_time_ratio": cpu_ratio,
+        "per_round": [{a: {"seconds": round(runs[a][r]["seconds"], 2), "load_average": runs[a][r]["load_average"]}
+                       for a in APPROACHES} for r in range(args.rounds)],
+        "per_round_speedup_vs_megatron_hf": [round(ref["seconds"] / ours["seconds"], 2)
+                                             for ours, ref in zip(runs["scaledag"], runs["megatron-hf"])],
         "goal": "scaledag >= 2x megatron-hf (Megatron-LM tools/preprocess_data.py approach)",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }
