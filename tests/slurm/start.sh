@@ -31,6 +31,9 @@ if [[ -f $DIR/slurmctld.pid ]] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2>/dev/n
     exit 0
 fi
 
+# Daemons of an earlier start that do not answer: end them (by their recorded PIDs) first.
+SCALEDAG_SLURM_DIR=$DIR bash "$(dirname "$0")/stop.sh"
+
 HOST=$(hostname -s)
 # slurmd -C describes this machine (CPUs, sockets, memory); keep a little memory for the OS.
 NODE=$(slurmd -C | head -n1)
