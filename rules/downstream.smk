@@ -3,7 +3,7 @@
 
 
 wildcard_constraints:
-    task="|".join(ZS_TASKS) or "none",
+    task=ZS_TASK_PATTERN,
 
 
 rule prepare_zeroshot:
@@ -13,8 +13,8 @@ rule prepare_zeroshot:
         data=f"{R}/data/zeroshot/{{task}}.jsonl",
         stats=f"{R}/data/zeroshot/{{task}}.stats.json",
     params:
-        data_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),
-        limit=f"--limit {_ds.zeroshot_limit(config)}" if _ds.zeroshot_limit(config) else "",
+        data_dir=ZS_DATA_DIR,
+        limit=ZS_LIMIT_ARG,
         seed=ZS["seed"],
     conda:
         "../envs/scaledag.yaml"
@@ -71,15 +71,16 @@ rule zeroshot_table:
 rule embed_bandgap:
     input:
         summary=f"{R}/{{study}}/runs/{{run}}/summary.json",
-        tokenizer=lambda wildcards: get_run_data(wildcards)["tokenizer"],
+        tokenizer=get_run_tokenizer,
         data=get_bandgap_raw,
     output:
         npz=f"{R}/{{study}}/runs/{{run}}/bandgap/embeddings.npz",
         meta=f"{R}/{{study}}/runs/{{run}}/bandgap/embeddings.json",
     params:
         spec=get_pretrain_spec,
+        data_dir=BG_DATA_DIR,
         layer=BG["layer"],
-        rows=_ds.bandgap_rows(config) or "all",
+        rows=BG_ROWS,
     threads: get_run_threads
     resources:
         **get_rule_resources("embed_bandgap"),
@@ -91,7 +92,7 @@ rule embed_bandgap:
         f"{LOGS}/embed_bandgap/{{study}}/{{run}}.log",
     shell:
         "python -m workflow.bandgap embed --spec {params.spec:q} --tokenizer {input.tokenizer:q}"
-        " --data-dir $(dirname {input.data:q}) --layer {params.layer} --rows {params.rows} --out {output.npz:q} > {log:q} 2>&1"
+        " --data-dir {params.data_dir:q} --layer {params.layer} --rows {params.rows} --out {output.npz:q} > {log:q} 2>&1"
 
 
 rule bandgap:
@@ -102,6 +103,7 @@ rule bandgap:
     output:
         result=f"{R}/{{study}}/runs/{{run}}/bandgap.json",
     params:
+        data_dir=BG_DATA_DIR,
         heads=" ".join(BG["heads"]),
         mlp_iter=BG["mlp_iter"],
     conda:
@@ -111,7 +113,7 @@ rule bandgap:
     log:
         f"{LOGS}/bandgap/{{study}}/{{run}}.log",
     shell:
-        "python -m workflow.bandgap fit --embeddings {input.npz:q} --data-dir $(dirname {input.data:q})"
+        "python -m workflow.bandgap fit --embeddings {input.npz:q} --data-dir {params.data_dir:q}"
         " --heads {params.heads} --mlp-iter {params.mlp_iter} --out {output.result:q} > {log:q} 2>&1"
 
 
@@ -121,7 +123,8 @@ rule bandgap_baselines:
     output:
         result=f"{R}/data/bandgap/baselines.json",
     params:
-        rows=_ds.bandgap_rows(config) or "all",
+        data_dir=BG_DATA_DIR,
+        rows=BG_ROWS,
         rf_trees=BG["rf_trees"],
     conda:
         "../envs/scaledag.yaml"
@@ -130,7 +133,7 @@ rule bandgap_baselines:
     log:
         f"{LOGS}/bandgap_baselines/baselines.log",
     shell:
-        "python -m workflow.bandgap baselines --data-dir $(dirname {input.data:q}) --rows {params.rows}"
+        "python -m workflow.bandgap baselines --data-dir {params.data_dir:q} --rows {params.rows}"
         " --rf-trees {params.rf_trees} --out {output.result:q} > {log:q} 2>&1"
 
 
@@ -144,7 +147,7 @@ rule bandgap_table:
         pdf=f"{R}/{{study}}/figures/bandgap_mae.pdf",
     params:
         runs=get_study_runs_json,
-        title=lambda wildcards: "Band gap MAE: " + config["studies"][wildcards.study]["title"],
+        title=get_bandgap_title,
     conda:
         "../envs/scaledag.yaml"
     benchmark:

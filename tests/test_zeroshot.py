@@ -139,3 +139,28 @@ def test_registry_matches_yaml_files():
     from workflow.zeroshot import TASK_NAMES
 
     assert sorted(TASKS) == TASK_NAMES
+
+
+@pytest.mark.shared_data
+def test_megatron_lm_and_hf_export_agree(tiny_corpus, trained_run, tmp_path):
+    """The issue asks that lm-eval's numbers agree between the Megatron LM and the HF export (`hf` model)."""
+    from workflow.export_hf import export_hf
+    from workflow.zeroshot import run_lm_eval
+
+    data = require_shared("zeroshot")
+    prepare_task("arc_easy", data, tmp_path / "arc_easy.jsonl", limit=16)
+    spec = make_run_spec(tiny_corpus, trained_run)
+    _zeroshot_cli(spec, {"arc_easy": tmp_path / "arc_easy.jsonl"}, tmp_path)
+    megatron = json.loads((tmp_path / "arc_easy.json").read_text())["metrics"]
+    run_module("workflow.export_hf", ["--run-dir", str(trained_run), "--tokenizer", tiny_corpus["tokenizer"],
+                                      "--out", str(tmp_path / "hf")])
+    try:  # lm-eval's built-in `hf` model needs `accelerate`, which this project does not pin
+        import accelerate  # noqa: F401
+
+        hf_lm = ("hf", f"pretrained={tmp_path / 'hf'},dtype=float32,max_length=64")
+    except ImportError:
+        from workflow.lm_eval_megatron import HFExportLM
+
+        hf_lm = HFExportLM(tmp_path / "hf", batch_size=8)
+    hf = run_lm_eval(hf_lm, {"arc_easy": tmp_path / "arc_easy.jsonl"}, batch_size=8, device="cpu")["arc_easy"]
+    assert (hf["acc"], hf["acc_norm"], hf["samples"]) == (megatron["acc"], megatron["acc_norm"], megatron["samples"])

@@ -44,7 +44,8 @@ def task_config(task: str, data_file: str | Path) -> dict:
     return cfg
 
 
-def run_lm_eval(lm, tasks: dict[str, str | Path], batch_size: int = 16, limit: int | None = None) -> dict:
+def run_lm_eval(lm, tasks: dict[str, str | Path], batch_size: int = 16, limit: int | None = None,
+                device: str | None = None) -> dict:
     """lm-eval's `simple_evaluate` on `lm` (an LM, or ("hf", model_args) for the export) -> {task: metrics}."""
     offline_env()
     import lm_eval
@@ -53,7 +54,7 @@ def run_lm_eval(lm, tasks: dict[str, str | Path], batch_size: int = 16, limit: i
     kwargs = {} if not isinstance(lm, tuple) else {"model_args": lm[1]}
     model = lm[0] if isinstance(lm, tuple) else lm
     out = lm_eval.simple_evaluate(model=model, tasks=configs, num_fewshot=0, batch_size=batch_size, limit=limit,
-                                  bootstrap_iters=0, log_samples=False, random_seed=0, numpy_random_seed=0,
+                                  bootstrap_iters=0, log_samples=False, device=device, random_seed=0, numpy_random_seed=0,
                                   torch_random_seed=0, fewshot_random_seed=0, **kwargs)
     results = {}
     for task in tasks:
