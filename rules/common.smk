@@ -331,12 +331,26 @@ def get_run_dir(wildcards):
 
 # -- downstream evaluation (issue #8): zero-shot through lm-eval, band gap from embeddings ----------
 from workflow import downstream as _ds
+from workflow.config import input_path
 
 ZS = _ds.zeroshot_settings(config)
 BG = _ds.bandgap_settings(config)
 ZS_TASKS = list(ZS["tasks"])
 _ZS_MISSING = _ds.missing_zeroshot_data(config)
 _BG_MISSING = _ds.missing_bandgap_data(config)
+ZS_TASK_PATTERN = "|".join(ZS_TASKS)
+ZS_DATA_DIR = str(input_path(ZS["data_dir"]))
+ZS_LIMIT_ARG = f"--limit {_ds.zeroshot_limit(config)}" if _ds.zeroshot_limit(config) else ""
+BG_DATA_DIR = str(input_path(BG["data_dir"]))
+BG_ROWS = _ds.bandgap_rows(config) or "all"
+
+
+def get_run_tokenizer(wildcards):
+    return get_run_data(wildcards)["tokenizer"]
+
+
+def get_bandgap_title(wildcards):
+    return f"Band gap MAE: {config['studies'][wildcards.study]['title']}"
 
 
 def _downstream_study(study, study_config, settings):
