@@ -27,7 +27,7 @@ def main() -> None:
     mine = ["results/tiny/efficiency/tables/block.csv", "results/tiny/arch_proxy/tables/proxy.csv"]
     with tempfile.TemporaryDirectory(prefix="scaledag-eff-") as work:
         base = [str(bin_dir / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", work,
-                "--configfile", str(REPO / "config.yaml"), "--cores", "2", "--quiet"]
+                "--configfile", str(REPO / "config.yaml"), "--cores", "2", "--quiet", "all", "--"]
         subprocess.run(base + data, check=True, env=env, cwd=work)
         load0 = os.getloadavg()
         t0 = time.perf_counter()
