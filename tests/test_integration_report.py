@@ -48,9 +48,11 @@ def test_every_study_with_runs_has_a_wandb_report_spec(tiny_dag):
     assert {"matgpt", "bloom_ablations"} <= studies
     for path in specs:
         spec = json.loads(path.read_text())
-        run_dirs = sorted((path.parent.parent / "runs").iterdir())
+        study = path.parent.parent.name
         run_ids = sorted(i for ids in spec["inputs"]["variants"].values() for i in ids)
-        assert run_ids == sorted(f"tiny.{path.parent.parent.name}.{d.name}" for d in run_dirs if d.is_dir())
+        runs = sorted(row["run"] for row in spec["inputs"]["summaries"])
+        assert run_ids == [f"tiny.{study}.{r}" for r in runs] and runs
+        assert all((path.parent.parent / "runs" / r / "summary.json").is_file() for r in runs)
         assert spec["publish"].startswith("wandb sync ") and "workflow.wandb_report publish" in spec["publish"]
 
 
