@@ -12,10 +12,10 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 include: "rules/scaling.smk"
-include: "rules/export.smk"
-include: "rules/report.smk"
 include: "rules/efficiency.smk"
 include: "rules/downstream.smk"
+include: "rules/export.smk"
+include: "rules/report.smk"
 
 
 rule all:

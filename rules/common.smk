@@ -159,11 +159,6 @@ def get_rule_retries(rule):
     return rule_retries(config, rule)
 
 
-def get_envmodules():
-    """Modules a GPU job loads on this scale's machine (Snakemake's env-modules deployment)."""
-    return list(machine(config).modules)
-
-
 # -- efficiency studies (issue #9): block / GPT-2 benchmarks, architecture design by proxy ---------
 from workflow import efficiency as _eff
 from workflow import proxy as _proxy
@@ -273,60 +268,9 @@ def get_full_summaries(wildcards):
 # -- END efficiency studies (issue #9) ----------------------------------------------------------
 
 
-# -- Hugging Face export and reports (issue #5) ----------------------------------------------------
-from workflow.config import run_id as _run_id
-from workflow.export_hf import exportable_runs as _exportable_runs
-
-
-@final_targets_provider
-def get_hf_export_targets(study, study_config):
-    """runs/<run>/hf of every run of an `export_hf: true` study whose architecture has an HF class."""
-    if not study_config.get("export_hf"):
-        return []
-    ok, skipped = _exportable_runs(config, study)
-    for run, why in skipped.items():
-        if (study, run) not in _HF_NOTED:
-            _HF_NOTED.add((study, run))
-            sys.stderr.write(f"ScaleDAG note: {study}/{run} is not exported to Hugging Face: {why}\n")
-    return [f"{R}/{study}/runs/{run}/hf" for run in ok]
-
-
-_HF_NOTED = set()
-
-
-@final_targets_provider
-def get_wandb_report_targets(study, study_config):
-    """Every enabled study that trains runs gets a W&B report spec (published later, see README)."""
-    return [f"{R}/{study}/report/wandb_report.json"] if study_runs(config, study) else []
-
-
-def get_study_tables(wildcards):
-    """The CSV tables other stages produce for this study (from their final-target providers)."""
-    study = wildcards.study
-    tables = []
-    for provider in FINAL_TARGET_PROVIDERS:
-        if provider is not get_wandb_report_targets:
-            tables += [t for t in provider(study, config["studies"][study])
-                       if os.path.basename(os.path.dirname(t)) == "tables" and t.endswith(".csv")]
-    return sorted(set(tables))
-
-
-def get_study_report_runs(wildcards):
-    """run name -> {run_id, variant}, as JSON for workflow.wandb_report."""
-    runs = study_runs(config, wildcards.study)
-    return json.dumps({run: {"run_id": _run_id(config, wildcards.study, run),
-                             "variant": info.get("variant") or run.split("_")[0]} for run, info in runs.items()})
-
-
-def get_run_tokenizer(wildcards):
-    return get_run_data(wildcards)["tokenizer"]
-
-
-def get_run_dir(wildcards):
-    return f"{R}/{wildcards.study}/runs/{wildcards.run}"
-
-
-# -- END Hugging Face export and reports (issue #5) ------------------------------------------------
+def get_envmodules():
+    """Modules a GPU job loads on this scale's machine (Snakemake's env-modules deployment)."""
+    return list(machine(config).modules)
 
 
 # -- downstream evaluation (issue #8): zero-shot through lm-eval, band gap from embeddings ----------
@@ -465,3 +409,55 @@ def get_isoflop_targets(study, study_config):
 
 
 # -- END compute-optimal scaling (issue #6) --------------------------------------------------------
+
+
+# -- Hugging Face export and reports (issue #5) ----------------------------------------------------
+from workflow.config import run_id as _run_id
+from workflow.export_hf import exportable_runs as _exportable_runs
+
+
+@final_targets_provider
+def get_hf_export_targets(study, study_config):
+    """runs/<run>/hf of every run of an `export_hf: true` study whose architecture has an HF class."""
+    if not study_config.get("export_hf"):
+        return []
+    ok, skipped = _exportable_runs(config, study)
+    for run, why in skipped.items():
+        if (study, run) not in _HF_NOTED:
+            _HF_NOTED.add((study, run))
+            sys.stderr.write(f"ScaleDAG note: {study}/{run} is not exported to Hugging Face: {why}\n")
+    return [f"{R}/{study}/runs/{run}/hf" for run in ok]
+
+
+_HF_NOTED = set()
+
+
+@final_targets_provider
+def get_wandb_report_targets(study, study_config):
+    """Every enabled study that trains runs gets a W&B report spec (published later, see README)."""
+    return [f"{R}/{study}/report/wandb_report.json"] if study_runs(config, study) else []
+
+
+def get_study_tables(wildcards):
+    """The CSV tables other stages produce for this study (from their final-target providers)."""
+    study = wildcards.study
+    tables = []
+    for provider in FINAL_TARGET_PROVIDERS:
+        if provider is not get_wandb_report_targets:
+            tables += [t for t in provider(study, config["studies"][study])
+                       if os.path.basename(os.path.dirname(t)) == "tables" and t.endswith(".csv")]
+    return sorted(set(tables))
+
+
+def get_study_report_runs(wildcards):
+    """run name -> {run_id, variant}, as JSON for workflow.wandb_report."""
+    runs = study_runs(config, wildcards.study)
+    return json.dumps({run: {"run_id": _run_id(config, wildcards.study, run),
+                             "variant": info.get("variant") or run.split("_")[0]} for run, info in runs.items()})
+
+
+def get_run_dir(wildcards):
+    return f"{R}/{wildcards.study}/runs/{wildcards.run}"
+
+
+# -- END Hugging Face export and reports (issue #5) ------------------------------------------------
