@@ -11,7 +11,6 @@ from parsl.executors import HighThroughputExecutor, MPIExecutor
 from parsl.launchers import SimpleLauncher
 from parsl.providers import LocalProvider, SlurmProvider
 
-from conftest import REPO
 from snakemake_executor_plugin_parsl.placement import Needs, Slot, choose_slot
 
 BIN = Path(sys.executable).parent

@@ -154,7 +154,6 @@ def test_schema_rejects_bad_isoflop_keys(base_config, edit, fragment):
 
 def test_param_count_matches_the_megatron_model(base_config, megatron_dist):
     """The N the sweep plans for is the N Megatron builds (and train.py reports)."""
-    import torch  # noqa: F401
 
     from workflow.model import build_gpt_model
 

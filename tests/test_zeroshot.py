@@ -144,7 +144,6 @@ def test_registry_matches_yaml_files():
 @pytest.mark.shared_data
 def test_megatron_lm_and_hf_export_agree(tiny_corpus, trained_run, tmp_path):
     """The issue asks that lm-eval's numbers agree between the Megatron LM and the HF export (`hf` model)."""
-    from workflow.export_hf import export_hf
     from workflow.zeroshot import run_lm_eval
 
     data = require_shared("zeroshot")
@@ -154,13 +153,6 @@ def test_megatron_lm_and_hf_export_agree(tiny_corpus, trained_run, tmp_path):
     megatron = json.loads((tmp_path / "arc_easy.json").read_text())["metrics"]
     run_module("workflow.export_hf", ["--run-dir", str(trained_run), "--tokenizer", tiny_corpus["tokenizer"],
                                       "--out", str(tmp_path / "hf")])
-    try:  # lm-eval's built-in `hf` model needs `accelerate`, which this project does not pin
-        import accelerate  # noqa: F401
-
-        hf_lm = ("hf", f"pretrained={tmp_path / 'hf'},dtype=float32,max_length=64")
-    except ImportError:
-        from workflow.lm_eval_megatron import HFExportLM
-
-        hf_lm = HFExportLM(tmp_path / "hf", batch_size=8)
+    hf_lm = ("hf", f"pretrained={tmp_path / 'hf'},dtype=float32,max_length=64")  # lm-eval's own HF model
     hf = run_lm_eval(hf_lm, {"arc_easy": tmp_path / "arc_easy.jsonl"}, batch_size=8, device="cpu")["arc_easy"]
     assert (hf["acc"], hf["acc_norm"], hf["samples"]) == (megatron["acc"], megatron["acc_norm"], megatron["samples"])

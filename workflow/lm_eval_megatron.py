@@ -152,25 +152,3 @@ class MegatronLM(TemplateLM):
         raise ScaleDAGError("MegatronLM scores log-likelihoods only; generative lm-eval tasks need the HF export "
                             "(lm_eval --model hf on results/.../runs/<run>/hf)")
 
-
-class HFExportLM(MegatronLM):
-    """The same lm-eval scoring over a Hugging Face export (workflow.export_hf), for the agreement
-    check when lm-eval's built-in `hf` model cannot load (it needs `accelerate`, not a dependency)."""
-
-    def __init__(self, export_dir: str | Path, batch_size: int = 16):
-        from transformers import AutoModelForCausalLM
-
-        export_dir = Path(export_dir)
-        model = AutoModelForCausalLM.from_pretrained(str(export_dir), dtype=torch.float32).eval()
-        seq = getattr(model.config, "max_position_embeddings", None) or model.config.n_positions
-        super().__init__(model, load_run_tokenizer(export_dir / "tokenizer.json"), seq, model.config.vocab_size,
-                         batch_size, str(export_dir / "tokenizer.json"))
-
-    @torch.no_grad()
-    def _logprobs(self, inputs: list[list[int]]) -> list[torch.Tensor]:
-        width = max(len(x) for x in inputs)
-        tokens = torch.zeros(len(inputs), width, dtype=torch.long)
-        for i, x in enumerate(inputs):
-            tokens[i, : len(x)] = torch.tensor(x, dtype=torch.long)
-        logp = F.log_softmax(self.model(tokens).logits.float(), dim=-1)
-        return [logp[i, : len(x)] for i, x in enumerate(inputs)]
