@@ -152,3 +152,6 @@ def test_run_records_flops_energy_and_wandb_offline(reference_run):
     logged = read_offline_run(runs[-1])
     assert logged["name"] == "test.llama" and logged["group"] == "test"
     assert [h["train/loss"] for h in logged["history"] if "train/loss" in h] == [r["loss"] for r in train]
+    # nested summary values reach W&B flattened (the report's energy panel reads energy/joules_per_token)
+    assert logged["summary"]["flops_per_token/chinchilla"] == summary["flops_per_token"]["chinchilla"]
+    assert logged["summary"].get("energy/joules_per_token") == energy["joules_per_token"]

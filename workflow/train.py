@@ -374,7 +374,7 @@ class Trainer:
             # Tokens of this job only: a resumed job's meter saw only the steps it ran.
             summary["energy"] = dict(energy, joules_per_token=joules_per_token(energy, (self.train_iters - start) * tokens_per_iter))
         if is_writer:
-            tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            tracker.summary(summary)  # nested dicts (energy) are flattened to energy/joules_per_token etc.
             tracker.finish()
             log.finalize()
             atomic_write_json(self.out_dir / "summary.json", summary)
