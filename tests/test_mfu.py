@@ -108,3 +108,13 @@ def test_throughput_metrics_bad_input(args):
     tokens, seconds, n = args
     with pytest.raises(ScaleDAGError):
         throughput_metrics(tokens, seconds, 1.0, 1.0, n, "cpu", "fp32")
+
+
+def test_config_table_extends_and_overrides_the_builtin_peaks():
+    peaks = {"L40S": {"bf16": 362.0, "fp32": 91.6}, "A100": {"bf16": 300.0}}
+    assert peak_flops("NVIDIA L40S", "bf16") is None  # unknown to the built-in table
+    assert peak_flops("NVIDIA L40S", "bf16", peaks) == pytest.approx(362e12)
+    assert peak_flops("NVIDIA A100-SXM4-80GB", "bf16", peaks) == pytest.approx(300e12)
+    assert peak_flops("NVIDIA H100 80GB HBM3", "bf16", peaks) == pytest.approx(989e12)  # untouched
+    m = throughput_metrics(1e6, 1.0, 1e6, 1e6, 1, "NVIDIA L40S", "bf16", peaks)
+    assert m["mfu_chinchilla"] == pytest.approx(1e12 / 362e12)

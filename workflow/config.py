@@ -280,5 +280,6 @@ def pretrain_spec(config: dict, study: str, run: str) -> dict:
         "parallel": dict(sc.get("parallel", {"tp": 1, "pp": 1})),
         "bf16": sc["device"] == "gpu",
         "threads": sc.get("threads_per_run"),
+        "device_peaks": copy.deepcopy(config.get("device_peaks", {})),
         "out_dir": run_dir(config, study, run),
     }

@@ -97,10 +97,25 @@ def match_device(device_name: str | None) -> str | None:
     return None
 
 
-def peak_flops(device_name: str | None, dtype) -> float | None:
-    """Dense peak FLOP/s (not TFLOP/s) of one device for `dtype`; None when unknown."""
+def _configured_entry(device_name: str | None, peaks: dict | None) -> dict | None:
+    """The `device_peaks` entry of config.yaml for this device: its key equals the table key or
+    appears (case-insensitively) in the torch device name. Config entries win over the built-in table."""
+    if not peaks or not device_name:
+        return None
     key = match_device(device_name)
-    entry = PEAK_TFLOPS.get(key) if key else None
+    for name, entry in peaks.items():
+        if name == key or name.upper() in device_name.upper():
+            return entry
+    return None
+
+
+def peak_flops(device_name: str | None, dtype, peaks: dict | None = None) -> float | None:
+    """Dense peak FLOP/s (not TFLOP/s) of one device for `dtype`; None when unknown.
+
+    `peaks` is config.yaml's `device_peaks` table (name -> {dtype: TFLOP/s}); it extends and
+    overrides the built-in PEAK_TFLOPS for devices the table lacks or rates differently."""
+    key = match_device(device_name)
+    entry = _configured_entry(device_name, peaks) or (PEAK_TFLOPS.get(key) if key else None)
     if entry is None:
         return None
     tflops = entry.get(normalize_dtype(dtype))
@@ -115,6 +130,7 @@ def throughput_metrics(
     n_devices: int,
     device_name: str | None,
     dtype,
+    peaks: dict | None = None,
 ) -> dict:
     """Tokens/s, achieved TFLOP/s per device and MFU under both FLOP counts.
 
@@ -128,7 +144,7 @@ def throughput_metrics(
         raise ScaleDAGError(f"throughput_metrics: seconds must be positive, got {seconds!r}")
     if not isinstance(n_devices, int) or n_devices < 1:
         raise ScaleDAGError(f"throughput_metrics: n_devices must be a positive integer, got {n_devices!r}")
-    peak = peak_flops(device_name, dtype)
+    peak = peak_flops(device_name, dtype, peaks)
     out = {
         "tokens_per_s": tokens / seconds,
         "tokens_per_s_per_device": tokens / seconds / n_devices,

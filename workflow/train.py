@@ -387,7 +387,8 @@ class Trainer:
         if seconds <= 0:
             return {}
         m = throughput_metrics(tokens, seconds, self.flops_per_token_chinchilla, self.flops_per_token_6n,
-                               self.world_size, self.device_name, "bf16" if self.bf16 else "fp32")
+                               self.world_size, self.device_name, "bf16" if self.bf16 else "fp32",
+                               self.spec.get("device_peaks"))
         return {k: m[k] for k in ("tflops_per_device_chinchilla", "tflops_per_device_6n", "mfu_chinchilla", "mfu_6n")}
 
     def _resume_point(self) -> int:
