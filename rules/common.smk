@@ -449,6 +449,14 @@ def get_study_tables(wildcards):
     return sorted(set(tables))
 
 
+def get_report_summaries(wildcards):
+    """Summaries the W&B report covers: every run, except that a proxy study's full runs are the
+    ones its ranking checkpoint selected (not every candidate)."""
+    if config["studies"][wildcards.study].get("generator") == "proxy":
+        return get_proxy_summaries(wildcards) + get_full_summaries(wildcards)
+    return get_study_summaries(wildcards)
+
+
 def get_study_report_runs(wildcards):
     """run name -> {run_id, variant}, as JSON for workflow.wandb_report."""
     runs = study_runs(config, wildcards.study)

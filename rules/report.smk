@@ -3,7 +3,7 @@
 
 rule report:
     input:
-        summaries=get_study_summaries,
+        summaries=get_report_summaries,
         tables=get_study_tables,
     output:
         spec=f"{R}/{{study}}/report/wandb_report.json",

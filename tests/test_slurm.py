@@ -177,6 +177,11 @@ def test_ctrl_c_cancels_the_parsl_pilot_jobs(cluster, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    states = {r[0]: r[2] for r in squeue(cluster, "%i|%j|%T") if int(r[0]) > first_job}
+    deadline = time.time() + 60  # COMPLETING: slurmd is still ending the cancelled job's processes
+    while True:
+        states = {r[0]: r[2] for r in squeue(cluster, "%i|%j|%T") if int(r[0]) > first_job}
+        if time.time() > deadline or not any(s == "COMPLETING" for s in states.values()):
+            break
+        time.sleep(1)
     assert states and all(s in ("CANCELLED", "COMPLETED") for s in states.values()), (states, log.read_text()[-3000:])
     assert not (tmp_path / "slow.txt").exists()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -82,9 +83,13 @@ def test_csv_to_markdown_truncates(tmp_path):
     assert md.splitlines()[:3] == ["| a | b |", "|---|---|", "| 0 | 0 |"] and "7 more rows in t.csv" in md
 
 
-def test_missing_summary_is_one_clear_error(study):
-    with pytest.raises(ScaleDAGError, match="no summary.json given for run 'alibi_tiny-1m'"):
-        report_inputs("bloom", "tiny", "t", RUNS, study["summaries"][:1], [])
+def test_report_covers_the_runs_given_and_rejects_strangers(study, tmp_path):
+    # a proxy study's full runs exist only for the candidates its ranking chose
+    inputs = report_inputs("bloom", "tiny", "t", RUNS, study["summaries"][:1], [])
+    assert [row["run"] for row in inputs["summaries"]] == [Path(study["summaries"][0]).parent.name]
+    stranger = tmp_path / "runs" / "other_tiny-1m" / "summary.json"
+    with pytest.raises(ScaleDAGError, match="summaries given for runs it does not have: \\['other_tiny-1m'\\]"):
+        report_inputs("bloom", "tiny", "t", RUNS, [*study["summaries"], str(stranger)], [])
 
 
 def test_cli_writes_spec_and_prints_publish_command(study, tmp_path):

@@ -123,15 +123,19 @@ def build_report(inputs: dict):
 
 def report_inputs(study: str, scale: str, title: str, runs: dict[str, dict], summaries: list[str],
                   tables: list[str], project: str | None = None, entity: str | None = None) -> dict:
-    """Everything the report is built from. `runs`: run name -> {"run_id", "variant"}."""
+    """Everything the report is built from. `runs`: run name -> {"run_id", "variant"} for every run
+    the study may train; the report covers those whose summary is given (a proxy study's full runs
+    exist only for the candidates its ranking selected)."""
+    by_dir = {Path(p).parent.name: p for p in summaries}
+    unknown = sorted(set(by_dir) - set(runs))
+    if unknown:
+        raise ScaleDAGError(f"study {study!r}: summaries given for runs it does not have: {unknown}")
+    runs = {run: info for run, info in runs.items() if run in by_dir}
     variants: dict[str, list[str]] = {}
     for run, info in runs.items():
         variants.setdefault(info["variant"], []).append(info["run_id"])
     rows = []
-    by_dir = {Path(p).parent.name: p for p in summaries}
     for run in sorted(runs):
-        if run not in by_dir:
-            raise ScaleDAGError(f"study {study!r}: no summary.json given for run {run!r}")
         try:
             rows.append(summary_row(run, json.loads(Path(by_dir[run]).read_text())))
         except (OSError, json.JSONDecodeError) as exc:

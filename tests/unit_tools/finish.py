@@ -64,6 +64,9 @@ def main(root: Path) -> None:
     if "DeterministicChecker" not in common.read_text():
         common.write_text(common.read_text() + COMPARE)
     (root / "conftest.py").write_text(CONFTEST)
+    # A package, so its conftest imports as `unit.conftest` and never shadows tests/conftest.py
+    # (tests there do `from conftest import ...` at run time).
+    (root / "__init__.py").write_text("")
     for test in root.glob("test_*.py"):
         text = test.read_text()
         text = text.replace('                "python",\n', '                sys.executable,\n')
