@@ -5,8 +5,9 @@ GPTDataset memory-map the tokens. Two steps, so large corpora scatter over many 
 
   encode  one shard = one contiguous byte range of each split file (a line belongs to the shard
           holding its first byte), so shards need no pre-splitting and merging them in order
-          reproduces the file's order. Documents are encoded in batches by the Rust tokenizer on
-          all the job's threads, streamed (memory is bounded by the batch), each ending with EOD.
+          reproduces the file's order. Documents are encoded in batches on all the job's cores
+          (tiktoken's Rust BPE when it is exact for the tokenizer, see workflow/fast_bpe.py, else the
+          `tokenizers` library), streamed (memory is bounded by the batch), each ending with EOD.
   merge   concatenates the shards of each split with Megatron's `IndexedDatasetBuilder.add_index`
           and writes tokens/stats.json (documents and tokens per split next to the prepare stats).
 
@@ -20,10 +21,11 @@ import json
 import os
 import shutil
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import numpy
 
@@ -31,7 +33,7 @@ from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import atomic_path, atomic_write_json
 
 SPLITS = ("train", "valid", "test")
-BATCH_DOCUMENTS = 1024
+BATCH_DOCUMENTS = 256
 WORD_CACHE = 1 << 19  # BPE word cache entries (~tens of MB): most words of a corpus hit it
 
 
@@ -80,25 +82,53 @@ class Progress:
               f"{done / elapsed / 1e6:.1f} MB/s {tokens / elapsed:.0f} tok/s eta {eta:.0f}s", flush=True)
 
 
-def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer_path: str | os.PathLike, out_prefix: str | os.PathLike,
-                 batch_documents: int = BATCH_DOCUMENTS, shard: int = 0, num_shards: int = 1,
-                 progress_every: float = 10.0, text_field: str = "text") -> dict:
-    """Write <out_prefix>.bin/.idx for one shard of a JSONL split; returns its document/token counts."""
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+class DocumentEncoder(NamedTuple):
+    """What encoding needs, loaded once: texts → id arrays ending in EOD, in the dataset's dtype."""
+    encode: Callable[[list[str]], list[numpy.ndarray]]
+    dtype: type
+    engine: str
 
+
+def load_encoder(tokenizer_path: str | os.PathLike) -> DocumentEncoder:
+    from workflow.fast_bpe import batch_encoder
     from workflow.tokenizer import eod_id, load_tokenizer, with_word_cache
+
+    tok = with_word_cache(load_tokenizer(tokenizer_path), WORD_CACHE)
+    eod = eod_id(tok)
+    dtype = token_dtype(tok.get_vocab_size())
+    encode, engine = batch_encoder(tok)
+
+    def encode_documents(texts: list[str]) -> list[numpy.ndarray]:
+        """Runs on a worker thread: each document's ids with EOD appended."""
+        documents = []
+        for ids in encode(texts):
+            document = numpy.empty(len(ids) + 1, dtype)
+            document[:-1] = ids
+            document[-1] = eod
+            documents.append(document)
+        return documents
+
+    return DocumentEncoder(encode_documents, dtype, engine)
+
+
+def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer_path: str | os.PathLike | DocumentEncoder,
+                 out_prefix: str | os.PathLike, batch_documents: int = BATCH_DOCUMENTS, shard: int = 0,
+                 num_shards: int = 1, progress_every: float = 10.0, text_field: str = "text",
+                 threads: int | None = None) -> dict:
+    """Write <out_prefix>.bin/.idx for one shard of a JSONL split; returns its document/token counts.
+    `tokenizer_path` may be an already loaded `DocumentEncoder` (several splits, one load)."""
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     jsonl_path = Path(jsonl_path)
     if not jsonl_path.is_file():
         raise ScaleDAGError(f"{jsonl_path}: no such file (expected a prepare_corpus split)")
-    tok = with_word_cache(load_tokenizer(tokenizer_path), WORD_CACHE)
-    tok.encode_special_tokens = True  # a literal "<|endoftext|>" in the text is text, not a document break
-    eod = eod_id(tok)
-    dtype = token_dtype(tok.get_vocab_size())
-    encode_batch = getattr(tok, "encode_batch_fast", tok.encode_batch)  # no offsets needed
+    encoder = tokenizer_path if isinstance(tokenizer_path, DocumentEncoder) else load_encoder(tokenizer_path)
+    encode_documents, dtype, engine = encoder
+    threads = threads or available_cores()
+
     lines = shard_lines(jsonl_path, shard, num_shards)
     size = os.path.getsize(jsonl_path)
-    progress = Progress(f"{jsonl_path.name} shard {shard}/{num_shards}",
+    progress = Progress(f"{jsonl_path.name} shard {shard}/{num_shards} ({engine}, {threads} threads)",
                         size * (shard + 1) // num_shards - size * shard // num_shards, progress_every)
     start = size * shard // num_shards
     documents = tokens = done = 0
@@ -117,27 +147,34 @@ def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer_path: str | os.PathLik
     out_prefix = str(out_prefix)
     # .bin is renamed first, then .idx: a complete-looking .idx always has its .bin.
     with atomic_path(out_prefix + ".idx") as idx_tmp:
-        with atomic_path(out_prefix + ".bin") as bin_tmp, ThreadPoolExecutor(1) as encoder:
+        with atomic_path(out_prefix + ".bin") as bin_tmp, ThreadPoolExecutor(threads) as pool:
             builder = IndexedDatasetBuilder(str(bin_tmp), dtype=dtype)
-            # Pipelined: the Rust tokenizer encodes batch i (GIL released, on all its threads) while
-            # this thread parses batch i+1 and writes batch i-1. At most two batches are in memory.
-            pending = None
+            # Pipelined: worker threads encode batches (the GIL is released inside the Rust BPE) while
+            # this thread parses the next ones and writes finished ones in order. At most 2 batches
+            # per thread are in flight, so memory stays bounded by the batch size.
+            in_flight: deque = deque()
             for texts, end in itertools.chain(parsed_batches(), [(None, None)]):
-                submitted = encoder.submit(encode_batch, texts, add_special_tokens=False) if texts else None
-                if pending is not None:
-                    encodings, pending_end = pending[0].result(), pending[1]
-                    for encoding in encodings:
-                        ids = encoding.ids
-                        ids.append(eod)
-                        builder.add_document(ids, [len(ids)])
-                        tokens += len(ids)
-                    documents += len(encodings)
-                    done = pending_end - start
+                if texts:
+                    in_flight.append((pool.submit(encode_documents, texts), end))
+                while in_flight and (texts is None or len(in_flight) > 2 * threads or in_flight[0][0].done()):
+                    future, batch_end = in_flight.popleft()
+                    for document in future.result():
+                        builder.add_document(document, [len(document)])
+                        tokens += len(document)
+                        documents += 1
+                    done = batch_end - start
                     progress.update(done, documents, tokens)
-                pending = (submitted, end) if submitted is not None else None
             builder.finalize(str(idx_tmp))
     progress.update(done, documents, tokens, final=True)
-    return {"documents": documents, "tokens": tokens}
+    return {"documents": documents, "tokens": tokens, "engine": engine}
+
+
+def available_cores() -> int:
+    """The cores this job may use (Slurm and taskset restrict the affinity mask, not cpu_count)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def merge_shards(shard_prefixes: list[str], out_prefix: str | os.PathLike, dtype) -> None:
@@ -218,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
                      help="output prefix for the preceding --input (repeatable, same count)")
     enc.add_argument("--shard", type=int, default=0)
     enc.add_argument("--num-shards", type=int, default=1)
-    enc.add_argument("--threads", type=int, default=None, help="tokenizer threads (default: all cores)")
+    enc.add_argument("--threads", type=int, default=None, help="encoding threads (default: the cores this job may use)")
     enc.add_argument("--batch-documents", type=int, default=BATCH_DOCUMENTS)
     mrg = sub.add_parser("merge", help="merge shards into one dataset per split")
     mrg.add_argument("--tokenizer", required=True)
@@ -237,12 +274,14 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.input:
         if not Path(path).is_file():
             raise ScaleDAGError(f"--input {path}: no such file")
-    _set_threads(args.threads or os.cpu_count())
+    threads = args.threads or available_cores()
+    _set_threads(threads)
     all_counts = {}
+    encoder = load_encoder(args.tokenizer)
     for path, prefix in zip(args.input, args.output_prefix):
         t0 = time.time()
-        counts = encode_jsonl(path, args.tokenizer, prefix, batch_documents=args.batch_documents,
-                              shard=args.shard, num_shards=args.num_shards)
+        counts = encode_jsonl(path, encoder, prefix, batch_documents=args.batch_documents,
+                              shard=args.shard, num_shards=args.num_shards, threads=threads)
         all_counts[Path(prefix).name] = counts
         print(f"{path} shard {args.shard}/{args.num_shards} -> {prefix}.{{bin,idx}}: {counts['documents']} documents, "
               f"{counts['tokens']} tokens in {time.time() - t0:.1f}s", flush=True)
