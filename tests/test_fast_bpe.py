@@ -53,7 +53,8 @@ def test_sentencepiece_style_falls_back_to_tokenizers_with_the_reason(trained):
 
 def byte_level(vocab_strings, merges):
     """A byte-level BPE whose merges are given by hand (ids: the 256 byte symbols, then `vocab_strings`)."""
-    alphabet = sorted(_byte_decoder(), key=lambda c: _byte_decoder()[c])
+    byte_of = _byte_decoder()
+    alphabet = sorted(byte_of, key=byte_of.get)
     vocab = {c: i for i, c in enumerate(alphabet)}
     for s in vocab_strings:
         vocab[s] = len(vocab)

@@ -76,7 +76,7 @@ def tiktoken_encoding(tok):
     if len(set(ranks.values())) != len(ranks) or any(bytes([b]) not in ranks for b in range(256)):
         return None, "the vocabulary lacks a base byte or repeats an id"
     encoding = tiktoken.Encoding("scaledag-byte-bpe", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={})
-    # Every entry's own text must encode the same way in both (the BPE-order check, ~0.2 s).
+    # Every entry's own text must encode the same way in both (the BPE-order check, ~0.15 s for 32k).
     texts = []
     for piece in ranks:
         try:
@@ -88,7 +88,8 @@ def tiktoken_encoding(tok):
         reference = [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
     finally:
         tok.encode_special_tokens = previous
-    if reference != encoding.encode_ordinary_batch(texts):
+    # A plain loop: encode_ordinary_batch's thread pool costs ~25x more than these short texts do.
+    if reference != [encoding.encode_ordinary(text) for text in texts]:
         return None, "its merges rank differently from its vocabulary (tiktoken would not be exact)"
     return encoding, None
 
