@@ -69,36 +69,16 @@ class OutputChecker:
 
 
 # -- ScaleDAG override (tests/unit_tools/finish.py): JSON compared as data, without timings --------
-import json
-import math
+import sys
 
-VOLATILE_KEYS = {"seconds", "elapsed", "elapsed_s", "time", "timestamp", "created", "date", "hostname", "pid"}
-
-
-def _strip(value):
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in VOLATILE_KEYS}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
-
-
-def _same(a, b):
-    if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit_tools"))
+from json_compare import same_json  # noqa: E402
 
 
 class DeterministicChecker(OutputChecker):
     def compare_files(self, expected_file, generated_file, cmp_cmds):
         if Path(expected_file).suffix == ".json":
-            expected = _strip(json.loads(Path(expected_file).read_text()))
-            generated = _strip(json.loads(Path(generated_file).read_text()))
-            if not _same(expected, generated):
+            if not same_json(expected_file, generated_file):
                 pytest.fail(f"{expected_file} differs from {generated_file} (timings ignored)", pytrace=False)
             return
         super().compare_files(expected_file, generated_file, cmp_cmds)
