@@ -38,7 +38,7 @@ from analysis.scaling import (
     table_exponents,
     write_table,
 )
-from workflow.errors import ScaleDAGError, main_guard
+from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_write_json
 from workflow.metrics import read_metrics
 
@@ -247,10 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--out-dir", required=True)
     args = parser.parse_args(argv)
     if args.command == "points":
-        try:
-            budgets = json.loads(args.budgets)
-        except json.JSONDecodeError as exc:
-            raise ScaleDAGError(f"--budgets: not JSON ({exc})") from None
+        budgets = json_option("--budgets", args.budgets)
         points, curves = collect_points(budgets, args.metrics, args.summaries, args.flops_per_token)
         write_table(points, args.points)
         write_table(curves, args.curves)

@@ -19,3 +19,13 @@ def main_guard(main):
             raise SystemExit(2)
 
     return wrapped
+
+
+def json_option(flag: str, text: str):
+    """A JSON value that a rule passes on the command line (run lists, budgets), or a one-line error naming the flag."""
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScaleDAGError(f"{flag}: not JSON ({exc})") from None

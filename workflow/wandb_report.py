@@ -20,7 +20,7 @@ import os
 import shlex
 from pathlib import Path
 
-from workflow.errors import ScaleDAGError, main_guard
+from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_write_json
 
 DEFAULT_PROJECT = "scaledag"
@@ -197,10 +197,7 @@ def main(argv=None) -> None:
     p.add_argument("--project", default=None)
     args = parser.parse_args(argv)
     if args.cmd == "build":
-        try:
-            runs = json.loads(args.runs)
-        except json.JSONDecodeError as exc:
-            raise ScaleDAGError(f"--runs: not JSON ({exc})") from None
+        runs = json_option("--runs", args.runs)
         inputs = report_inputs(args.study, args.scale, args.title, runs, args.summaries, [t for t in args.tables if t])
         command = write_spec(inputs, args.out, args.offline_runs)
         print(f"wrote {args.out}; publish once logged in with:\n{command}")
