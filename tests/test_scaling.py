@@ -157,14 +157,19 @@ def test_fit_rejects_bad_input():
 # ---------------------------------------------------------------- Approaches 1 and 2
 
 
-def test_approach2_recovers_known_parabola_minimum():
-    # Per budget, loss is an exact parabola in log N with vertex at N* = 0.1 * C^0.45.
+def parabola_sweep(budgets, sizes_per_budget, flops_per_param_token=6.0):
+    """Per budget, loss is an exact parabola in log N with vertex at N* = 0.1 * C^0.45; D = C / (k N)."""
     rows = []
-    for C in np.logspace(18, 22, 5):
+    for C in budgets:
         n_star = 0.1 * C**0.45
-        for n in n_star * np.logspace(-1, 1, 7):
-            rows.append(dict(budget=C, params=n, tokens=C / (6 * n), loss=2.0 + 0.05 * np.log(n / n_star) ** 2))
-    res = approach2(pd.DataFrame(rows), bootstrap_k=50)
+        for n in n_star * np.logspace(-1, 1, sizes_per_budget):
+            rows.append(dict(budget=C, params=n, tokens=C / (flops_per_param_token * n),
+                             loss=2.0 + 0.05 * np.log(n / n_star) ** 2))
+    return pd.DataFrame(rows)
+
+
+def test_approach2_recovers_known_parabola_minimum():
+    res = approach2(parabola_sweep(np.logspace(18, 22, 5), 7), bootstrap_k=50)
     minima = res["minima"]
     assert minima["ok"].all()
     np.testing.assert_allclose(minima["N_opt"], 0.1 * minima["budget"] ** 0.45, rtol=1e-6)
@@ -353,12 +358,7 @@ def test_fit_on_chinchilla_extracted_points():
 
 def test_approach2_reads_d_opt_off_the_points_under_any_flop_count():
     # Budgets split by a count other than 6ND (e.g. appendix F): D = C / (7.3 N).
-    rows = []
-    for C in np.logspace(18, 21, 4):
-        n_star = 0.1 * C**0.45
-        for n in n_star * np.logspace(-1, 1, 5):
-            rows.append(dict(budget=C, params=n, tokens=C / (7.3 * n), loss=2.0 + 0.05 * np.log(n / n_star) ** 2))
-    minima = approach2(pd.DataFrame(rows))["minima"]
+    minima = approach2(parabola_sweep(np.logspace(18, 21, 4), 5, flops_per_param_token=7.3))["minima"]
     np.testing.assert_allclose(minima["D_opt"], minima["budget"] / (7.3 * minima["N_opt"]), rtol=1e-9)
     assert minima["inside"].all()
 
