@@ -22,6 +22,8 @@ from typing import Callable
 
 import numpy
 
+WORD_CACHE = 1 << 19  # `tokenizers` BPE word cache entries (~tens of MB): most words of a corpus hit it
+
 # The GPT-2 pre-tokenisation regex, as `pre_tokenizers.ByteLevel(use_regex=True)` applies it.
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
@@ -104,6 +106,9 @@ def batch_encoder(tok) -> tuple[Callable[[list[str]], list[numpy.ndarray]], str]
 
         return encode, "tiktoken"
 
+    from workflow.tokenizer import with_word_cache
+
+    tok = with_word_cache(tok, WORD_CACHE)
     tok.encode_special_tokens = True  # a literal special token in the text is text, not a document break
     encode_batch = getattr(tok, "encode_batch_fast", tok.encode_batch)  # no offsets needed
 

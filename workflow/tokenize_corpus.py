@@ -34,7 +34,6 @@ from workflow.io import atomic_path, atomic_write_json
 
 SPLITS = ("train", "valid", "test")
 BATCH_DOCUMENTS = 256
-WORD_CACHE = 1 << 19  # BPE word cache entries (~tens of MB): most words of a corpus hit it
 
 
 def shard_lines(path: str | os.PathLike, shard: int = 0, num_shards: int = 1) -> Iterator[tuple[int, bytes]]:
@@ -91,9 +90,9 @@ class DocumentEncoder(NamedTuple):
 
 def load_encoder(tokenizer_path: str | os.PathLike) -> DocumentEncoder:
     from workflow.fast_bpe import batch_encoder
-    from workflow.tokenizer import eod_id, load_tokenizer, with_word_cache
+    from workflow.tokenizer import eod_id, load_tokenizer
 
-    tok = with_word_cache(load_tokenizer(tokenizer_path), WORD_CACHE)
+    tok = load_tokenizer(tokenizer_path)
     eod = eod_id(tok)
     dtype = token_dtype(tok.get_vocab_size())
     encode, engine = batch_encoder(tok)
@@ -111,18 +110,18 @@ def load_encoder(tokenizer_path: str | os.PathLike) -> DocumentEncoder:
     return DocumentEncoder(encode_documents, dtype, engine)
 
 
-def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer_path: str | os.PathLike | DocumentEncoder,
+def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer: str | os.PathLike | DocumentEncoder,
                  out_prefix: str | os.PathLike, batch_documents: int = BATCH_DOCUMENTS, shard: int = 0,
                  num_shards: int = 1, progress_every: float = 10.0, text_field: str = "text",
                  threads: int | None = None) -> dict:
     """Write <out_prefix>.bin/.idx for one shard of a JSONL split; returns its document/token counts.
-    `tokenizer_path` may be an already loaded `DocumentEncoder` (several splits, one load)."""
+    `tokenizer` is a tokenizer.json path or an already loaded `DocumentEncoder` (several splits, one load)."""
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     jsonl_path = Path(jsonl_path)
     if not jsonl_path.is_file():
         raise ScaleDAGError(f"{jsonl_path}: no such file (expected a prepare_corpus split)")
-    encoder = tokenizer_path if isinstance(tokenizer_path, DocumentEncoder) else load_encoder(tokenizer_path)
+    encoder = tokenizer if isinstance(tokenizer, DocumentEncoder) else load_encoder(tokenizer)
     encode_documents, dtype, engine = encoder
     threads = threads or available_cores()
 
