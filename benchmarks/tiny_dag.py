@@ -5,7 +5,6 @@ TSV. Writes benchmarks/results/tiny_dag.json. A measurement, not a test: nothing
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -13,10 +12,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from workflow.job_times import rule_jobs  # noqa: E402
 
 
 def main() -> None:
@@ -32,19 +32,12 @@ def main() -> None:
                         "--configfile", str(REPO / "config.yaml"), "--cores", str(args.cores), "--quiet"],
                        check=True, env=env, cwd=work)
         wall = time.perf_counter() - t0
-        per_rule = defaultdict(list)
-        bench_root = Path(work, "results", "tiny", "benchmarks")
-        for tsv in bench_root.rglob("*.tsv"):
-            rule = tsv.relative_to(bench_root).parts[0]
-            with open(tsv) as fh:
-                row = next(csv.DictReader(fh, delimiter="\t"))
-            per_rule[rule].append({"job": str(tsv.relative_to(bench_root / rule).with_suffix("")),
-                                   "seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"]) if row["max_rss"] not in ("", "NA", "-") else None})
+        per_rule = rule_jobs(Path(work, "results", "tiny", "benchmarks"))
     result = {
         "what": "whole tiny DAG, snakemake --cores %d, fresh directory" % args.cores,
         "wall_seconds": round(wall, 1),
         "goal_seconds": 900,
-        "per_rule": dict(per_rule),
+        "per_rule": per_rule,
         "machine": {"cores": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d"),

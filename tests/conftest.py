@@ -6,6 +6,7 @@ import re
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,11 +138,74 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
 
 
+# The suite's time budget is CI's: .ci/run gets 90 min (5,400 s) for setup and every test. The tiny
+# DAG is the one heavy part and runs once; it may use whatever the budget leaves after the tests that
+# ran before it, less a reserve for the integration tests that read its outputs (about 10 min with
+# the Snakemake report). A machine twice as slow as ours then still finishes (10 min -> 20 min).
+SUITE_BUDGET_S = float(os.environ.get("SCALEDAG_TEST_BUDGET_S", 5400))
+AFTER_DAG_RESERVE_S = 900
+SESSION_START = time.monotonic()
+
+
+def dag_time_limit(now: float | None = None) -> float:
+    """Seconds the tiny DAG may run: what the suite's budget leaves, never under 10 minutes."""
+    elapsed = (time.monotonic() if now is None else now) - SESSION_START
+    return max(600.0, SUITE_BUDGET_S - elapsed - AFTER_DAG_RESERVE_S)
+
+
+def run_dag(work: Path, limit: float, *extra: str) -> tuple[int | None, str]:
+    """Snakemake over `work` with its output in `work/snakemake.log`; on the limit, SIGINT (Snakemake
+    then stops its jobs), SIGKILL a minute later. Returns (exit code or None on timeout, log tail)."""
+    import signal
+
+    log = work / "snakemake.log"
+    env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([f"{BIN}/snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
+                                 "--configfile", str(REPO / "config.yaml"), *extra],
+                                cwd=work, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            code = proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            code = None
+    return code, log.read_text()[-4000:]
+
+
 @pytest.fixture(scope="session")
 def tiny_dag(tmp_path_factory):
-    """The whole tiny DAG, run once per session in a temporary working directory."""
+    """The whole tiny DAG, run once per session in a temporary working directory.
+
+    A failed or timed-out run reports how long each rule's jobs took and how many finished, so a
+    slow machine is told apart from a broken rule."""
+    from workflow.job_times import stage_table
+
     work = tmp_path_factory.mktemp("tiny_dag")
-    proc = snakemake("-s", str(REPO / "Snakefile"), "-d", str(work), "--configfile", str(REPO / "config.yaml"),
-                     "--cores", "2", cwd=work, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    limit = dag_time_limit()
+    t0 = time.monotonic()
+    code, tail = run_dag(work, limit, "--cores", "2")
+    wall = time.monotonic() - t0
+    stages = stage_table(work / "results" / "tiny" / "benchmarks")
+    (work / "stage_times.txt").write_text(f"tiny DAG: {wall:.0f} s wall (limit {limit:.0f} s)\n{stages}\n")
+    if code is None:
+        pytest.fail(f"tiny DAG stopped at its {limit:.0f} s limit (what the suite's {SUITE_BUDGET_S:.0f} s budget "
+                    f"left); finished jobs per rule:\n{stages}\n--- snakemake log ---\n{tail}")
+    assert code == 0, f"tiny DAG exited {code} after {wall:.0f} s; finished jobs per rule:\n{stages}\n{tail}"
+    TINY_DAG_REPORTS.append(work / "stage_times.txt")
     return work
+
+
+TINY_DAG_REPORTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Show the tiny DAG's time per rule at the end of every run that built it."""
+    for path in TINY_DAG_REPORTS:
+        terminalreporter.write_sep("-", "tiny DAG stage times")
+        terminalreporter.write_line(path.read_text().rstrip())
