@@ -124,6 +124,39 @@ def test_each_source_type_in_one_corpus_with_bad_input(tmp_path, caplog):
     assert stats["sources"]["generated(documents=5, seed=1)"]["documents_kept"] == 5
 
 
+def test_truncated_zstd_is_refused_not_read_short(tmp_path):
+    whole = zstandard.ZstdCompressor().compress("".join(json.dumps({"text": doc(i)}) + "\n"
+                                                        for i in range(400)).encode())
+    (tmp_path / "a.jsonl.zst").write_bytes(whole[:int(len(whole) * 0.9)])
+    with pytest.raises(ScaleDAGError) as info:
+        prepare_corpus(spec(tmp_path / "a.jsonl.zst"), tmp_path / "o")
+    assert str(info.value).startswith(f"{tmp_path / 'a.jsonl.zst'}: truncated or corrupt zstd file (")
+    assert not list((tmp_path / "o").glob("*.jsonl"))
+
+
+def test_deeply_nested_line_is_a_bad_line_with_its_location(tmp_path, caplog):
+    texts = [doc(i) for i in range(40)]
+    lines = [json.dumps({"text": t}) for t in texts[:20]] + ["[" * 100_000 + "]" * 100_000] + [
+        json.dumps({"text": t}) for t in texts[20:]]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    with caplog.at_level("WARNING"):
+        stats = prepare_corpus(spec(tmp_path / "a.jsonl"), tmp_path / "o")
+    assert sorted(all_texts(tmp_path / "o")) == sorted(texts)
+    assert stats["bad_json_lines"] == 1 and stats["bad_input"]["bad_json_lines_examples"] == [f"{tmp_path}/a.jsonl:21"]
+    assert f"{tmp_path}/a.jsonl:21" in caplog.text and "1 bad json lines in all" in caplog.text
+
+
+def test_wrong_text_field_is_one_line_naming_the_fields(tmp_path):
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"id": i, "body": doc(i)}) + "\n" for i in range(400)))
+    proc = subprocess.run([sys.executable, "-m", "workflow.corpus", "--spec", json.dumps(spec(tmp_path / "a.jsonl")),
+                           "--out-dir", str(tmp_path / "o")], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]  # after the warnings
+    assert errors == [f"error: {tmp_path / 'a.jsonl'}: 400 records lack field 'text' (fields seen: body, id)"]
+    assert proc.stderr.endswith(errors[0] + "\n")
+    assert not list((tmp_path / "o").glob("*.jsonl"))
+
+
 def test_empty_glob_names_the_source_and_writes_nothing(tmp_path):
     with pytest.raises(ScaleDAGError, match=r"nothing/\*\.jsonl"):
         prepare_corpus(spec(tmp_path / "nothing" / "*.jsonl"), tmp_path / "o")

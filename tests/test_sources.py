@@ -47,7 +47,7 @@ def test_parquet(tmp_path):
     with pytest.raises(ScaleDAGError, match="no column 'text'"):
         read({"path": str(tmp_path / "a.parquet")})
     (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
-    with pytest.raises(ScaleDAGError, match="bad.parquet: not a readable parquet"):
+    with pytest.raises(ScaleDAGError, match="bad.parquet: truncated or corrupt parquet file"):
         read({"path": str(tmp_path / "bad.parquet")})
 
 
@@ -120,10 +120,10 @@ def test_bad_input_is_counted_not_fatal(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         docs = read({"path": str(tmp_path / "a.jsonl")}, counters)
     assert docs[0] == DOC.format(0) and "\ufffd" in docs[1] and len(docs) == 2
-    assert counters["bad_json_lines"] == 1 and counters["missing_text_field"] == 2
+    assert counters["bad_json_lines"] == 2 and counters["missing_text_field"] == 1  # [1, 2] is no record
     assert counters["invalid_utf8_documents"] == 1
-    assert counters["bad_json_lines_examples"] == [f"{tmp_path / 'a.jsonl'}:2"]
-    assert "a.jsonl:2" in caplog.text
+    assert counters["bad_json_lines_examples"] == [f"{tmp_path / 'a.jsonl'}:2", f"{tmp_path / 'a.jsonl'}:6"]
+    assert "a.jsonl:2" in caplog.text and "a.jsonl:6" in caplog.text
 
 
 def test_ten_megabyte_single_line(tmp_path):
@@ -134,10 +134,104 @@ def test_ten_megabyte_single_line(tmp_path):
     assert len(read({"path": str(tmp_path / "big.txt")})[0]) == len(big)
 
 
-def test_truncated_gzip_is_one_clear_error(tmp_path):
-    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(jsonl([DOC.format(i) for i in range(200)]))[:-30])
-    with pytest.raises(ScaleDAGError, match=r"a\.jsonl\.gz: truncated or corrupt"):
-        read({"path": str(tmp_path / "a.jsonl.gz")})
+# A damaged file of any kind is refused with the same one line, never read as a shorter corpus.
+def numbered_jsonl(n=400):
+    return jsonl([f"{DOC.format(i)} {' '.join(str(i * j) for j in range(40))}" for i in range(n)])
+
+
+def tarball(texts, mode="w:gz"):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
+        for i, text in enumerate(texts):
+            info = tarfile.TarInfo(f"data/2025-05-{i + 1:02d}_origin.md")
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return buf.getvalue()
+
+
+def parquet_bytes(n=400):
+    buf = io.BytesIO()
+    pq.write_table(pyarrow.table({"text": [DOC.format(i) for i in range(n)]}), buf, row_group_size=50)
+    return buf.getvalue()
+
+
+def assert_damaged(path, kind, source):
+    with pytest.raises(ScaleDAGError) as info:
+        read(source)
+    message = str(info.value)
+    assert message.startswith(f"{path}: truncated or corrupt {kind} file (") and message.endswith(")")
+    assert "\n" not in message
+
+
+ZSTD = zstandard.ZstdCompressor().compress
+
+
+@pytest.mark.parametrize("name, kind, whole, cut", [
+    ("a.jsonl.gz", "gzip", lambda: gzip.compress(numbered_jsonl()), lambda b: b[:int(len(b) * 0.9)]),
+    ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl()), lambda b: b[:int(len(b) * 0.9)]),
+    ("a.jsonl.gz", "gzip", lambda: gzip.compress(numbered_jsonl()), lambda b: b[:-4]),  # only the length lost
+    ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl()), lambda b: b[:-1]),
+    ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl(200)) + ZSTD(numbered_jsonl(200)), lambda b: b[:-100]),
+    ("a.jsonl.gz", "gzip", lambda: gzip.compress(numbered_jsonl()), lambda b: b"not gzip" + b),
+    ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl()), lambda b: b + b"trailing garbage"),
+    ("a.parquet", "parquet", parquet_bytes, lambda b: b[:int(len(b) * 0.9)]),
+    ("l.tar.gz", "tar", lambda: tarball([OLD_FORMAT, NEW_FORMAT] * 20), lambda b: b[:int(len(b) * 0.9)]),
+    ("l.tar", "tar", lambda: tarball([OLD_FORMAT, NEW_FORMAT] * 20, "w"), lambda b: b[:512 * 6]),  # at a member
+], ids=["gz-cut", "zst-cut", "gz-no-trailer", "zst-last-byte", "zst-second-frame", "gz-bad-magic",
+        "zst-trailing-garbage", "parquet-cut", "tar.gz-cut", "tar-cut-between-members"])
+def test_damaged_file_is_one_clear_error(tmp_path, name, kind, whole, cut):
+    data = whole()
+    (tmp_path / name).write_bytes(data)
+    fmt = {"format": "arxiv-listing"} if ".tar" in name else {}
+    assert read({"path": str(tmp_path / name), **fmt})  # the whole file reads
+    (tmp_path / name).write_bytes(cut(data))
+    assert_damaged(tmp_path / name, kind, {"path": str(tmp_path / name), **fmt})
+
+
+def test_concatenated_zstd_frames_are_one_stream(tmp_path):
+    (tmp_path / "a.jsonl.zst").write_bytes(ZSTD(jsonl([DOC.format(0)])) + ZSTD(jsonl([DOC.format(1)])))
+    assert read({"path": str(tmp_path / "a.jsonl.zst")}) == [DOC.format(0), DOC.format(1)]
+
+
+def test_any_undecodable_line_is_counted_with_its_location(tmp_path, caplog):
+    lines = [jsonl([DOC.format(0)]), b"[" * 100_000 + b"]" * 100_000 + b"\n", b'"just a string"\n', b"42\n",
+             b"\xff\xfe{\n", jsonl([DOC.format(1)])]
+    (tmp_path / "a.jsonl").write_bytes(b"".join(lines))
+    counters = Counters()
+    with caplog.at_level("WARNING"):
+        assert read({"path": str(tmp_path / "a.jsonl")}, counters) == [DOC.format(0), DOC.format(1)]
+    assert counters["bad_json_lines"] == 4
+    assert counters["bad_json_lines_examples"] == [f"{tmp_path / 'a.jsonl'}:{n}" for n in (2, 3, 4, 5)]
+    assert "a.jsonl:2: skipping a line that is not valid JSON (RecursionError" in caplog.text
+
+
+def test_a_file_of_no_json_objects_is_an_error(tmp_path):
+    (tmp_path / "a.jsonl").write_text("[1, 2]\nplain text\n")
+    with pytest.raises(ScaleDAGError, match=r"a\.jsonl: none of its 2 lines is a JSON object .*a\.jsonl:1\)"):
+        read({"path": str(tmp_path / "a.jsonl")})
+
+
+def test_wrong_text_field_names_the_fields_seen(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b"".join(json.dumps({"id": i, "body": DOC.format(i)}).encode() + b"\n"
+                                                for i in range(400)))
+    with pytest.raises(ScaleDAGError) as info:
+        read({"path": str(tmp_path / "a.jsonl")})
+    assert str(info.value) == f"{tmp_path / 'a.jsonl'}: 400 records lack field 'text' (fields seen: body, id)"
+    (tmp_path / "a.jsonl").write_bytes(b"".join(json.dumps({"id": i, "text": None}).encode() + b"\n" for i in range(3)))
+    with pytest.raises(ScaleDAGError, match=r"3 records have no string in field 'text' \(fields seen: id, text\)$"):
+        read({"path": str(tmp_path / "a.jsonl")})
+    table = pyarrow.table({"text": pyarrow.array([None] * 4, pyarrow.string()), "id": [1, 2, 3, 4]})
+    pq.write_table(table, tmp_path / "a.parquet")
+    with pytest.raises(ScaleDAGError, match=r"a\.parquet: 4 records have no string in field 'text'"):
+        read({"path": str(tmp_path / "a.parquet")})
+
+
+def test_records_lacking_the_field_in_part_are_counted(tmp_path):
+    records = [{"text": DOC.format(i)} if i % 4 else {"body": DOC.format(i)} for i in range(400)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    counters = Counters()
+    assert len(read({"path": str(tmp_path / "a.jsonl")}, counters)) == 300
+    assert counters["missing_text_field"] == 100 and len(counters["missing_text_field_examples"]) == 5
 
 
 def test_empty_glob_and_unknown_format_name_the_source(tmp_path):

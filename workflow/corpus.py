@@ -212,10 +212,20 @@ def prepare_corpus(spec: dict, out_dir: str | os.PathLike, progress_every: int =
     if "arxiv_entries" in counters:
         stats["arxiv"] = {"entries": counters["arxiv_entries"], "repeated_ids": counters["arxiv_repeated_ids"]}
     atomic_write_json(out_dir / "stats.json", stats)
+    _warn_bad_input(name, stats["bad_input"])
     log.info("[%s] done in %.1fs: %d read, %d kept (%d exact + %d near duplicates removed); %s", name,
              time.time() - t0, read, kept, stats["exact_duplicates"], stats["near_duplicates"],
              ", ".join(f"{s} {c['documents']} docs / {c['chars']} chars" for s, c in splits.items()))
     return stats
+
+
+def _warn_bad_input(name: str, bad_input: dict) -> None:
+    """One closing line per kind of skipped input: only the first few were logged as they came."""
+    for key, count in bad_input.items():
+        if not key.endswith("_examples") and count:
+            examples = ", ".join(bad_input.get(f"{key}_examples", []))
+            log.warning("[%s] %d %s in all%s (stats.json: bad_input)", name, count, key.replace("_", " "),
+                        f", e.g. {examples}" if examples else "")
 
 
 @main_guard
