@@ -5,6 +5,7 @@ import os
 import sys
 
 from workflow.config import (
+    NAME_PATTERN,
     corpus_spec,
     data_dir,
     enabled_studies,
@@ -44,8 +45,8 @@ DATA = data_dir(config)
 
 
 wildcard_constraints:
-    corpus=r"[A-Za-z0-9.-]+",
-    study=r"[A-Za-z0-9_]+",
+    corpus=NAME_PATTERN,  # the names config.py accepts at load
+    study=NAME_PATTERN,
     run=r"[A-Za-z0-9.-]+_[A-Za-z0-9.-]+",
     split=r"train|valid",
 

@@ -127,3 +127,56 @@ def test_study_train_overrides_only_their_scale():
     assert tiny["lr"] == cfg["scales"]["tiny"]["train"]["lr"]  # everything else is the scale's
     paper = load_config(REPO / "config.yaml", {"scale": "paper"})
     assert pretrain_spec(paper, "bloom_ablations", "alibi_bloom-1.3b")["train"] == paper["scales"]["paper"]["train"]
+
+
+# Study and corpus names: the one pattern config.py checks at load is the rules' wildcard constraint.
+def with_names(raw, study="my-study", corpus="my_corpus"):
+    """The repo config with only `study` (matgpt's runs) enabled, trained on `corpus` at tiny scale."""
+    for st in raw["studies"].values():
+        st["enabled"] = False
+    raw["studies"][study] = dict(copy.deepcopy(raw["studies"]["matgpt"]), enabled=True)
+    raw["corpora"][corpus] = copy.deepcopy(raw["corpora"][raw["scales"]["tiny"]["corpus"]])
+    raw["scales"]["tiny"]["corpus"] = corpus
+    raw["zeroshot"]["studies"] = raw["bandgap"]["studies"] = [study]
+    return raw
+
+
+def test_dash_and_underscore_names_load_and_run_the_dry_run(raw, tmp_path):
+    from conftest import job_counts, snakemake
+
+    cfg = validate_config(with_names(copy.deepcopy(raw)))
+    assert run_id(cfg, "my-study", "llama_tiny-1m") == "tiny.my-study.llama_tiny-1m"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(with_names(raw)))
+    proc = snakemake("-n", "--forceall", "--configfile", str(tmp_path / "c.yaml"), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "results/tiny/my-study/runs/llama_tiny-1m/summary.json" in proc.stdout
+    assert "results/tiny/data/my_corpus/tokens/train.bin" in proc.stdout
+    assert job_counts(proc.stdout)["pretrain"] == 2
+
+
+@pytest.mark.parametrize("study, corpus, key, bad", [
+    ("my study", "my_corpus", "studies", "'my study' is not a valid study name"),
+    ("my.study", "my_corpus", "studies", "'my.study' is not a valid study name"),
+    ("2study", "my_corpus", "studies", "'2study' is not a valid study name"),
+    ("my-study", "my corpus", "corpora", "'my corpus' is not a valid corpus name"),
+    ("my-study", "my.corpus", "corpora", "'my.corpus' is not a valid corpus name"),
+])
+def test_bad_study_or_corpus_name_fails_at_load_with_one_line(raw, tmp_path, study, corpus, key, bad):
+    with pytest.raises(ScaleDAGError) as info:
+        validate_config(with_names(raw, study, corpus))
+    assert str(info.value) == f"config: {key}: {bad} (letters, digits, '_' and '-'; must start with a letter)"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(with_names(yaml.safe_load((REPO / "config.yaml").read_text()),
+                                                               study, corpus)))
+    if study == "my study":  # the same line from the Snakefile, before any DAG is built
+        from conftest import snakemake
+
+        proc = snakemake("-n", "--configfile", str(tmp_path / "c.yaml"), timeout=120)
+        assert proc.returncode != 0
+        assert [line for line in proc.stderr.splitlines() if line.startswith("ScaleDAG")] == [f"ScaleDAG {info.value}"]
+        assert "Job stats" not in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["data", "benchmarks"])
+def test_study_may_not_take_a_results_folder_of_the_stages(raw, name):
+    with pytest.raises(ScaleDAGError, match=rf"^config: studies: '{name}' is reserved"):
+        validate_config(with_names(raw, name, "my_corpus"))

@@ -16,6 +16,13 @@ from workflow.errors import ScaleDAGError
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 RUN_SEPARATOR = "_"  # run name = <variant>_<shape>
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+# Study and corpus names: each is one part of a results path and a study is the middle of a run id
+# `<scale>.<study>.<run>`, so neither may hold '.', '/' or a space. rules/common.smk builds its
+# wildcard constraints from this same pattern, so every name that loads is one the rules match.
+NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_-]*"
+NAME_RULE = "letters, digits, '_' and '-'; must start with a letter"
+# results/<scale>/ holds a folder per study beside these two, so no study may take their names.
+RESERVED_STUDY_NAMES = ("data", "benchmarks")
 
 
 def _key_path(error) -> str:
@@ -61,8 +68,21 @@ def schema_validate(config: dict) -> dict:
     return config
 
 
+def check_names(config: dict) -> None:
+    """Study and corpus names the rules' wildcards match; anything else would load, then fail to
+    find its inputs with a long MissingInputException instead of one line naming it."""
+    for key, kind in (("studies", "study"), ("corpora", "corpus")):
+        for name in config[key]:
+            if not (isinstance(name, str) and re.fullmatch(NAME_PATTERN, name)):
+                raise ScaleDAGError(f"config: {key}: {name!r} is not a valid {kind} name ({NAME_RULE})")
+    for name in config["studies"]:
+        if name in RESERVED_STUDY_NAMES:
+            raise ScaleDAGError(f"config: studies: {name!r} is reserved (results/<scale>/{name}/ holds other outputs)")
+
+
 def check_references(config: dict) -> None:
     """Cross-references and shape rules a JSON schema cannot express."""
+    check_names(config)
     for name, shape in config["shapes"].items():
         if not _NAME.match(name):
             raise ScaleDAGError(f"config: shapes.{name}: shape names use letters, digits, '.' and '-' only")
