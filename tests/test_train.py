@@ -59,6 +59,13 @@ def test_resume_after_kill_is_bit_identical(tiny_corpus, reference_run, tmp_path
     assert _train_rows(tmp_path / "killed") == _train_rows(reference_run)
     summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
     assert summary["final_train_loss"] == json.loads((reference_run / "summary.json").read_text())["final_train_loss"]
+    # one training run is one W&B run: the resumed attempt's offline run holds every step, and the
+    # killed attempt's partial one is gone, so `wandb sync` uploads one complete run
+    from workflow.tracking import read_offline_run
+
+    [offline] = (tmp_path / "killed" / "wandb").glob("offline-run-*")
+    steps = [h["_step"] for h in read_offline_run(offline)["history"] if "train/loss" in h]
+    assert steps == list(range(1, STEPS + 1))
     if kill_step == 10:
         # `snakemake --forcerun` deletes a finished run's outputs but not its checkpoints: the run
         # must train again (not "resume" at the end with an empty loss curve)
@@ -118,12 +125,16 @@ def test_signal_checkpoints_and_asks_to_be_resumed(tiny_corpus, reference_run, t
 
 
 def test_partial_checkpoint_is_never_picked_up(tmp_path):
+    from workflow.checkpoint import MANIFEST
+
     root = tmp_path / "checkpoints"
     (root / "iter_0000010").mkdir(parents=True)
-    (root / "iter_0000020.tmp").mkdir()
-    (root / LATEST).write_text("10\n")
+    (root / "iter_0000010" / MANIFEST).write_text("{}")
+    (root / "iter_0000020.tmp").mkdir()  # a save that never finished
+    (root / "iter_0000030").mkdir()  # renamed into place without a manifest: not published
+    (root / LATEST).write_text("20\n")
     assert latest_iteration(root) == 10
-    (root / LATEST).write_text("20\n")  # pointer to a directory that never completed
+    (root / "iter_0000010" / MANIFEST).unlink()
     assert latest_iteration(root) is None
 
 

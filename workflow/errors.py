@@ -1,12 +1,18 @@
 """One exception type for bad input, so every entry point can print it on one line and exit 2."""
 
 
+EXIT_IO = 74  # EX_IOERR: an output or checkpoint could not be written (full disk, permissions)
+
+
 class ScaleDAGError(Exception):
     """Bad input or configuration; the message names what is wrong and where, on one line."""
 
+    exit_code = 2
+
 
 def main_guard(main):
-    """Wrap a CLI `main` so a ScaleDAGError becomes one stderr line and exit code 2."""
+    """Wrap a CLI `main` so a ScaleDAGError becomes one stderr line and its exit code (2 for bad
+    input), and an OSError (full disk, permissions) one line naming the path and exit 74."""
     import functools
     import sys
 
@@ -16,7 +22,11 @@ def main_guard(main):
             return main(*args, **kwargs)
         except ScaleDAGError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2)
+            raise SystemExit(exc.exit_code)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+            raise SystemExit(EXIT_IO)
 
     return wrapped
 

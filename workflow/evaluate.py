@@ -37,25 +37,13 @@ def token_windows(prefix: str, seq_length: int, max_tokens: int) -> np.ndarray:
 
 
 def load_model_for_eval(spec: dict):
-    """Rebuild the run's model and load only the model weights of its final checkpoint."""
-    from megatron.core import dist_checkpointing
+    """Rebuild the run's model with the weights of its final checkpoint, verified first."""
+    from workflow.checkpoint import load_final_model
+    from workflow.model import make_model_spec
 
-    from workflow.checkpoint import iteration_dir, latest_iteration
-    from workflow.distributed import init_distributed
-    from workflow.model import build_gpt_model, make_model_spec
-
-    init_distributed(1, 1)
-    megatron_cpu.initialize_rng(0)
     mspec = make_model_spec(spec["arch"], spec["shape"], spec["vocab_size"], spec.get("arch_overrides"))
-    model = build_gpt_model(mspec)
-    root = Path(spec["out_dir"]) / "checkpoints"
-    it = latest_iteration(root)
-    if it is None:
-        raise ScaleDAGError(f"{root}: no complete checkpoint to evaluate")
-    state = dist_checkpointing.load({"model": model.sharded_state_dict()}, str(iteration_dir(root, it)))
-    model.load_state_dict(state["model"])
-    model.eval()
-    return model, mspec, it
+    model, iteration = load_final_model(spec["out_dir"], mspec)
+    return model, mspec, iteration
 
 
 @torch.no_grad()

@@ -246,24 +246,10 @@ def build_hf_model(mspec, hf_class: str, state: dict[str, torch.Tensor], eod_id:
 
 
 def load_megatron_state(run_dir: str | os.PathLike, mspec, iteration: int | None = None) -> tuple[dict, int]:
-    """Model weights of a run's checkpoint (latest complete one by default), gathered to TP=PP=1."""
-    from megatron.core import dist_checkpointing
+    """Model weights of a run's final (or the given) checkpoint, verified, gathered to TP=PP=1."""
+    from workflow.checkpoint import load_final_model
 
-    from workflow import megatron_cpu
-    from workflow.checkpoint import iteration_dir, latest_iteration
-    from workflow.distributed import init_distributed
-    from workflow.model import build_gpt_model
-
-    root = Path(run_dir) / "checkpoints"
-    it = latest_iteration(root) if iteration is None else int(iteration)
-    if it is None or not iteration_dir(root, it).is_dir():
-        raise ScaleDAGError(f"{root}: no complete checkpoint{'' if iteration is None else f' at iteration {iteration}'} to export")
-    megatron_cpu.activate()
-    init_distributed(1, 1)
-    megatron_cpu.initialize_rng(0)
-    model = build_gpt_model(mspec)
-    state = dist_checkpointing.load({"model": model.sharded_state_dict()}, str(iteration_dir(root, it)))
-    model.load_state_dict(state["model"])
+    model, it = load_final_model(run_dir, mspec, iteration)
     return model.state_dict(), it
 
 

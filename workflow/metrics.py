@@ -17,10 +17,11 @@ class MetricsLog:
         self.final = Path(final)
         self.partial = self.final.with_name(self.final.name + ".partial")
         self.enabled = enabled
+        self.kept_rows = []
         if not enabled:
             return
         self.partial.parent.mkdir(parents=True, exist_ok=True)
-        kept = []
+        kept = []  # the earlier attempts' rows this one continues from (also parsed, in kept_rows)
         if resume_step is not None and self.partial.exists():
             for line in self.partial.read_text().splitlines():
                 try:
@@ -29,6 +30,7 @@ class MetricsLog:
                     break  # a line cut by a kill: everything after it is unreliable
                 if row.get("step", 0) <= resume_step:
                     kept.append(line)
+                    self.kept_rows.append(row)
         self._fh = open(self.partial, "w", encoding="utf-8")
         for line in kept:
             self._fh.write(line + "\n")

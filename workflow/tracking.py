@@ -73,6 +73,16 @@ def flatten_scalars(values: dict, prefix: str = "") -> dict:
     return flat
 
 
+def wandb_metrics(row: dict) -> dict | None:
+    """What one metrics.jsonl row sends to W&B: train rows under `train/`, evaluations after step 0
+    as `valid/loss` (the step-0 evaluation is in the metrics log only)."""
+    if row.get("kind") == "train":
+        return {"train/" + k: v for k, v in row.items() if k not in ("kind", "step") and v is not None}
+    if row.get("kind") == "valid" and row.get("step", 0) > 0:
+        return {"valid/loss": row["loss"]}
+    return None
+
+
 class Tracker:
     """One W&B run per training run; safe to call on every rank and after any failure.
 
@@ -148,6 +158,24 @@ class Tracker:
             self.run.log(dict(metrics), step=step)
         except (Exception, SystemExit) as exc:  # noqa: BLE001
             self._disable("log", exc)
+
+    def continue_from(self, rows: list[dict]) -> None:
+        """Make a resumed attempt's offline run the whole run: log the earlier attempts' rows
+        (those up to the checkpoint, from metrics.jsonl) again, then delete the earlier attempts'
+        offline folders of this id. `wandb sync` then uploads one complete run per training run,
+        not one partial run per attempt. Online runs resume on the server and need neither."""
+        if not self.enabled or self.mode != "offline":
+            return
+        for row in rows:
+            metrics = wandb_metrics(row)
+            if metrics:
+                self.log(metrics, step=row["step"])
+        own = self.run_dir
+        import shutil
+
+        for folder in (self.dir / "wandb").glob(f"offline-run-*-{self.wandb_id}"):
+            if own is not None and folder.resolve() != own.resolve():
+                shutil.rmtree(folder, ignore_errors=True)
 
     def summary(self, values: dict) -> None:
         """Set run summary values (final loss, tokens/s, MFU, joules/token...).

@@ -3,34 +3,59 @@
 Run as `python -m workflow.train --spec JSON` (also under `torchrun` or `srun`). The spec is the
 resolved run config built by `workflow.config.pretrain_spec`.  Exit codes: 0 done, 2 bad input,
 3 non-finite loss (last good checkpoint kept), 4 out of memory (names the micro-batch and the knob),
-75 checkpointed on a signal ("resume me").
+74 a checkpoint or output could not be written (full disk, I/O error; earlier checkpoints intact),
+75 checkpointed on a signal, or signalled during start-up before anything was written ("resume me").
 
 Fault-injection hooks for tests (environment variables naming a 1-based step):
 SCALEDAG_FAULT_KILL_AT_STEP (SIGKILL after the step), SCALEDAG_FAULT_SIGNAL_AT_STEP (SIGUSR1 after
 the step), SCALEDAG_FAULT_NONFINITE_AT_STEP (that step's loss is multiplied by NaN, so the weights
-really are poisoned), SCALEDAG_FAULT_OOM_AT_STEP (that step's last micro-batch raises
+really are poisoned), SCALEDAG_FAULT_NONFINITE_GRAD_AT_STEP (one gradient becomes NaN after the
+backward pass while the loss stays finite), SCALEDAG_FAULT_OOM_AT_STEP (that step's last micro-batch raises
 torch.OutOfMemoryError, exercising the GPU out-of-memory report on CPU)."""
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import os
-import platform
 import signal
-import sys
-import time
-from pathlib import Path
 
-import torch
 
-from workflow import megatron_cpu
-from workflow.errors import ScaleDAGError, main_guard
-from workflow.io import atomic_write_json
+class _StopFlag:
+    """Set by SIGTERM/SIGUSR1 (Slurm's pre-walltime signal); checked between steps."""
+
+    def __init__(self):
+        self.signum = 0
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum, frame):
+        self.signum = signum
+
+
+STOP = _StopFlag()
+if __name__ == "__main__":  # before the imports below (seconds): a signal during start-up is kept, not fatal
+    STOP.install()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from workflow import megatron_cpu  # noqa: E402
+from workflow.errors import EXIT_IO, ScaleDAGError, main_guard  # noqa: E402,F401 - EXIT_IO: documented exit code
+from workflow.io import atomic_write_json  # noqa: E402
 
 EXIT_NONFINITE = 3
 EXIT_OOM = 4
 EXIT_RESUME = 75  # EX_TEMPFAIL: checkpointed on SIGTERM/SIGUSR1, run again to resume
+
+
+SUPERSEDED = "superseded"  # checkpoints of an earlier attempt whose metrics log is gone
 
 
 class NonFiniteLoss(RuntimeError):
@@ -53,20 +78,6 @@ def _inject_faults(step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if os.environ.get("SCALEDAG_FAULT_SIGNAL_AT_STEP") == str(step):
         os.kill(os.getpid(), signal.SIGUSR1)
-
-
-class _StopFlag:
-    """Set by SIGTERM/SIGUSR1 (Slurm's pre-walltime signal); checked between steps."""
-
-    def __init__(self):
-        self.signum = 0
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            signal.signal(sig, self._handler)
-
-    def _handler(self, signum, frame):
-        self.signum = signum
 
 
 def _collate(dataset, indices: list[int]) -> dict:
@@ -243,7 +254,8 @@ class Trainer:
             )
         self.out_dir = Path(spec["out_dir"])
         self.ckpt_root = self.out_dir / "checkpoints"
-        self.stop = _StopFlag()
+        self.stop = STOP
+        self.saved_iteration = None
 
     # -- data order: sample index depends only on (iteration, micro-batch, dp rank) -----------------
     def _batches(self, iteration: int) -> list[dict]:
@@ -260,7 +272,7 @@ class Trainer:
             for m in range(self.eval_iters)
         ]
 
-    def _step(self, iteration: int) -> tuple[float, float]:
+    def _step(self, iteration: int) -> tuple[float, float | None]:
         self.model.zero_grad_buffer()
         self.optimizer.zero_grad()
         step = iteration + 1
@@ -274,12 +286,14 @@ class Trainer:
             )
         except torch.OutOfMemoryError:
             raise OutOfMemory(self._oom_message(step, micro.index)) from None
+        if _fault_step("NONFINITE_GRAD") == step:
+            next(p for p in self.model.parameters() if getattr(p, "main_grad", None) is not None).main_grad.fill_(float("nan"))
         try:
             _, grad_norm, _ = self.optimizer.step()
         except torch.OutOfMemoryError:  # first step: the optimizer's state is allocated here
             raise OutOfMemory(self._oom_message(step, None)) from None
         self.scheduler.step(increment=self.global_batch)
-        return _reduce_loss(losses), float(grad_norm) if grad_norm is not None else float("nan")
+        return _reduce_loss(losses), float(grad_norm) if grad_norm is not None else None
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -293,20 +307,40 @@ class Trainer:
         return _reduce_loss(losses)
 
     def _save(self, iteration: int) -> None:
-        from workflow.checkpoint import prune_checkpoints, save_checkpoint
+        """Checkpoint once per iteration (a signal at a save step does not save it twice); a run
+        started over removes the superseded checkpoints only once it has one of its own."""
+        import shutil
 
+        from workflow.checkpoint import prune_checkpoints, save_checkpoint, weights_finite
+
+        if self.saved_iteration == iteration:
+            return
+        if not weights_finite(self.model.module):
+            raise NonFiniteLoss(self._nonfinite_message(f"non-finite weights or gradients at step {iteration}, not saved"))
         save_checkpoint(self.ckpt_root, iteration, self.model.module, self.optimizer, self.scheduler,
                         {"consumed_samples": iteration * self.global_batch})
+        self.saved_iteration = iteration
         prune_checkpoints(self.ckpt_root, self.keep_checkpoints)
+        if self.rank == 0:
+            shutil.rmtree(self.ckpt_root / SUPERSEDED, ignore_errors=True)
+
+    def _nonfinite_message(self, what: str) -> str:
+        from workflow.checkpoint import latest_verified
+
+        return (f"{what}; last good checkpoint kept at {self.ckpt_root} "
+                f"(iteration {latest_verified(self.ckpt_root) or 'none'}); lower train.lr or check the data")
 
     def run(self) -> dict:
-        from workflow.checkpoint import latest_iteration, load_checkpoint
-        from workflow.metrics import MetricsLog, Throughput
+        from workflow.checkpoint import CheckpointWriteError
+        from workflow.metrics import MetricsLog
 
-        start = self._resume_point()
+        self.stop.install()
+        start = self._resume()
         if start:
-            load_checkpoint(self.ckpt_root, start, self.model.module, self.optimizer, self.scheduler)
             self._print(f"resumed from checkpoint at iteration {start}")
+        if self._should_stop():  # signalled during start-up: nothing of this attempt is written yet
+            self._print(f"signal {self.stop.signum} during start-up: exit {EXIT_RESUME} to resume")
+            raise SystemExit(EXIT_RESUME)
         from workflow.energy import detect_meter, joules_per_token
         from workflow.tracking import Tracker
 
@@ -315,48 +349,66 @@ class Trainer:
         log = MetricsLog(self.out_dir / "metrics.jsonl", resume_step=start or None, enabled=is_writer)
         tracker = Tracker(self.spec.get("run_id") or self.out_dir.name, self.spec.get("study"), self.spec,
                           self.out_dir, enabled=is_writer and self.spec.get("wandb", True))
+        tracker.continue_from(log.kept_rows)
         meter = detect_meter(device_index=self.launch.local_rank) if is_writer else None
         if meter is not None:
             meter.start()
-        self.stop.install()
-        clock = Throughput()
-        tokens_per_iter = self.global_batch * self.seq
         wall0 = time.perf_counter()
-        train_seconds = 0.0
         if start == 0:
             log.log(kind="valid", step=0, tokens=0, loss=self.evaluate())
+        try:
+            loss, train_seconds = self._train_loop(start, log, tracker)
+        except (OutOfMemory, NonFiniteLoss, CheckpointWriteError) as exc:
+            log.close()  # the rows so far stay in metrics.jsonl.partial for the resumed attempt
+            tracker.finish(exit_code={OutOfMemory: EXIT_OOM, NonFiniteLoss: EXIT_NONFINITE}.get(type(exc), EXIT_IO))
+            raise
+        summary = self._summary(loss, time.perf_counter() - wall0, train_seconds)
+        if meter is not None:
+            energy = meter.stop()
+            meter.close()
+            # Tokens of this job only: a resumed job's meter saw only the steps it ran.
+            summary["energy"] = dict(energy, joules_per_token=joules_per_token(energy, (self.train_iters - start) * self.global_batch * self.seq))
+        if is_writer:
+            tracker.summary(summary)  # nested dicts (energy) are flattened to energy/joules_per_token etc.
+            tracker.finish()
+            log.finalize()
+            atomic_write_json(self.out_dir / "summary.json", summary)
+        return summary
+
+    def _train_loop(self, start: int, log, tracker) -> tuple[float, float]:
+        """Steps `start`..train_iters with logging, evaluation and checkpoints; returns the last
+        loss and the seconds spent inside training steps."""
+        from workflow.metrics import Throughput
+        from workflow.tracking import wandb_metrics
+
+        clock = Throughput()
+        tokens_per_iter = self.global_batch * self.seq
+        train_seconds = 0.0
         loss = float("nan")
         for iteration in range(start, self.train_iters):
             clock.start()
-            try:
-                loss, grad_norm = self._step(iteration)
-            except OutOfMemory:
-                log.close()
-                tracker.finish(exit_code=EXIT_OOM)
-                raise
+            loss, grad_norm = self._step(iteration)
             clock.stop(tokens_per_iter)
             step = iteration + 1
-            if not math.isfinite(loss):
-                log.close()
-                tracker.finish(exit_code=EXIT_NONFINITE)
-                raise NonFiniteLoss(
-                    f"non-finite loss ({loss}) at step {step}; last good checkpoint kept at {self.ckpt_root} "
-                    f"(iteration {latest_iteration(self.ckpt_root) or 'none'}); lower train.lr or check the data"
-                )
+            nonfinite = (f"non-finite loss ({loss}) at step {step}" if not math.isfinite(loss) else
+                         f"non-finite gradient norm ({grad_norm}) at step {step}, loss {loss:.4f}"
+                         if grad_norm is not None and not math.isfinite(grad_norm) else None)
+            if nonfinite:
+                raise NonFiniteLoss(self._nonfinite_message(nonfinite))
             if step % self.log_interval == 0 or step == self.train_iters:
                 seconds, window_tokens = clock.seconds, clock.tokens
                 rate = clock.rate_and_reset()
                 train_seconds += seconds
                 lr = self.optimizer.param_groups[0]["lr"]
                 row = dict(kind="train", step=step, tokens=step * tokens_per_iter, loss=loss, lr=lr,
-                           grad_norm=grad_norm, tokens_per_s=rate, **self._throughput(window_tokens, seconds))
+                           grad_norm=float("nan") if grad_norm is None else grad_norm, tokens_per_s=rate, **self._throughput(window_tokens, seconds))
                 log.log(**row)
-                tracker.log({"train/" + k: v for k, v in row.items() if k not in ("kind", "step") and v is not None}, step=step)
+                tracker.log(wandb_metrics(row), step=step)
                 self._print(f"step {step}/{self.train_iters} loss {loss:.4f} lr {lr:.2e} {rate:,.0f} tok/s")
             if step % self.eval_interval == 0 or step == self.train_iters:
-                valid = self.evaluate()
-                log.log(kind="valid", step=step, tokens=step * tokens_per_iter, loss=valid)
-                tracker.log({"valid/loss": valid}, step=step)
+                row = dict(kind="valid", step=step, tokens=step * tokens_per_iter, loss=self.evaluate())
+                log.log(**row)
+                tracker.log(wandb_metrics(row), step=step)
             if step % self.save_interval == 0 or step == self.train_iters:
                 self._save(step)
             _inject_faults(step)  # after the step's checkpoint, if it has one
@@ -366,19 +418,7 @@ class Trainer:
                 tracker.finish(exit_code=EXIT_RESUME)
                 self._print(f"signal {self.stop.signum}: checkpointed at step {step}; exit {EXIT_RESUME} to resume")
                 raise SystemExit(EXIT_RESUME)
-        train_seconds += clock.seconds
-        summary = self._summary(loss, time.perf_counter() - wall0, train_seconds)
-        if meter is not None:
-            energy = meter.stop()
-            meter.close()
-            # Tokens of this job only: a resumed job's meter saw only the steps it ran.
-            summary["energy"] = dict(energy, joules_per_token=joules_per_token(energy, (self.train_iters - start) * tokens_per_iter))
-        if is_writer:
-            tracker.summary(summary)  # nested dicts (energy) are flattened to energy/joules_per_token etc.
-            tracker.finish()
-            log.finalize()
-            atomic_write_json(self.out_dir / "summary.json", summary)
-        return summary
+        return loss, train_seconds + clock.seconds
 
     def _throughput(self, tokens: int, seconds: float) -> dict:
         """Achieved TFLOP/s per device and MFU under both FLOP counts (MFU null when the peak is unknown)."""
@@ -391,31 +431,30 @@ class Trainer:
                                self.spec.get("device_peaks"))
         return {k: m[k] for k in ("tflops_per_device_chinchilla", "tflops_per_device_6n", "mfu_chinchilla", "mfu_6n")}
 
-    def _resume_point(self) -> int:
-        """The checkpoint to resume from, or 0 to train from scratch.
+    def _resume(self) -> int:
+        """Load the newest checkpoint that verifies, or return 0 to train from scratch.
 
         Checkpoints are only resumed together with the metrics log they belong to: if it is gone
         (e.g. `snakemake --forcerun` deleted a finished run's outputs, not its checkpoints), the
-        loss curve could not be rebuilt, so the stale checkpoints are removed and the run starts
-        over. Every rank agrees (minimum) before anything is written."""
-        import shutil
+        loss curve could not be rebuilt, so the run starts over. Its old checkpoints are moved to
+        `checkpoints/superseded/` and deleted only once the new run has saved one of its own, so
+        nothing that verifies is lost before something newer does. Every rank agrees first."""
+        from workflow.checkpoint import checkpoint_dirs, max_over_ranks, resume_latest
 
-        from workflow.checkpoint import latest_iteration
-
-        start = latest_iteration(self.ckpt_root) or 0
-        if start and not (self.out_dir / "metrics.jsonl.partial").exists():
-            start = 0
-        agreed = torch.tensor([float(start)], device="cuda" if torch.cuda.is_available() else "cpu")
+        has_log = (self.out_dir / "metrics.jsonl.partial").exists()
+        if max_over_ranks(0.0 if has_log else 1.0) == 0.0:
+            return resume_latest(self.ckpt_root, self.model.module, self.optimizer, self.scheduler, self._print)
+        old = checkpoint_dirs(self.ckpt_root)
+        if old and self.rank == 0:
+            aside = self.ckpt_root / SUPERSEDED
+            aside.mkdir(exist_ok=True)
+            for _, folder in old:
+                folder.rename(aside / folder.name)
+            self._print(f"the metrics log of the checkpoints in {self.ckpt_root} is gone (outputs removed, e.g. by "
+                        f"--forcerun): training from scratch; the old ones wait in {aside} until this run saves one")
         if torch.distributed.is_initialized():
-            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
-        start = int(agreed.item())
-        if start == 0 and self.ckpt_root.exists():
-            if self.rank == 0:
-                self._print(f"checkpoints in {self.ckpt_root} have no metrics log to continue: training from scratch")
-                shutil.rmtree(self.ckpt_root)
-            if torch.distributed.is_initialized():
-                torch.distributed.barrier()
-        return start
+            torch.distributed.barrier()
+        return 0
 
     def _oom_message(self, step: int, micro_index: int | None) -> str:
         """One line: where it failed, how big the micro-batch was, and which config knob to turn."""
