@@ -67,6 +67,9 @@ def run_module(module: str, args: list[str], env: dict | None = None, timeout: i
     import tempfile
 
     full_env = dict(os.environ, TOKENIZERS_PARALLELISM="false", **(env or {}))
+    # An in-process W&B test leaves WANDB_SERVICE set: a child would write through that shared,
+    # longer-lived service, which keeps flushing a SIGKILLed child's run after the child is gone.
+    full_env.pop("WANDB_SERVICE", None)
     cmd = (launcher or [sys.executable]) + ["-m", module, *args]
     # Files, not pipes: a process killed with SIGKILL may leave helper children (dist_checkpointing
     # workers) holding a pipe open, and waiting for its EOF would hang the test.

@@ -170,11 +170,18 @@ class Tracker:
             metrics = wandb_metrics(row)
             if metrics:
                 self.log(metrics, step=row["step"])
-        own = self.run_dir
+        self._remove_earlier_attempts()
+
+    def _remove_earlier_attempts(self) -> None:
+        """Delete the other offline folders of this run id (run again at finish, in case a killed
+        attempt's W&B service was still flushing when this attempt started)."""
         import shutil
 
+        own = self.run_dir
+        if self.mode != "offline" or own is None:
+            return
         for folder in (self.dir / "wandb").glob(f"offline-run-*-{self.wandb_id}"):
-            if own is not None and folder.resolve() != own.resolve():
+            if folder.resolve() != own.resolve():
                 shutil.rmtree(folder, ignore_errors=True)
 
     def summary(self, values: dict) -> None:
@@ -193,6 +200,8 @@ class Tracker:
         """Close the run (flushes the offline file). Idempotent."""
         if not self.enabled:
             return
+        if not exit_code:
+            self._remove_earlier_attempts()
         try:
             self.run.finish(exit_code=exit_code)
         except (Exception, SystemExit) as exc:  # noqa: BLE001
