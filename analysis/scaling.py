@@ -4,6 +4,7 @@ Why here: the DAG's scaling study and anyone with a CSV of (N, D, loss) points n
 fits, so they live in one importable module that is also a CLI:
 
     python -m analysis.scaling fit CSV [--bootstrap K] [--seed S] [--drop-outliers] [--starts K]
+    python -m analysis.scaling allocate --params E=..,A=..,B=..,alpha=..,beta=.. --budgets C [C ...]
 
 Conventions: N = parameters, D = training tokens, C = training FLOPs = 6 N D. A compute-optimal
 allocation is N_opt ∝ C^a, D_opt ∝ C^b. Note the two meanings of "a"/"b" in the paper: in the
@@ -19,22 +20,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.optimize import minimize
 
-from workflow.errors import ScaleDAGError, main_guard
+from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_path
+
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "ParametricFit",
     "approach1",
     "approach2",
     "bootstrap",
+    "drop_highest_losses",
     "drop_outliers",
     "fit_parametric",
     "frontier",
@@ -42,13 +48,16 @@ __all__ = [
     "init_grid",
     "load_points",
     "optimal_allocation_table",
+    "parse_params",
     "powerlaw_fit",
     "table_exponents",
     "write_table",
 ]
 
-# Percentiles reported for intervals: the paper's Table 2 gives 10th and 90th percentiles.
+# Percentiles reported for intervals: the paper's Table 2 gives 10th and 90th percentiles; the
+# 2.5th-97.5th (a 95 % interval) stand beside them, from the same bootstrap replicates.
 DEFAULT_PERCENTILES = (10.0, 90.0)
+WIDE_PERCENTILES = (2.5, 97.5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,12 +108,29 @@ def _require_columns(df: pd.DataFrame, columns, what: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _smooth(loss: np.ndarray, window: int) -> np.ndarray:
-    """Centred rolling mean (window points, shrinking at the ends): removes eval noise so the
-    envelope is not set by a single lucky evaluation."""
-    if window <= 1 or loss.size < 3:
+def _smooth(log_c: np.ndarray, loss: np.ndarray, window: int) -> np.ndarray:
+    """Local linear smoothing in log FLOPs: each point is replaced by the value at its log C of a
+    least-squares line through the `window` evaluations centred on it (one-sided at the curve's
+    ends). Removes eval noise so the envelope is not set by a single lucky evaluation.
+
+    Why a line rather than a moving average: the envelope is decided where the end of one run
+    meets the start of a larger one, and a curve is still falling at both. A moving average whose
+    window shrinks at the ends pulls the first points down and the last up by about a step's
+    worth of slope, which hands the envelope to larger models and biases a low (by up to 0.09 on
+    noise-free IsoFLOP sweeps with 10-50 evaluations per run); a line through the window follows
+    the slope, leaving only a second-order curvature bias (within 0.01 on the same sweeps).
+    """
+    n = loss.size
+    if window <= 1 or n < 3:
         return loss
-    return pd.Series(loss).rolling(window, center=True, min_periods=1).mean().to_numpy()
+    w = min(window, n)
+    xs, ys = sliding_window_view(log_c, w), sliding_window_view(loss, w)
+    x_mean, y_mean = xs.mean(axis=1), ys.mean(axis=1)
+    dx = xs - x_mean[:, None]
+    sxx = (dx * dx).sum(axis=1)
+    slope = np.divide((dx * (ys - y_mean[:, None])).sum(axis=1), sxx, out=np.zeros_like(sxx), where=sxx > 0)
+    first = np.clip(np.arange(n) - w // 2, 0, n - w)  # each point's window
+    return y_mean[first] + slope[first] * (log_c - x_mean[first])
 
 
 def approach1(
@@ -120,11 +146,11 @@ def approach1(
     """Approach 1: for each FLOP value, which run reaches the lowest loss?
 
     `runs` holds every intermediate evaluation: columns params, tokens, flops, loss, run.
-    Each run's loss curve is smoothed (`_smooth`, in evaluation order) and linearly interpolated
-    in log FLOPs. On `n_grid` log-spaced FLOP values (the paper used 1500) the envelope is the
-    minimum interpolated loss over the runs whose FLOP range covers that value; the winning
-    run gives N_opt(C) and its interpolated token count D_opt(C). Then log N_opt and log D_opt
-    are regressed on log C.
+    Each run's loss curve is smoothed (`_smooth`: a local line in log FLOPs through
+    `smooth_window` evaluations) and linearly interpolated in log FLOPs. On `n_grid` log-spaced
+    FLOP values (the paper used 1500) the envelope is the minimum interpolated loss over the
+    runs whose FLOP range covers that value; the winning run gives N_opt(C) and its
+    interpolated token count D_opt(C). Then log N_opt and log D_opt are regressed on log C.
 
     `drop_edge_runs`: envelope points won by the smallest or largest model are left out of the
     regression, because there the true optimum may lie outside the sampled model sizes (the
@@ -147,7 +173,7 @@ def approach1(
                 name,
                 float(g["params"].iloc[0]),
                 log_c,
-                _smooth(g["loss"].to_numpy(float), smooth_window),
+                _smooth(log_c, g["loss"].to_numpy(float), smooth_window),
                 np.log(g["tokens"].to_numpy(float)),
             )
         )
@@ -198,8 +224,9 @@ def approach1(
 def _power_law_fit(C, N, D, bootstrap_k, seed, percentiles) -> dict:
     """N_opt ∝ C^a and D_opt ∝ C^b from optimal points, with bootstrap intervals when asked."""
     result = _exponents(C, N, D)
-    if bootstrap_k:
+    if bootstrap_k:  # the same seed: both intervals come from the same replicates
         result["intervals"] = _regression_intervals(C, N, D, bootstrap_k, seed, percentiles)
+        result["intervals_95"] = _regression_intervals(C, N, D, bootstrap_k, seed, WIDE_PERCENTILES)
     return result
 
 
@@ -222,10 +249,12 @@ def approach2(
     (Chinchilla's appendix F). A budget needs >= 3 distinct model sizes and an upward
     parabola (p2 > 0); others are kept in the table with ok=False and not used. `inside`
     says whether the vertex lies within the sampled sizes (else it is an extrapolation, still
-    used as the paper does, but worth flagging). Then N_opt, D_opt are regressed on C in log-log.
+    used as the paper does, but worth flagging); `edge` names the sampled size ("smallest",
+    "largest") that reached the lowest loss when it is at the window's edge, where the true minimum
+    may lie outside the sizes. Then N_opt, D_opt are regressed on C in log-log.
 
     `final` columns: budget (C), params, tokens, loss. Returns {"a", "b", "N_coef", "D_coef",
-    "minima": DataFrame(budget, N_opt, D_opt, loss_opt, n_points, ok, inside, p2, p1, p0),
+    "minima": DataFrame(budget, N_opt, D_opt, loss_opt, n_points, ok, inside, edge, p2, p1, p0),
     "intervals" (if bootstrap_k; resampling the budgets' minima)}.
     """
     _require_columns(final, ["budget", "params", "tokens", "loss"], "approach2 final")
@@ -233,8 +262,12 @@ def approach2(
     for budget, g in final.groupby("budget"):
         x = np.log(g["params"].to_numpy(float))
         y = g["loss"].to_numpy(float)
+        lowest = x[int(np.argmin(y))]
         row = {"budget": float(budget), "N_opt": np.nan, "D_opt": np.nan, "loss_opt": np.nan,
-               "n_points": int(x.size), "ok": False, "inside": False, "p2": np.nan, "p1": np.nan, "p0": np.nan}
+               "n_points": int(x.size), "ok": False, "inside": False,
+               # the lowest sampled loss at the smallest or largest size: the optimum may lie beyond
+               "edge": "smallest" if lowest == x.min() else "largest" if lowest == x.max() else "",
+               "p2": np.nan, "p1": np.nan, "p0": np.nan}
         if np.unique(x).size >= 3:
             p2, p1, p0 = np.polyfit(x, y, 2)
             row.update(p2=float(p2), p1=float(p1), p0=float(p0))
@@ -261,9 +294,36 @@ def approach2(
 # --------------------------------------------------------------------------------------------
 
 
+# The fit follows Chinchilla's App. D.2 (Hoffmann et al. 2022, arXiv 2203.15556):
+#
+#   min over (a, b, e, alpha, beta) of  sum_i Huber_delta( LSE(a - alpha log N_i, b - beta log D_i, e) - log L_i ),
+#   delta = 1e-3, A = exp(a), B = exp(b), E = exp(e),
+#
+# minimised with L-BFGS from a grid of initialisations alpha, beta in {0, 0.5, ..., 2},
+# e in {-1, -0.5, ..., 1}, a, b in {0, 5, ..., 25} (`init_grid`), keeping the best local minimum.
+# Why this form: LSE(.) = log(A/N^alpha + B/D^beta + E) is the log of the predicted loss, so the
+# residual is a relative error and A, B, E stay positive without constraints; the Huber loss with
+# delta = 1e-3 on log loss is quadratic only for residuals under 0.1%, i.e. nearly an L1 fit, so
+# a few badly tuned runs pull the fit little. (Reimplementations write the e grid as
+# np.arange(-1, 1.5, 0.5): 1.5 is the exclusive end there, not a grid value.)
+# Where this code departs from the paper, each for a stated reason: L-BFGS-B with box bounds
+# (`_BOUNDS`), an objective scaled so scipy's stopping rule does not fire early (`_lbfgs`), and by
+# default L-BFGS only from the best-scoring 100 grid points (`fit_parametric`). The fit records
+# which start won and whether L-BFGS reported convergence, so a fit that stopped on its iteration
+# cap or a failed line search is visible in every output.
+
+HUBER_DELTA = 1e-3  # App. D.2's delta, on the residual in log loss
+
+
 @dataclass(frozen=True)
 class ParametricFit:
-    """A fitted L(N, D) = E + A / N^alpha + B / D^beta, with its efficient frontier."""
+    """A fitted L(N, D) = E + A / N^alpha + B / D^beta, with its efficient frontier.
+
+    The optimiser's record (defaults describe a fit written down by hand, e.g. a paper's): which
+    start won (`start_index`: its row in the initialisations, by default `init_grid()`; `start`:
+    that row as (log_A, log_B, log_E, alpha, beta)), whether L-BFGS-B reported convergence from it
+    (`converged`, with scipy's `message` and the iterations `n_iter`), and `n_starts` tried.
+    """
 
     E: float
     A: float
@@ -272,6 +332,12 @@ class ParametricFit:
     beta: float
     objective: float = float("nan")  # summed Huber loss at the optimum
     n_points: int = 0
+    converged: bool = False
+    message: str = ""
+    n_iter: int = 0
+    start_index: int = -1
+    start: tuple = ()
+    n_starts: int = 0
 
     @property
     def a(self) -> float:
@@ -298,10 +364,15 @@ class ParametricFit:
         return self.E + self.A / N**self.alpha + self.B / D**self.beta
 
     def to_dict(self) -> dict:
-        """Plain floats for JSON: E, A, B, alpha, beta, frontier a, b, G, objective, n_points."""
-        out = asdict(self)
-        out.update(a=self.a, b=self.b, G=self.G)
-        return {k: (int(v) if k == "n_points" else float(v)) for k, v in out.items()}
+        """Plain JSON values: E, A, B, alpha, beta, frontier a, b, G, objective, n_points and the
+        optimiser's record (converged, message, n_iter, start_index, start as a list, n_starts)."""
+        out = {k: _JSON_TYPE.get(k, float)(v) for k, v in asdict(self).items() if k != "start"}
+        out.update(a=float(self.a), b=float(self.b), G=float(self.G), start=[float(v) for v in self.start])
+        return out
+
+
+# JSON types of the non-float fields (a numpy scalar would not serialise); the rest are floats.
+_JSON_TYPE = {"converged": bool, "message": str, "n_iter": int, "start_index": int, "n_starts": int, "n_points": int}
 
 
 def init_grid() -> np.ndarray:
@@ -314,7 +385,7 @@ def init_grid() -> np.ndarray:
     return np.stack([m.ravel() for m in mesh], axis=1)
 
 
-def huber_objective(theta: np.ndarray, log_n, log_d, log_l, delta: float = 1e-3):
+def huber_objective(theta: np.ndarray, log_n, log_d, log_l, delta: float = HUBER_DELTA):
     """Summed Huber_delta(LSE(log_A - alpha log N, log_B - beta log D, log_E) - log L) and its
     gradient w.r.t. theta = (log_A, log_B, log_E, alpha, beta).
 
@@ -384,8 +455,18 @@ def _objective_single(theta, log_n, log_d, log_l, delta, scale):
 _BOUNDS = [(-30.0, 100.0), (-30.0, 100.0), (-30.0, 10.0), (0.0, 10.0), (0.0, 10.0)]
 
 
-def _lbfgs(theta0, log_n, log_d, log_l, delta):
-    """One L-BFGS-B run; returns (theta, unscaled objective).
+def _one_blas_thread():
+    """A context in which BLAS uses one thread.
+
+    L-BFGS-B's own linear algebra is on 5 x 5 matrices, where a multi-threaded BLAS spends far
+    longer waking its threads than computing: measured 8x slower per iteration on a 2-core
+    machine, worse when other jobs share the cores.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _lbfgs(theta0, log_n, log_d, log_l, delta, maxiter: int = 1000):
+    """One L-BFGS-B run; returns (scipy's OptimizeResult, unscaled objective).
 
     The objective is multiplied by 1 / (delta^2 n) so it is O(1) near the optimum: scipy's
     relative tolerance compares changes with max(|f|, 1), so an unscaled objective of ~1e-3
@@ -399,54 +480,83 @@ def _lbfgs(theta0, log_n, log_d, log_l, delta):
         jac=True,
         method="L-BFGS-B",
         bounds=_BOUNDS,
-        options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8},
+        options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-8},
     )
-    return res.x, float(res.fun) / scale
+    return res, float(res.fun) / scale
+
+
+def _best_start(runs, rtol: float = 1e-9) -> int | None:
+    """Index of the run with the lowest objective among those ending at a finite point.
+
+    Several starts usually reach the same optimum; among runs within `rtol` of the lowest
+    objective, one that L-BFGS-B reports as converged is preferred, so a run whose final line
+    search merely failed to improve an optimum the others also found does not make the fit
+    read as unconverged.
+    """
+    finite = [i for i, (res, value) in enumerate(runs) if np.all(np.isfinite(res.x)) and np.isfinite(value)]
+    if not finite:
+        return None
+    best = min(finite, key=lambda i: runs[i][1])
+    tied = [i for i in finite if runs[i][1] <= runs[best][1] * (1 + rtol) and runs[i][0].success]
+    return min(tied, key=lambda i: runs[i][1]) if tied else best
 
 
 def fit_parametric(
     params,
     tokens,
     loss,
-    delta: float = 1e-3,
+    delta: float = HUBER_DELTA,
     starts: int | None = 100,
     inits: np.ndarray | None = None,
+    maxiter: int = 1000,
 ) -> ParametricFit:
-    """Approach 3: fit L(N, D) = E + A/N^alpha + B/D^beta as in the paper.
+    """Approach 3: fit L(N, D) = E + A/N^alpha + B/D^beta as in the paper (App. D.2, see above).
 
     Minimises sum_i Huber_delta(LSE(log_A - alpha log N_i, log_B - beta log D_i, log_E) - log L_i)
-    with L-BFGS-B (analytic gradient) from the paper's 4500-point `init_grid()` (or `inits`),
-    keeping the best optimum.
+    with L-BFGS-B (analytic gradient, at most `maxiter` iterations per start) from the paper's
+    4500-point `init_grid()` (or `inits`), keeping the best optimum and recording which start
+    won and whether L-BFGS-B converged from it.
 
     Speed: the objective of every start is evaluated at once (vectorised); L-BFGS is then run
     only from the `starts` best-scoring initialisations (default 100; None = all 4500, the
-    paper's procedure, ~30 s on 245 points). Checked on the Chinchilla points and on
-    synthetic data: the best of the top 100 equals the best of all 4500. On Epoch AI's
-    extraction of the Chinchilla points, dropping the 5 highest losses as Besiroglu et al. 2024
-    did gives E=1.817, A=478, B=2143, alpha=0.347, beta=0.367, close to their published fit.
+    paper's procedure). Checked on the Chinchilla points and on synthetic data: the best of the
+    top 100 equals the best of all 4500. On Epoch AI's extraction of the Chinchilla points,
+    dropping the 5 highest losses as Besiroglu et al. 2024 did gives E=1.817, A=478, B=2143,
+    alpha=0.347, beta=0.367, close to their published fit.
     """
     N, D, L = _check_points(params, tokens, loss)
     log_n, log_d, log_l = np.log(N), np.log(D), np.log(L)
     grid = init_grid() if inits is None else np.atleast_2d(np.asarray(inits, float))
+    order = np.arange(len(grid))
     if starts is not None and starts < len(grid):
         init_loss, _ = huber_objective(grid, log_n, log_d, log_l, delta)
-        grid = grid[np.argsort(init_loss, kind="stable")[:starts]]
-    best_theta, best_loss = None, np.inf
-    for theta0 in grid:
-        theta, value = _lbfgs(theta0, log_n, log_d, log_l, delta)
-        if np.all(np.isfinite(theta)) and value < best_loss:
-            best_theta, best_loss = theta, value
-    if best_theta is None:
+        order = np.argsort(init_loss, kind="stable")[:starts]
+    with _one_blas_thread():
+        runs = [_lbfgs(grid[i], log_n, log_d, log_l, delta, maxiter) for i in order]
+    best = _best_start(runs)
+    if best is None:
         raise ScaleDAGError("parametric fit: no start converged to a finite optimum")
-    log_a, log_b, log_e, alpha, beta = best_theta
+    res, value = runs[best]
+    log_a, log_b, log_e, alpha, beta = res.x
     return ParametricFit(
         E=float(np.exp(log_e)), A=float(np.exp(log_a)), B=float(np.exp(log_b)),
-        alpha=float(alpha), beta=float(beta), objective=best_loss, n_points=int(N.size),
+        alpha=float(alpha), beta=float(beta), objective=value, n_points=int(N.size),
+        converged=bool(res.success), message=str(res.message), n_iter=int(res.nit),
+        start_index=int(order[best]), start=tuple(float(v) for v in grid[order[best]]), n_starts=int(order.size),
     )
 
 
 def _theta(fit: ParametricFit) -> np.ndarray:
     return np.array([np.log(fit.A), np.log(fit.B), np.log(fit.E), fit.alpha, fit.beta])
+
+
+def _replicate_inits(full_fit, grid, N, D, L, delta, extra_starts) -> np.ndarray:
+    """The full-data optimum, then the `extra_starts` grid points scoring best on this replicate."""
+    warm = _theta(full_fit)[None, :]
+    if not extra_starts:
+        return warm
+    init_loss, _ = huber_objective(grid, np.log(N), np.log(D), np.log(L), delta)
+    return np.vstack([warm, grid[np.argsort(init_loss, kind="stable")[:extra_starts]]])
 
 
 def bootstrap(
@@ -455,7 +565,7 @@ def bootstrap(
     loss,
     k: int,
     seed: int = 0,
-    delta: float = 1e-3,
+    delta: float = HUBER_DELTA,
     percentiles=DEFAULT_PERCENTILES,
     full_fit: ParametricFit | None = None,
     extra_starts: int = 4,
@@ -465,29 +575,42 @@ def bootstrap(
     Each of the `k` replicates resamples the points with replacement and refits. For speed a
     replicate starts L-BFGS from the full-data optimum (`full_fit`, fitted here if not given)
     plus the `extra_starts` best grid initialisations for that replicate, instead of all 4500.
-    Returns {"E": (lo, hi), ..., "samples": DataFrame of the k fits}.
+    Returns {"E": (lo, hi), ..., "intervals_95": {"E": (lo, hi), ...} (2.5th-97.5th),
+    "samples": DataFrame of the k fits, each with its optimiser record (`converged`, `start_index`: 0 is the warm start from `full_fit`, ...)}.
     """
     if k < 2:
         raise ScaleDAGError(f"bootstrap: k must be >= 2, got {k}")
     N, D, L = _check_points(params, tokens, loss)
     full_fit = full_fit or fit_parametric(N, D, L, delta=delta)
     rng = np.random.default_rng(seed)
-    grid = init_grid()
+    grid = init_grid() if extra_starts else None
     rows = []
-    for _ in range(k):
-        idx = rng.integers(0, N.size, N.size)
-        log_n, log_d, log_l = np.log(N[idx]), np.log(D[idx]), np.log(L[idx])
-        init_loss, _ = huber_objective(grid, log_n, log_d, log_l, delta)
-        inits = np.vstack([_theta(full_fit), grid[np.argsort(init_loss, kind="stable")[:extra_starts]]])
-        fit = fit_parametric(N[idx], D[idx], L[idx], delta=delta, starts=None, inits=inits)
-        rows.append(fit.to_dict())
+    with _one_blas_thread():
+        for _ in range(k):
+            idx = rng.integers(0, N.size, N.size)
+            inits = _replicate_inits(full_fit, grid, N[idx], D[idx], L[idx], delta, extra_starts)
+            fit = fit_parametric(N[idx], D[idx], L[idx], delta=delta, starts=None, inits=inits)
+            rows.append(fit.to_dict())
     samples = pd.DataFrame(rows)
-    intervals = {
-        key: tuple(float(v) for v in np.percentile(samples[key], percentiles))
-        for key in ("E", "A", "B", "alpha", "beta", "a", "b")
-    }
+    keys = ("E", "A", "B", "alpha", "beta", "a", "b")
+    intervals = {key: tuple(float(v) for v in np.percentile(samples[key], percentiles)) for key in keys}
+    intervals["intervals_95"] = {key: tuple(float(v) for v in np.percentile(samples[key], WIDE_PERCENTILES)) for key in keys}
     intervals["samples"] = samples
     return intervals
+
+
+def drop_highest_losses(loss, n: int = 5) -> np.ndarray:
+    """Boolean mask of points to KEEP: all but the `n` highest losses. Epoch AI's rule in their
+    replication of approach 3 (Besiroglu et al. 2024) for the smallest, least converged runs of
+    Chinchilla's Figure 4; on their extracted points it gives a = 0.514 where the MAD rule gives 0.528."""
+    loss = np.asarray(loss, float)
+    keep = np.ones(loss.size, bool)
+    keep[np.argsort(loss)[::-1][:n]] = False
+    return keep
+
+
+# `--drop-outliers RULE`: MAD is ours (residuals of a first fit), epoch5 is Epoch AI's by name.
+DROP_RULES = ("mad", "epoch5")
 
 
 def drop_outliers(params, tokens, loss, fit: ParametricFit, k: float = 3.0) -> np.ndarray:
@@ -523,7 +646,8 @@ def table_exponents(results: dict[str, dict | ParametricFit]) -> pd.DataFrame:
 
     `results` maps an approach name to an approach1/approach2 result dict (optionally with
     "intervals"), or to a ParametricFit, or to {"fit": ParametricFit, "intervals": bootstrap(...)}.
-    Columns: approach, a, a_lo, a_hi, b, b_lo, b_hi (NaN where no interval).
+    Columns: approach, a, a_lo, a_hi, b, b_lo, b_hi (10th-90th percentiles), a_lo95, a_hi95,
+    b_lo95, b_hi95 (2.5th-97.5th, from "intervals_95"); NaN where no interval.
     """
     rows = []
     for name, res in results.items():
@@ -533,11 +657,14 @@ def table_exponents(results: dict[str, dict | ParametricFit]) -> pd.DataFrame:
             a, b = res["fit"].a, res["fit"].b
         else:
             a, b = res["a"], res["b"]
-        iv = res.get("intervals") or {}
-        a_lo, a_hi = iv.get("a", (np.nan, np.nan))
-        b_lo, b_hi = iv.get("b", (np.nan, np.nan))
-        rows.append({"approach": name, "a": a, "a_lo": a_lo, "a_hi": a_hi, "b": b, "b_lo": b_lo, "b_hi": b_hi})
-    return pd.DataFrame(rows, columns=["approach", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi"])
+        row = {"approach": name, "a": a, "b": b}
+        for key, suffix in (("intervals", ""), ("intervals_95", "95")):
+            iv = res.get(key) or {}
+            for q in ("a", "b"):
+                row[f"{q}_lo{suffix}"], row[f"{q}_hi{suffix}"] = iv.get(q, (np.nan, np.nan))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["approach", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi",
+                                       "a_lo95", "a_hi95", "b_lo95", "b_hi95"])
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
@@ -607,19 +734,104 @@ def _cmd_fit(args) -> dict:
     fit = fit_parametric(N, D, L, delta=args.delta, starts=starts)
     n_dropped = 0
     if args.drop_outliers:
-        keep = drop_outliers(N, D, L, fit)
+        keep = drop_outliers(N, D, L, fit) if args.drop_outliers == "mad" else drop_highest_losses(L, 5)
         n_dropped = int((~keep).sum())
         if n_dropped:
             N, D, L = N[keep], D[keep], L[keep]
             fit = fit_parametric(N, D, L, delta=args.delta, starts=starts)
     out = fit.to_dict()
     out["n_dropped"] = n_dropped
+    out["drop_rule"] = args.drop_outliers or "none"
     if args.bootstrap:
         iv = bootstrap(N, D, L, k=args.bootstrap, seed=args.seed, delta=args.delta, full_fit=fit)
-        iv.pop("samples")
+        samples = iv.pop("samples")
+        wide = iv.pop("intervals_95")
         out["intervals"] = {key: list(v) for key, v in iv.items()}
         out["interval_percentiles"] = list(DEFAULT_PERCENTILES)
+        out["intervals_95"] = {key: list(v) for key, v in wide.items()}
+        out["interval_95_percentiles"] = list(WIDE_PERCENTILES)
+        # Replicates whose best start stopped without L-BFGS-B reporting convergence.
+        out["bootstrap_not_converged"] = int((~samples["converged"]).sum())
     return out
+
+
+PARAM_KEYS = ("E", "A", "B", "alpha", "beta")
+
+
+def _number(what: str, value) -> float:
+    """A finite float from a command-line string or a JSON number, or a one-line error naming `what`."""
+    if isinstance(value, bool):
+        raise ScaleDAGError(f"{what}: expected a number, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ScaleDAGError(f"{what}: expected a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ScaleDAGError(f"{what}: expected a finite number, got {value!r}")
+    return x
+
+
+def _key_values(text: str) -> dict:
+    """`E=1.69,A=406.4,...` as {key: string}; a JSON object (what a rule passes) as itself."""
+    if text.lstrip().startswith("{"):
+        raw = json_option("--params", text)
+        if not isinstance(raw, dict):
+            raise ScaleDAGError(f"--params: expected a JSON object, got {type(raw).__name__}")
+        return raw
+    raw = {}
+    for item in text.split(","):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key:
+            raise ScaleDAGError(f"--params: expected KEY=VALUE pairs separated by commas, got {item.strip()!r}")
+        if key in raw:
+            raise ScaleDAGError(f"--params: {key} given twice")
+        raw[key] = value
+    return raw
+
+
+def parse_params(text: str) -> ParametricFit:
+    """The law L(N, D) = E + A/N^alpha + B/D^beta from `E=..,A=..,B=..,alpha=..,beta=..` (or a
+    JSON object with those keys). A, B, alpha, beta must be > 0 (else there is no finite
+    optimum) and E >= 0; anything else is a one-line ScaleDAGError naming the key."""
+    raw = _key_values(text)
+    missing = [k for k in PARAM_KEYS if k not in raw]
+    unknown = sorted(set(raw) - set(PARAM_KEYS))
+    if missing or unknown:
+        what = "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
+                                       unknown and f"unknown {', '.join(unknown)}"]))
+        raise ScaleDAGError(f"--params: {what} (expected {','.join(PARAM_KEYS)})")
+    values = {k: _number(f"--params {k}", raw[k]) for k in PARAM_KEYS}
+    for key in ("A", "B", "alpha", "beta"):
+        if values[key] <= 0:
+            raise ScaleDAGError(f"--params {key}: must be > 0 for a compute-optimal frontier, got {raw[key]!r}")
+    if values["E"] < 0:
+        raise ScaleDAGError(f"--params E: must be >= 0, got {raw['E']!r}")
+    return ParametricFit(**values)
+
+
+def _budgets(values: list[str]) -> list[float]:
+    """--budgets C1 C2 ... (or one JSON list); each a positive FLOP count."""
+    if len(values) == 1 and values[0].lstrip().startswith("["):
+        values = json_option("--budgets", values[0])
+        if not isinstance(values, list) or not values:
+            raise ScaleDAGError("--budgets: expected a non-empty JSON list of FLOP counts")
+    budgets = [_number("--budgets", v) for v in values]
+    bad = [v for v, c in zip(values, budgets) if c <= 0]
+    if bad:
+        raise ScaleDAGError(f"--budgets: expected positive FLOP counts, got {bad[0]!r}")
+    return budgets
+
+
+def _cmd_allocate(args) -> dict:
+    """The closed-form frontier under C = 6 N D: N_opt = G (C/6)^a, D_opt = (C/6) / N_opt."""
+    fit = parse_params(args.params)
+    table = optimal_allocation_table(fit, _budgets(args.budgets))
+    table["tokens_per_param"] = table["D_opt"] / table["N_opt"]
+    return {
+        "params": {k: getattr(fit, k) for k in PARAM_KEYS},
+        "a": fit.a, "b": fit.b, "G": fit.G,
+        "allocations": [{k: float(v) for k, v in row.items()} for row in table.to_dict("records")],
+    }
 
 
 @main_guard
@@ -630,15 +842,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("csv", help="CSV with columns params,tokens,loss (or params,flops,loss)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="bootstrap replicates for intervals")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--drop-outliers", action="store_true",
-                   help="refit without points whose log-loss residual exceeds 3 x 1.4826 MAD")
-    p.add_argument("--delta", type=float, default=1e-3, help="Huber delta (paper: 1e-3)")
+    p.add_argument("--drop-outliers", nargs="?", const="mad", choices=DROP_RULES, default=None,
+                   help="refit without outliers: mad (default; log-loss residual over 3 x 1.4826 MAD of a first fit) "
+                        "or epoch5 (Epoch AI's: the 5 highest losses)")
+    p.add_argument("--delta", type=float, default=HUBER_DELTA, help="Huber delta (paper: 1e-3)")
     p.add_argument("--starts", type=int, default=100,
                    help="L-BFGS runs from the best K of the 4500 grid inits (0 = all)")
+    q = sub.add_parser("allocate", help="compute-optimal N, D and loss per budget from a law; prints one JSON object")
+    q.add_argument("--params", required=True, metavar="E=..,A=..,B=..,alpha=..,beta=..",
+                   help="the law L = E + A/N^alpha + B/D^beta (or a JSON object with those keys)")
+    q.add_argument("--budgets", nargs="+", required=True, metavar="C", help="training FLOPs (C = 6 N D)")
     args = parser.parse_args(argv)
-    if args.bootstrap and args.bootstrap < 2:
-        raise ScaleDAGError(f"--bootstrap: expected K >= 2, got {args.bootstrap}")
-    result = _cmd_fit(args)
+    if args.command == "allocate":
+        result = _cmd_allocate(args)
+    else:
+        if args.bootstrap and args.bootstrap < 2:
+            raise ScaleDAGError(f"--bootstrap: expected K >= 2, got {args.bootstrap}")
+        result = _cmd_fit(args)
     json.dump(result, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
     return 0
