@@ -41,7 +41,8 @@ def _parametric(summary: dict) -> ParametricFit | None:
 
 def plot_isoflop(points: pd.DataFrame, minima: pd.DataFrame, summary: dict, png: str, pdf: str) -> None:
     """Left: final loss against N per budget, the fitted parabola in log N and its vertex (hollow
-    when extrapolated outside the sampled sizes). Right: the minima's N_opt against C with
+    when extrapolated outside the sampled sizes; "edge" under a lowest loss at the smallest or
+    largest sampled size). Right: the minima's N_opt against C with
     approach 2's power law and approach 3's frontier."""
     plt = _plt()
     budgets = sorted(points["budget"].unique())
@@ -58,6 +59,11 @@ def plot_isoflop(points: pd.DataFrame, minima: pd.DataFrame, summary: dict, png:
             if m["ok"]:
                 ax.plot(m["N_opt"], m["loss_opt"], "D", ms=7, color=color,
                         mfc=color if m["inside"] else "none")
+            edge = m.get("edge") if isinstance(m.get("edge"), str) else ""
+            if edge:  # the lowest loss sits at the window's edge: the optimum may lie beyond it
+                at = g.iloc[0] if edge == "smallest" else g.iloc[-1]
+                ax.annotate("edge", (at["params"], at["loss"]), xytext=(0, -12), textcoords="offset points",
+                            ha="center", fontsize=7, color=color)
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("final validation loss (nats)")

@@ -7,6 +7,7 @@ import sys
 from workflow.config import (
     NAME_PATTERN,
     corpus_spec,
+    corpus_tokenizer,
     data_dir,
     enabled_studies,
     logs_root,
@@ -61,22 +62,26 @@ def get_tokenizer_inputs(wildcards):
     from workflow.config import input_path
 
     inputs = {"train": f"{R}/data/{wildcards.corpus}/train.jsonl"}
-    if scale_config(config)["tokenizer"].get("file"):
-        inputs["existing"] = str(input_path(scale_config(config)["tokenizer"]["file"]))
+    if corpus_tokenizer(config, wildcards.corpus).get("file"):
+        inputs["existing"] = str(input_path(corpus_tokenizer(config, wildcards.corpus)["file"]))
     return inputs
+
+
+def get_tokenizer_vocab(wildcards):
+    return corpus_tokenizer(config, wildcards.corpus)["vocab_size"]
 
 
 def get_tokenizer_args(wildcards, input):
     import shlex
 
-    tok = scale_config(config)["tokenizer"]
+    tok = corpus_tokenizer(config, wildcards.corpus)
     args = f"--type {tok.get('type', 'byte-bpe')} --min-frequency {tok.get('min_frequency', 2)}"
     return args + (f" --existing {shlex.quote(input.existing)}" if "existing" in input.keys() else "")
 
 
 def get_token_shard_dirs(wildcards):
     """One directory per tokenize_shard job (the scatter); tokenize_corpus gathers them in order."""
-    shards = scale_config(config)["tokenizer"].get("shards", 1)
+    shards = corpus_tokenizer(config, wildcards.corpus).get("shards", 1)
     return [f"{R}/data/{wildcards.corpus}/tokens/shards/{k}-of-{shards}" for k in range(shards)]
 
 
@@ -384,6 +389,8 @@ def get_downstream_summary_args(wildcards, input):
 
 # -- compute-optimal scaling (issue #6): IsoFLOP sweeps and Chinchilla's three approaches ----------
 from workflow.sweep import analysis_settings as _isoflop_settings
+from workflow.sweep import closed_loop_settings as _closed_loop_settings
+from workflow.sweep import fit_conventions as _fit_conventions
 
 
 def get_isoflop(wildcards):
@@ -395,6 +402,24 @@ def get_isoflop_budgets(wildcards):
     return json.dumps(get_isoflop(wildcards)["budgets"])
 
 
+def get_fit_conventions(wildcards):
+    return json.dumps(_fit_conventions(get_isoflop(wildcards)))
+
+
+def _run_files(study, runs, name):
+    return [f"{R}/{study}/runs/{r}/{name}" for r in runs]
+
+
+def get_isoflop_points_inputs(wildcards):
+    """The IsoFLOP runs (final points) and the dedicated approach-1 runs (curves), kept apart."""
+    iso = get_isoflop(wildcards)
+    sweep, horizons = sorted(iso["budgets"]), iso["approach1_runs"]
+    return {"metrics": _run_files(wildcards.study, sweep, "metrics.jsonl"),
+            "summaries": _run_files(wildcards.study, sweep, "summary.json"),
+            "curve_metrics": _run_files(wildcards.study, horizons, "metrics.jsonl"),
+            "curve_summaries": _run_files(wildcards.study, horizons, "summary.json")}
+
+
 ISOFLOP_TABLES = ("scaling_exponents.csv", "compute_optimal_allocation.csv", "target_prediction.csv",
                   "isoflop_minima.csv", "approach1_envelope.csv", "scaling_fit.json")
 ISOFLOP_FIGURES = ("isoflop_curves", "parametric_contour")
@@ -404,9 +429,33 @@ ISOFLOP_FIGURES = ("isoflop_curves", "parametric_contour")
 def get_isoflop_targets(study, study_config):
     if study_config.get("generator") != "isoflop":
         return []
+    loop = [f"{R}/{study}/tables/{t}.csv" for t in ("closed_loop", "size_choice")] + [
+        f"{R}/{study}/figures/closed_loop.{ext}" for ext in ("png", "pdf")] if get_closed_loop_budgets(study) else []
     return [f"{R}/{study}/tables/{name}" for name in ("scaling_points.csv", "scaling_curves.csv", *ISOFLOP_TABLES)] + [
         f"{R}/{study}/figures/{fig}.{ext}" for fig in ISOFLOP_FIGURES for ext in ("png", "pdf")
-    ]
+    ] + loop
+
+
+def get_closed_loop_budgets(study):
+    return _closed_loop_settings(config, study)["budgets"]
+
+
+def get_closed_loop_settings(wildcards):
+    return json.dumps(_closed_loop_settings(config, wildcards.study))
+
+
+def _closed_loop_run_names(wildcards):
+    """The runs the plan chose (known once checkpoint closed_loop_plan has run)."""
+    with open(checkpoints.closed_loop_plan.get(study=wildcards.study).output.plan) as fh:
+        return [r["run"] for r in json.load(fh)["runs"]]
+
+
+def get_closed_loop_metrics(wildcards):
+    return [f"{R}/{wildcards.study}/runs/{r}/metrics.jsonl" for r in _closed_loop_run_names(wildcards)]
+
+
+def get_closed_loop_summaries(wildcards):
+    return [f"{R}/{wildcards.study}/runs/{r}/summary.json" for r in _closed_loop_run_names(wildcards)]
 
 
 # -- END compute-optimal scaling (issue #6) --------------------------------------------------------

@@ -33,7 +33,7 @@ rule train_tokenizer:
         tokenizer=f"{R}/data/{{corpus}}/tokenizer.json",
         hf_config=f"{R}/data/{{corpus}}/tokenizer_config.json",
     params:
-        vocab_size=scale_config(config)["tokenizer"]["vocab_size"],
+        vocab_size=get_tokenizer_vocab,
         args=get_tokenizer_args,
     resources:
         **get_rule_resources("train_tokenizer"),

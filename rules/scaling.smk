@@ -4,14 +4,14 @@
 
 rule isoflop_points:
     input:
-        metrics=get_study_metrics,
-        summaries=get_study_summaries,
+        unpack(get_isoflop_points_inputs),
     output:
         points=f"{R}/{{study}}/tables/scaling_points.csv",
         curves=f"{R}/{{study}}/tables/scaling_curves.csv",
     params:
         budgets=get_isoflop_budgets,
         flops=lambda wildcards: get_isoflop(wildcards)["flops_per_token"],
+        counting=lambda wildcards: get_isoflop(wildcards)["params_counting"],
     conda:
         "../envs/scaledag.yaml"
     benchmark:
@@ -20,6 +20,8 @@ rule isoflop_points:
         f"{LOGS}/isoflop_points/{{study}}.log",
     shell:
         "python -m analysis.chinchilla points --budgets {params.budgets:q} --flops-per-token {params.flops}"
+        " --params-counting {params.counting}"
+        " --curve-metrics {input.curve_metrics:q} --curve-summaries {input.curve_summaries:q}"
         " --metrics {input.metrics:q} --summaries {input.summaries:q}"
         " --points {output.points:q} --curves {output.curves:q} > {log:q} 2>&1"
 
@@ -39,6 +41,7 @@ rule isoflop_fit:
         target=lambda wildcards: get_isoflop(wildcards)["target_budget"],
         table=lambda wildcards: " ".join(f"{c:g}" for c in get_isoflop(wildcards)["table_budgets"]),
         bootstrap=lambda wildcards: get_isoflop(wildcards)["bootstrap"],
+        conventions=get_fit_conventions,
         out_dir=lambda wildcards, output: os.path.dirname(output.fit),
     conda:
         "../envs/scaledag.yaml"
@@ -49,6 +52,7 @@ rule isoflop_fit:
     shell:
         "python -m analysis.chinchilla fit --points {input.points:q} --curves {input.curves:q}"
         " --target-budget {params.target} --table-budgets {params.table} --bootstrap {params.bootstrap}"
+        " --conventions {params.conventions:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
@@ -95,3 +99,55 @@ rule parametric_contour_figure:
     shell:
         "python -m analysis.scaling_figures contour --points {input.points:q} --fit {input.fit:q}"
         " --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
+
+
+# Closing the loop: the fit's predicted optimum (per approach) and an over- and an under-sized
+# model at budgets beyond the sweep, trained by the same `pretrain` rule, then prediction vs outcome.
+checkpoint closed_loop_plan:
+    input:
+        fit=rules.isoflop_fit.output.fit,
+    output:
+        plan=f"{R}/{{study}}/closed_loop/plan.json",
+        size_choice=f"{R}/{{study}}/tables/size_choice.csv",
+        size_config=f"{R}/{{study}}/closed_loop/size_choice.yaml",
+    params:
+        settings=get_closed_loop_settings,
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/closed_loop_plan/{{study}}.tsv"
+    log:
+        f"{LOGS}/closed_loop_plan/{{study}}.log",
+    shell:
+        "python -m analysis.closed_loop plan --settings {params.settings:q} --fit {input.fit:q} --out {output.plan:q}"
+        " --size-choice {output.size_choice:q} --size-config {output.size_config:q} > {log:q} 2>&1"
+
+
+rule closed_loop_report:
+    input:
+        plan=rules.closed_loop_plan.output.plan,
+        fit=rules.isoflop_fit.output.fit,
+        metrics=get_closed_loop_metrics,
+        summaries=get_closed_loop_summaries,
+    output:
+        table=report(
+            f"{R}/{{study}}/tables/closed_loop.csv",
+            caption="../report/chinchilla_closed_loop_table.rst",
+            category="Compute-optimal scaling",
+        ),
+        png=report(
+            f"{R}/{{study}}/figures/closed_loop.png",
+            caption="../report/chinchilla_closed_loop.rst",
+            category="Compute-optimal scaling",
+        ),
+        pdf=f"{R}/{{study}}/figures/closed_loop.pdf",
+    conda:
+        "../envs/scaledag.yaml"
+    benchmark:
+        f"{R}/benchmarks/closed_loop_report/{{study}}.tsv"
+    log:
+        f"{LOGS}/closed_loop_report/{{study}}.log",
+    shell:
+        "python -m analysis.closed_loop report --plan {input.plan:q} --fit {input.fit:q}"
+        " --metrics {input.metrics:q} --summaries {input.summaries:q}"
+        " --table {output.table:q} --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from conftest import REPO, job_counts, snakemake
-from workflow.config import load_config, pretrain_spec, study_runs, validate_config
+from workflow.config import corpus_tokenizer, load_config, pretrain_spec, study_runs, validate_config
 from workflow.errors import ScaleDAGError
 from workflow.flops import Shape, chinchilla_training_flops_per_token
 from workflow.model import make_model_spec
@@ -48,11 +48,18 @@ def test_runs_have_valid_shapes_and_token_budgets(base_config, scale):
         lo, hi = rule["aspect_ratio"]
         assert lo <= s["hidden"] / s["layers"] <= hi, name
         assert s["seq_length"] == per["seq_length"]
-        # D = C / (Chinchilla training FLOPs per token of exactly the model that will be built).
-        spec = make_model_spec(iso["arch"], s, cfg["scales"][scale]["tokenizer"]["vocab_size"])
+        # D = C / (Chinchilla training FLOPs per token of exactly the model that will be built),
+        # with the vocabulary of the corpus the sweep trains on (paper: Chinchilla's 32k).
+        vocab = corpus_tokenizer(cfg, run.get("corpus"))["vocab_size"]
+        spec = make_model_spec(iso["arch"], s, vocab)
+        assert pretrain_spec(cfg, "chinchilla", name)["vocab_size"] == vocab
         fpt = chinchilla_training_flops_per_token(
             Shape(spec.layers, spec.hidden, spec.heads, spec.ffn_hidden, spec.vocab_size, spec.seq_length, glu=spec.glu))
-        assert run["train"]["tokens"] == pytest.approx(run["budget"] / fpt, rel=1e-12)
+        if run["variant"].startswith("a1r"):  # approach 1's horizon runs: D = r N, not C / FLOPs
+            r = float(run["variant"][3:])
+            assert run["train"]["tokens"] == pytest.approx(r * counts(spec)["params_one_embedding"], rel=1e-12)
+        else:
+            assert run["train"]["tokens"] == pytest.approx(run["budget"] / fpt, rel=1e-12)
         assert run["train"]["tokens"] >= 10 * gbs * s["seq_length"]
         # The run's spec trains that shape for that many tokens (the cosine decays over them).
         pspec = pretrain_spec(cfg, "chinchilla", name)
@@ -73,8 +80,14 @@ def test_counts_per_scale(base_config):
     assert mean_n == sorted(mean_n) and mean_n[-1] > 10 * mean_n[0]
 
 
+def counting_all(cfg: dict) -> dict:
+    """The sizes below were chosen as counts of every parameter."""
+    cfg["studies"]["chinchilla"]["isoflop"]["params_counting"] = "all"
+    return cfg
+
+
 def test_sizes_map_to_the_nearest_shape(base_config):
-    cfg = with_scale(base_config, "tiny", budgets=[1e12], sizes=[3.2e5, 7.1e5])
+    cfg = counting_all(with_scale(base_config, "tiny", budgets=[1e12], sizes=[3.2e5, 7.1e5]))
     plan = isoflop_plan(cfg, "chinchilla")
     assert [p["shape_name"] for p in plan] == ["l1-h64", "l1-h128"]
     for p in plan:
@@ -83,12 +96,12 @@ def test_sizes_map_to_the_nearest_shape(base_config):
 
 
 def test_size_forms_grid_per_budget_and_count_range(base_config):
-    per_budget = isoflop_plan(with_scale(base_config, "tiny", budgets=[1e12, 2e12], sizes=[[3e5, 7e5], [7e5, 1.3e6, 2.5e6]]),
-                              "chinchilla")
+    per_budget = isoflop_plan(counting_all(with_scale(base_config, "tiny", budgets=[1e12, 2e12],
+                                                      sizes=[[3e5, 7e5], [7e5, 1.3e6, 2.5e6]])), "chinchilla")
     assert [p["run"] for p in per_budget] == ["c1e12_l1-h64", "c1e12_l1-h128", "c2e12_l1-h128", "c2e12_l4-h128",
                                               "c2e12_l4-h192"]
-    ranged = isoflop_plan(with_scale(base_config, "tiny", budgets=[2e12], sizes={"count": 3, "min": 3e5, "max": 2.5e6}),
-                          "chinchilla")
+    ranged = isoflop_plan(counting_all(with_scale(base_config, "tiny", budgets=[2e12],
+                                                  sizes={"count": 3, "min": 3e5, "max": 2.5e6})), "chinchilla")
     assert [p["shape_name"] for p in ranged] == ["l1-h64", "l2-h128", "l4-h192"]  # 3e5, 8.7e5, 2.5e6
 
 
@@ -127,7 +140,7 @@ def test_analysis_settings(base_config):
     ],
 )
 def test_bad_sweeps_fail_at_load_with_one_line(base_config, change, fragment):
-    cfg = with_scale(base_config, "tiny", budgets=[1e12], sizes=[3e5, 7e5])
+    cfg = counting_all(with_scale(base_config, "tiny", budgets=[1e12], sizes=[3e5, 7e5]))
     cfg["studies"]["chinchilla"]["isoflop"]["scales"]["tiny"].update(change)
     with pytest.raises(ScaleDAGError) as exc:
         validate_config(cfg)
@@ -175,7 +188,8 @@ def _chinchilla_targets(scale: str) -> list[str]:
             f"{root}/tables/target_prediction.csv", f"{root}/tables/compute_optimal_allocation.csv"]
 
 
-@pytest.mark.parametrize("scale, runs", [("tiny", 12), ("paper", 81)])
+# paper: 81 IsoFLOP runs + approach 1's 6 sizes x 4 cosine horizons
+@pytest.mark.parametrize("scale, runs", [("tiny", 12), ("paper", 81 + 24)])
 def test_dag_lists_one_pretrain_per_budget_and_size(tmp_path, scale, runs):
     proc = snakemake("-n", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(REPO / "config.yaml"),
                      "--config", f"scale={scale}", "--", *_chinchilla_targets(scale), cwd=tmp_path)
@@ -194,3 +208,34 @@ def test_default_targets_include_the_study(tmp_path):
     counts_ = job_counts(proc.stdout)
     assert counts_["isoflop_fit"] == 1 and counts_["isoflop_curves_figure"] == 1
     assert "results/tiny/chinchilla/figures/loss_curves.png" not in proc.stdout
+
+
+def test_chinchilla_counts_one_vocabulary_matrix(base_config):
+    """Chinchilla's N has one vocabulary matrix: an untied output matrix (2048 x 64 = 131k of the
+    1-layer model's 316k) is left out, so the same target picks a larger shape than under `all`."""
+    from workflow.sweep import fit_params
+
+    cfg = with_scale(base_config, "tiny", budgets=[1e12], sizes=[3.2e5])
+    (one,) = isoflop_plan(cfg, "chinchilla")
+    assert one["params_one_embedding"] == one["params"] - 2048 * one["shape"]["hidden"]
+    assert abs(math.log(one["params_one_embedding"] / 3.2e5)) < abs(math.log(one["params"] / 3.2e5))
+    (every,) = isoflop_plan(counting_all(with_scale(base_config, "tiny", budgets=[1e12], sizes=[3.2e5])), "chinchilla")
+    assert one["shape_name"] != every["shape_name"] == "l1-h64"
+    summary = {"parameters": 315584, "model": {"vocab_size": 2048, "hidden": 64, "tied_embeddings": False}}
+    assert fit_params(summary, "one_embedding") == 184512 and fit_params(summary, "all") == 315584
+    summary["model"]["tied_embeddings"] = True
+    assert fit_params(summary, "one_embedding") == 315584
+
+
+def test_table_a4_counting_leaves_out_embeddings_and_logits(base_config):
+    """Table A4's ratios to 6N (0.99-1.10) need appendix F without its embedding and logit terms."""
+    from workflow.flops import Shape, chinchilla_flops_breakdown, table_a4_training_flops_per_token
+
+    shape = Shape(layers=12, hidden=768, heads=12, ffn_hidden=3072, vocab_size=32000, seq_length=2048)
+    t = chinchilla_flops_breakdown(shape)
+    full = t["training"] / 2048
+    assert table_a4_training_flops_per_token(shape) == pytest.approx(full - 3 * (t["embeddings"] + t["final_logits"]) / 2048)
+    cfg = with_scale(base_config, "tiny", budgets=[1e12], sizes=[3.2e5])
+    cfg["studies"]["chinchilla"]["isoflop"]["flops_per_token"] = "chinchilla_a4"
+    (run,) = isoflop_plan(cfg, "chinchilla")
+    assert run["tokens"] == pytest.approx(1e12 / run["flops_per_token_chinchilla_a4"])

@@ -19,7 +19,6 @@ import dataclasses
 import enum
 import hashlib
 import json
-import os
 import pickle
 import random
 import re

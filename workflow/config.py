@@ -166,7 +166,8 @@ def check_run_shapes(config: dict) -> None:
                         f"({train['global_batch_size']} × {shape['seq_length']} tokens)")
                 for variant, run in st["runs"].items():
                     try:
-                        spec = make_model_spec(run["arch"], shape, sc["tokenizer"]["vocab_size"], run.get("overrides"))
+                        spec = make_model_spec(run["arch"], shape, corpus_tokenizer(config, run.get("corpus"))["vocab_size"],
+                                               run.get("overrides"))
                         check_parallel(spec, tp, pp)
                     except ScaleDAGError as exc:
                         raise ScaleDAGError(
@@ -235,9 +236,20 @@ def study_runs(config: dict, study: str) -> dict[str, dict]:
     return runs
 
 
+def trainable_runs(config: dict, study: str) -> dict[str, dict]:
+    """`study_runs` plus the runs a study plans while the DAG runs: an IsoFLOP study's closed-loop
+    runs, which exist only once its fit has chosen them (rule closed_loop_plan)."""
+    runs = study_runs(config, study)
+    if config["studies"][study].get("generator") == "isoflop":
+        from workflow.sweep import closed_loop_runs
+
+        runs = {**runs, **closed_loop_runs(config, study)}
+    return runs
+
+
 def run_corpus(config: dict, study: str, run: str) -> str:
     """The corpus a run trains on: its own `corpus` if it names one, else the scale's."""
-    return study_runs(config, study)[run].get("corpus") or corpus_name(config)
+    return trainable_runs(config, study)[run].get("corpus") or corpus_name(config)
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -266,16 +278,25 @@ def run_dir(config: dict, study: str, run: str) -> str:
     return f"{results_root(config)}/{study}/runs/{run}"
 
 
+def corpus_tokenizer(config: dict, corpus: str | None = None) -> dict:
+    """The tokenizer settings of a corpus at this scale: the scale's, with the corpus's own
+    `tokenizer` keys on top (e.g. Chinchilla's 32k vocabulary beside the scale's 52k)."""
+    corpus = corpus or corpus_name(config)
+    return {**scale_config(config)["tokenizer"], **config["corpora"].get(corpus, {}).get("tokenizer", {})}
+
+
 def corpus_spec(config: dict, corpus: str) -> dict:
-    """The spec `workflow.corpus` prepares a corpus from (its config entry plus its name)."""
+    """The spec `workflow.corpus` prepares a corpus from (its config entry plus its name; its
+    `tokenizer` keys belong to train_tokenizer, not to preparing the text)."""
     if corpus not in config["corpora"]:
         raise ScaleDAGError(f"config: corpora: unknown corpus {corpus!r}")
-    return {"name": corpus, **copy.deepcopy(config["corpora"][corpus])}
+    entry = {k: v for k, v in config["corpora"][corpus].items() if k != "tokenizer"}
+    return {"name": corpus, **copy.deepcopy(entry)}
 
 
 def pretrain_spec(config: dict, study: str, run: str) -> dict:
     """The resolved spec `workflow.train` runs from (JSON-serialisable)."""
-    runs = study_runs(config, study)
+    runs = trainable_runs(config, study)
     if run not in runs:
         raise ScaleDAGError(f"study {study!r} has no run {run!r} at scale {config['scale']!r}; expected one of {sorted(runs)}")
     r = runs[run]
@@ -289,7 +310,7 @@ def pretrain_spec(config: dict, study: str, run: str) -> dict:
         "arch": r["arch"],
         "arch_overrides": r["overrides"],
         "shape": dict(shape, name=r["shape_name"]),
-        "vocab_size": sc["tokenizer"]["vocab_size"],
+        "vocab_size": corpus_tokenizer(config, r.get("corpus"))["vocab_size"],
         "data": {
             "tokenizer": f"{ddir}/tokenizer.json",
             "train_prefix": f"{ddir}/tokens/train",
