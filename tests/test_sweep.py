@@ -239,3 +239,15 @@ def test_table_a4_counting_leaves_out_embeddings_and_logits(base_config):
     cfg["studies"]["chinchilla"]["isoflop"]["flops_per_token"] = "chinchilla_a4"
     (run,) = isoflop_plan(cfg, "chinchilla")
     assert run["tokens"] == pytest.approx(1e12 / run["flops_per_token_chinchilla_a4"])
+
+
+def test_widen_adds_sizes_beyond_each_end_at_the_grids_spacing(base_config):
+    from workflow.sweep import widen_grid
+
+    assert widen_grid([1e5, 4e5], 1, "w") == pytest.approx([2.5e4, 1e5, 4e5, 1.6e6])
+    assert widen_grid([1e5, 2e5, 4e5], 0, "w") == [1e5, 2e5, 4e5]
+    with pytest.raises(ScaleDAGError, match="widen: needs at least 2 sizes"):
+        widen_grid([1e5], 1, "w")
+    cfg = counting_all(with_scale(base_config, "tiny", budgets=[2e12], sizes=[7e5, 1.3e6], widen=1))
+    names = [p["shape_name"] for p in isoflop_plan(cfg, "chinchilla")]
+    assert len(names) == 4 and names[1:3] == ["l1-h128", "l4-h128"]

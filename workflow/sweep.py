@@ -176,6 +176,19 @@ def _sizes_per_budget(sizes, budgets: list[float], where: str) -> list[list[floa
     return [list(sizes)] * len(budgets)
 
 
+def widen_grid(grid: list[float], k: int, where: str) -> list[float]:
+    """`k` more sizes beyond each end of a budget's grid, at the grid's own log spacing (its
+    geometric mean ratio of neighbours): the knob for a table that reports the lowest loss at the
+    window's edge, so the next run brackets the minimum."""
+    if not k:
+        return grid
+    grid = sorted(float(n) for n in grid)
+    if len(grid) < 2:
+        raise ScaleDAGError(f"{where}.widen: needs at least 2 sizes per budget to know the spacing")
+    step = (grid[-1] / grid[0]) ** (1 / (len(grid) - 1))
+    return [grid[0] / step**i for i in range(k, 0, -1)] + grid + [grid[-1] * step**i for i in range(1, k + 1)]
+
+
 def isoflop_plan(config: dict, study: str) -> list[dict]:
     """One entry per (budget, size): budget, target params, shape, counts and token budget.
 
@@ -214,7 +227,7 @@ def _build_plan(config: dict, study: str) -> list[dict]:
     tags = [budget_tag(c) for c in budgets]
     if len(set(tags)) != len(tags):
         raise ScaleDAGError(f"{where}.budgets: budgets must differ in their first 3 significant digits, got {per['budgets']}")
-    grids = _sizes_per_budget(per["sizes"], budgets, where)
+    grids = [widen_grid(g, int(per.get("widen", 0)), where) for g in _sizes_per_budget(per["sizes"], budgets, where)]
     vocab, seq = study_vocab(config, study), per["seq_length"]
     tp = sc.get("parallel", {}).get("tp", 1)
     tokens_per_iter = sc["train"]["global_batch_size"] * seq
