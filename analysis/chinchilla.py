@@ -192,7 +192,9 @@ def exponents_table(study: dict) -> pd.DataFrame:
     return table
 
 
-def _power_law_allocation(res: dict, budgets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def power_law_allocation(res: dict, budgets) -> tuple[np.ndarray, np.ndarray]:
+    """Approach 1 or 2's compute-optimal (N, D) at `budgets`: N_coef C^a, D_coef C^b."""
+    budgets = np.asarray(budgets, float)
     return res["N_coef"] * budgets ** res["a"], res["D_coef"] * budgets ** res["b"]
 
 
@@ -219,7 +221,7 @@ def allocation_table(study: dict, budgets) -> pd.DataFrame:
                 n_lo, n_hi = np.percentile(n_s, DEFAULT_PERCENTILES, axis=0)
                 n_lo95, n_hi95 = np.percentile(n_s, WIDE_PERCENTILES, axis=0)
         else:
-            n_opt, d_opt = _power_law_allocation(res, budgets)
+            n_opt, d_opt = power_law_allocation(res, budgets)
         for i, c in enumerate(budgets):
             rows.append({"approach": name, "budget": c, "N_opt": n_opt[i], "D_opt": d_opt[i],
                          "tokens_per_param": d_opt[i] / n_opt[i], "loss": loss[i],

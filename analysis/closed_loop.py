@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.chinchilla import power_law_allocation
 from analysis.scaling import ParametricFit, frontier, write_table
 from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_path, atomic_write_json, atomic_write_text
@@ -41,8 +42,7 @@ INTERVALS = {"80": (10.0, 90.0), "95": (2.5, 97.5)}
 
 
 def _fit3(fit: dict) -> ParametricFit | None:
-    p = fit.get("approach3")
-    return ParametricFit(**{k: p[k] for k in ("E", "A", "B", "alpha", "beta")}) if p else None
+    return ParametricFit.from_law(fit.get("approach3"))
 
 
 def optimal_params(fit: dict, budget: float) -> dict[str, float]:
@@ -51,7 +51,7 @@ def optimal_params(fit: dict, budget: float) -> dict[str, float]:
     for name in ("approach1", "approach2"):
         res = fit.get(name)
         if res and all(np.isfinite(res[k]) for k in ("a", "N_coef")):
-            out[name] = float(res["N_coef"] * budget ** res["a"])
+            out[name] = float(power_law_allocation(res, budget)[0])
     f3 = _fit3(fit)
     if f3 is not None and np.isfinite(f3.G):
         out["approach3"] = float(frontier(f3, budget)[0])
@@ -141,7 +141,7 @@ def size_choice(settings: dict, fit: dict) -> tuple[pd.DataFrame, str]:
 # -- the report: prediction against outcome ---------------------------------------------------------
 
 def _samples(fit: dict) -> list[ParametricFit]:
-    return [ParametricFit(**{k: s[k] for k in ("E", "A", "B", "alpha", "beta")}) for s in fit.get("approach3_samples") or []]
+    return [ParametricFit.from_law(s) for s in fit.get("approach3_samples") or []]
 
 
 def _final_loss(metrics: str) -> float:

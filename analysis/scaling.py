@@ -370,6 +370,11 @@ class ParametricFit:
         out.update(a=float(self.a), b=float(self.b), G=float(self.G), start=[float(v) for v in self.start])
         return out
 
+    @classmethod
+    def from_law(cls, values: dict | None) -> "ParametricFit | None":
+        """The law of a `to_dict()` (or any dict with E, A, B, alpha, beta); None for None."""
+        return None if values is None else cls(**{k: float(values[k]) for k in PARAM_KEYS})
+
 
 # JSON types of the non-float fields (a numpy scalar would not serialise); the rest are floats.
 _JSON_TYPE = {"converged": bool, "message": str, "n_iter": int, "start_index": int, "n_starts": int, "n_points": int}

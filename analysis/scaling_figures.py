@@ -35,8 +35,7 @@ def _save(fig, png: str, pdf: str) -> None:
 
 
 def _parametric(summary: dict) -> ParametricFit | None:
-    f = summary.get("approach3")
-    return None if f is None else ParametricFit(**{k: f[k] for k in ("E", "A", "B", "alpha", "beta")})
+    return ParametricFit.from_law(summary.get("approach3"))
 
 
 def plot_isoflop(points: pd.DataFrame, minima: pd.DataFrame, summary: dict, png: str, pdf: str) -> None:
