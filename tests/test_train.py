@@ -166,3 +166,11 @@ def test_run_records_flops_energy_and_wandb_offline(reference_run):
     # nested summary values reach W&B flattened (the report's energy panel reads energy/joules_per_token)
     assert logged["summary"]["flops_per_token/chinchilla"] == summary["flops_per_token"]["chinchilla"]
     assert logged["summary"].get("energy/joules_per_token") == energy["joules_per_token"]
+
+
+def test_progress_lines_give_elapsed_time_and_eta():
+    from workflow.train import progress_eta
+
+    assert progress_eta(65, 10, 30) == "elapsed 0:01:05 eta 0:03:15"  # 6.5 s/step x 30 steps left
+    assert progress_eta(3725, 1, 0) == "elapsed 1:02:05 eta 0:00:00"
+    assert progress_eta(2, 0, 5) == "elapsed 0:00:02 eta ?"  # no pace yet

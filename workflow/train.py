@@ -384,6 +384,7 @@ class Trainer:
         clock = Throughput()
         tokens_per_iter = self.global_batch * self.seq
         train_seconds = 0.0
+        wall0 = time.perf_counter()
         loss = float("nan")
         for iteration in range(start, self.train_iters):
             clock.start()
@@ -404,7 +405,8 @@ class Trainer:
                            grad_norm=float("nan") if grad_norm is None else grad_norm, tokens_per_s=rate, **self._throughput(window_tokens, seconds))
                 log.log(**row)
                 tracker.log(wandb_metrics(row), step=step)
-                self._print(f"step {step}/{self.train_iters} loss {loss:.4f} lr {lr:.2e} {rate:,.0f} tok/s")
+                self._print(f"step {step}/{self.train_iters} loss {loss:.4f} lr {lr:.2e} {rate:,.0f} tok/s "
+                            f"{progress_eta(time.perf_counter() - wall0, step - start, self.train_iters - step)}")
             if step % self.eval_interval == 0 or step == self.train_iters:
                 row = dict(kind="valid", step=step, tokens=step * tokens_per_iter, loss=self.evaluate())
                 log.log(**row)
@@ -507,6 +509,18 @@ class Trainer:
     def _print(self, msg: str) -> None:
         if self.rank == 0:
             print(msg, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def progress_eta(elapsed: float, steps_done: int, steps_left: int) -> str:
+    """"elapsed 0:01:05 eta 0:03:10": the time left at this attempt's own pace so far (evaluation
+    and checkpoints included, so the estimate is what the wall clock will show)."""
+    eta = elapsed / steps_done * steps_left if steps_done > 0 else float("nan")
+    return f"elapsed {_clock(elapsed)} eta {_clock(eta) if eta == eta else '?'}"
 
 
 def _versions() -> dict:
