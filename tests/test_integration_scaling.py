@@ -95,7 +95,7 @@ def test_closed_loop_trains_the_prediction_and_compares(out):
     table = pd.read_csv(out / "tables" / "closed_loop.csv")
     assert sorted(table["run"]) == sorted(r["run"] for r in plan["runs"])
     for _, row in table.iterrows():
-        assert row["run"].startswith("loopc5e12_") and 0 < row["achieved_loss"] < 8
+        assert row["run"].startswith("loopc3e12_") and 0 < row["achieved_loss"] < 8
         assert row["predicted_lo_95"] <= row["predicted_lo_80"] <= row["predicted_loss"] <= row["predicted_hi_80"] <= row["predicted_hi_95"]
         assert row["inside_95"] == (row["predicted_lo_95"] <= row["achieved_loss"] <= row["predicted_hi_95"])
         assert row["tokens"] > 0 and row["params"] > 0
