@@ -299,8 +299,11 @@ def _disk_full(root: Path) -> str | None:
     return f"No space left on device ({free >> 10} KiB free, a checkpoint takes {needed >> 10} KiB)" if free < needed else None
 
 
-def save_checkpoint(root: str | Path, iteration: int, model, optimizer, scheduler, progress: dict) -> Path:
+def save_checkpoint(root: str | Path, iteration: int, model, optimizer, scheduler, progress: dict,
+                    finite: bool | None = None) -> Path:
     """Save model, optimizer, scheduler, data position (`progress`) and RNG states, then publish.
+    `finite` is what the manifest records; checked here (every parameter, all ranks) unless the
+    caller already did.
 
     A failed write (full disk, I/O error) removes the half-written folder and raises one
     CheckpointWriteError line; every earlier checkpoint stays as it was."""
@@ -309,7 +312,7 @@ def save_checkpoint(root: str | Path, iteration: int, model, optimizer, schedule
     root = Path(root)
     final = iteration_dir(root, iteration)
     tmp = final.with_name(final.name + ".tmp")
-    finite = weights_finite(model)
+    finite = weights_finite(model) if finite is None else finite
     try:
         if _rank() == 0:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -47,7 +47,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from workflow import megatron_cpu  # noqa: E402
-from workflow.errors import EXIT_IO, ScaleDAGError, main_guard  # noqa: E402,F401 - EXIT_IO: documented exit code
+from workflow.errors import EXIT_IO, ScaleDAGError, main_guard  # noqa: E402
 from workflow.io import atomic_write_json  # noqa: E402
 
 EXIT_NONFINITE = 3
@@ -318,7 +318,7 @@ class Trainer:
         if not weights_finite(self.model.module):
             raise NonFiniteLoss(self._nonfinite_message(f"non-finite weights or gradients at step {iteration}, not saved"))
         save_checkpoint(self.ckpt_root, iteration, self.model.module, self.optimizer, self.scheduler,
-                        {"consumed_samples": iteration * self.global_batch})
+                        {"consumed_samples": iteration * self.global_batch}, finite=True)  # checked just above
         self.saved_iteration = iteration
         prune_checkpoints(self.ckpt_root, self.keep_checkpoints)
         if self.rank == 0:
