@@ -36,7 +36,7 @@ def main() -> None:
     import torch
 
     from workflow.config import load_config
-    from workflow.efficiency import block_sweep, gpt2_jobs
+    from workflow.studies.benchmarks import block_sweep, gpt2_jobs
 
     if not torch.cuda.is_available():
         sys.exit("efficiency_gpu: no CUDA/ROCm device visible; this script measures GPU rows")

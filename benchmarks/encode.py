@@ -4,8 +4,8 @@ Both encode the same de-duplicated arXiv cond-mat train split (prepared from ../
 `arxiv-cond-mat` corpus of config.yaml) with the same trained byte-level BPE tokenizer.json, with
 2 workers each, into Megatron .bin/.idx files whose bytes must be identical:
 
-  scaledag        workflow.tokenize_corpus.encode_jsonl: batches of documents encoded on 2 threads by
-                  tiktoken's Rust BPE (workflow/fast_bpe.py: the same tokenizer.json converted, checked
+  scaledag        workflow.data.tokenize.encode_jsonl: batches of documents encoded on 2 threads by
+                  tiktoken's Rust BPE (workflow/data/fast_bpe.py: the same tokenizer.json converted, checked
                   exact at load; ids straight into numpy arrays), streamed into IndexedDatasetBuilder.
   megatron-hf     preprocess_data.py as the MatGPT/BLOOM teams ran it: a multiprocessing.Pool of 2
                   workers, `pool.imap(encoder.encode, fin, 32)`, each worker json-decoding one line and
@@ -55,7 +55,7 @@ class Encoder:
         self.tokenizer_dir, self.flavour = tokenizer_dir, flavour
 
     def initializer(self):
-        from workflow.tokenizer import eod_id, load_tokenizer
+        from workflow.data.tokenizer import eod_id, load_tokenizer
 
         rust = load_tokenizer(Path(self.tokenizer_dir) / "tokenizer.json")
         rust.encode_special_tokens = True
@@ -80,7 +80,7 @@ def megatron_style(jsonl: Path, tokenizer_dir: Path, out_prefix: str, flavour: s
     import numpy
     from megatron.core.datasets.indexed_dataset import DType, IndexedDatasetBuilder
 
-    from workflow.tokenizer import load_tokenizer
+    from workflow.data.tokenizer import load_tokenizer
 
     dtype = DType.optimal_dtype(load_tokenizer(tokenizer_dir / "tokenizer.json").get_vocab_size())
     encoder = Encoder(str(tokenizer_dir), flavour)
@@ -105,7 +105,7 @@ def megatron_style(jsonl: Path, tokenizer_dir: Path, out_prefix: str, flavour: s
 def scaledag(jsonl: Path, tokenizer_dir: Path, out_prefix: str) -> dict:
     import megatron.core.datasets.indexed_dataset  # noqa: F401  (imported before the clock, as for Megatron's)
 
-    from workflow.tokenize_corpus import encode_jsonl, load_encoder
+    from workflow.data.tokenize import encode_jsonl, load_encoder
 
     t_start, c0 = time.perf_counter(), cpu_seconds()
     encoder = load_encoder(tokenizer_dir / "tokenizer.json")  # includes the tiktoken conversion and its check
@@ -131,8 +131,8 @@ def run_one(approach: str, jsonl: Path, tokenizer_dir: Path, out_prefix: str) ->
 def prepare(work: Path, vocab_size: int) -> tuple[Path, Path]:
     """The de-duplicated arXiv corpus and its tokenizer (built once, reused by later runs)."""
     from workflow.config import corpus_spec, load_config
-    from workflow.corpus import prepare_corpus
-    from workflow.tokenizer import train_tokenizer
+    from workflow.data.corpus import prepare_corpus
+    from workflow.data.tokenizer import train_tokenizer
 
     data = work / "arxiv-cond-mat"
     if not (data / "stats.json").is_file():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from workflow.job_times import rule_jobs  # noqa: E402
+from workflow.telemetry.job_times import rule_jobs  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Tokens/s of the tiny LLaMA-style model: ScaleDAG's Megatron-core loop vs a plain PyTorch loop.
 
 Both train the same weights (the Megatron model exported to HF `LlamaForCausalLM` by
-`workflow.export_hf`; their first losses must agree) on the same micro-batches, with the same
+`workflow.export.hf`; their first losses must agree) on the same micro-batches, with the same
 gradient accumulation, AdamW, gradient clipping and thread count, in one process. The CPU is
 shared with other work, so the two alternate step by step and the ratio is taken per round
 (median reported), beside the ratio of thread CPU time (robust to other load). The CPU shim is switched off while the plain loop runs, so it pays nothing for
@@ -24,14 +24,14 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from workflow import megatron_cpu  # noqa: E402
+from workflow.model import megatron_cpu  # noqa: E402
 from workflow.io import atomic_write_json  # noqa: E402
 
 
 def _tiny_corpus(root: Path, vocab: int) -> dict:
-    from workflow.corpus import prepare_corpus
-    from workflow.tokenize_corpus import encode_jsonl
-    from workflow.tokenizer import train_tokenizer
+    from workflow.data.corpus import prepare_corpus
+    from workflow.data.tokenize import encode_jsonl
+    from workflow.data.tokenizer import train_tokenizer
 
     prepare_corpus({"name": "bench", "generated": {"documents": 1500, "seed": 5}, "min_chars": 50,
                     "valid_fraction": 0.05}, root)
@@ -58,7 +58,7 @@ class PlainLoop:
     def __init__(self, trainer, train: dict):
         import transformers
 
-        from workflow.export_hf import convert_state_dict, hf_config
+        from workflow.export.hf import convert_state_dict, hf_config
 
         state = {k: v.detach().clone() for k, v in trainer.model.module.state_dict().items() if isinstance(v, torch.Tensor)}
         self.model = transformers.LlamaForCausalLM(hf_config(trainer.model_spec, "LlamaForCausalLM", 0))
@@ -94,8 +94,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from workflow.config import load_config
-    from workflow.distributed import shutdown
-    from workflow.train import Trainer  # the loop under test
+    from workflow.hpc.launch import shutdown
+    from workflow.train.pretrain import Trainer  # the loop under test
 
     cfg = load_config(REPO / "config.yaml")
     steps = args.rounds * args.steps_per_round + 1
@@ -142,7 +142,7 @@ def main() -> None:
         "parameters": trainer.n_params,
         "micro_batch_size": trainer.micro, "global_batch_size": trainer.global_batch, "seq_length": trainer.seq,
         "threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps_per_round,
-        "reference": "HF transformers LlamaForCausalLM, same weights (workflow.export_hf), torch AdamW, same batches",
+        "reference": "HF transformers LlamaForCausalLM, same weights (workflow.export.hf), torch AdamW, same batches",
         "first_step_loss": {"scaledag": first_scaledag, "plain": first_plain},
         "scaledag_tokens_per_s_median": statistics.median(r["scaledag_tokens_per_s"] for r in rows),
         "plain_tokens_per_s_median": statistics.median(r["plain_tokens_per_s"] for r in rows),

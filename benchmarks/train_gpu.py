@@ -1,13 +1,13 @@
 """MFU of a LLaMA-style 1.3B model (bf16, seq 2048, one GPU): ScaleDAG's loop vs HF transformers.
 
-ScaleDAG side: `workflow.train.Trainer` exactly as a run uses it (Megatron-core GPTModel with the
+ScaleDAG side: `workflow.train.pretrain.Trainer` exactly as a run uses it (Megatron-core GPTModel with the
 Transformer-Engine spec and flash attention when TE is installed, bf16 params with fp32 main params,
 Megatron's AdamW, gradient accumulation through `get_forward_backward_func`) on random tokens.
-Reference: HF `LlamaForCausalLM` holding the same weights (`workflow.export_hf`), SDPA (flash)
+Reference: HF `LlamaForCausalLM` holding the same weights (`workflow.export.hf`), SDPA (flash)
 attention, bf16 autocast over fp32 weights, fused torch AdamW, the same micro-batches and
 accumulation. The two alternate in rounds in one process; FLOPs per token are Chinchilla's
 appendix-F count (and 6N) of the same shape for both, MFU against the device's dense bf16 peak
-(`workflow.mfu`, 989 TFLOP/s on H100 SXM). Goals: MFU >= 50% and >= 1.3x HF's tokens/s.
+(`workflow.telemetry.mfu`, 989 TFLOP/s on H100 SXM). Goals: MFU >= 50% and >= 1.3x HF's tokens/s.
 Writes benchmarks/results/train_gpu.json with the device name. Needs a CUDA GPU: exits 2 without.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ class HFLoop:
     def __init__(self, trainer, train: dict, attn: str):
         import transformers
 
-        from workflow.export_hf import convert_state_dict, hf_config
+        from workflow.export.hf import convert_state_dict, hf_config
 
         state = {k: v.detach().float().cpu() for k, v in trainer.model.module.state_dict().items()
                  if isinstance(v, torch.Tensor) and not k.endswith("_extra_state")}
@@ -95,11 +95,11 @@ def main() -> None:
         print("error: benchmarks/train_gpu.py needs a CUDA GPU and none is visible; nothing was measured", file=sys.stderr)
         raise SystemExit(2)
 
-    from workflow.distributed import shutdown
+    from workflow.hpc.launch import shutdown
     from workflow.io import atomic_write_json
-    from workflow.mfu import peak_flops
-    from workflow.model import transformer_engine_available
-    from workflow.train import Trainer
+    from workflow.telemetry.mfu import peak_flops
+    from workflow.model.gpt import transformer_engine_available
+    from workflow.train.pretrain import Trainer
 
     steps = args.warmup + args.rounds * args.steps_per_round + 1
     train = {"tokens": steps * args.global_batch_size * SHAPE["seq_length"], "micro_batch_size": args.micro_batch_size,

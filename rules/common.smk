@@ -19,7 +19,7 @@ from workflow.config import (
     validate_config,
 )
 from workflow.errors import ScaleDAGError
-from workflow.hpc import account_problem, machine, rule_resources, rule_retries
+from workflow.hpc.resources import account_problem, machine, rule_resources, rule_retries
 
 try:
     validate_config(config)
@@ -166,8 +166,8 @@ def get_rule_retries(rule):
 
 
 # -- efficiency studies (issue #9): block / GPT-2 benchmarks, architecture design by proxy ---------
-from workflow import efficiency as _eff
-from workflow import proxy as _proxy
+from workflow.studies import benchmarks as _eff
+from workflow.studies import proxy as _proxy
 
 EFFICIENCY_FIGURES = ["block_throughput", "gpt2_seq_length", "gpt2_grad_accum", "gpt2_scaling", "sparsity"]
 EFFICIENCY_TABLES = ["block", "gpt2", "scaling", "sparsity"]
@@ -280,7 +280,7 @@ def get_envmodules():
 
 
 # -- downstream evaluation (issue #8): zero-shot through lm-eval, band gap from embeddings ----------
-from workflow import downstream as _ds
+from workflow.evaluate import downstream as _ds
 from workflow.config import input_path
 
 ZS = _ds.zeroshot_settings(config)
@@ -330,7 +330,7 @@ def get_downstream_targets(study, study_config):
 
 def get_zeroshot_raw(wildcards):
     from workflow.config import input_path
-    from workflow.zeroshot_data import task_files
+    from workflow.evaluate.zeroshot_tasks import task_files
 
     return [str(p) for p in task_files(wildcards.task, input_path(ZS["data_dir"]))]
 
@@ -388,9 +388,9 @@ def get_downstream_summary_args(wildcards, input):
 
 
 # -- compute-optimal scaling (issue #6): IsoFLOP sweeps and Chinchilla's three approaches ----------
-from workflow.sweep import analysis_settings as _isoflop_settings
-from workflow.sweep import closed_loop_settings as _closed_loop_settings
-from workflow.sweep import fit_conventions as _fit_conventions
+from workflow.studies.isoflop import analysis_settings as _isoflop_settings
+from workflow.studies.isoflop import closed_loop_settings as _closed_loop_settings
+from workflow.studies.isoflop import fit_conventions as _fit_conventions
 
 
 def get_isoflop(wildcards):
@@ -463,7 +463,7 @@ def get_closed_loop_summaries(wildcards):
 
 # -- Hugging Face export and reports (issue #5) ----------------------------------------------------
 from workflow.config import run_id as _run_id
-from workflow.export_hf import exportable_runs as _exportable_runs
+from workflow.export.hf import exportable_runs as _exportable_runs
 
 
 @final_targets_provider
@@ -508,7 +508,7 @@ def get_report_summaries(wildcards):
 
 
 def get_study_report_runs(wildcards):
-    """run name -> {run_id, variant}, as JSON for workflow.wandb_report."""
+    """run name -> {run_id, variant}, as JSON for workflow.report.wandb_report."""
     runs = study_runs(config, wildcards.study)
     return json.dumps({run: {"run_id": _run_id(config, wildcards.study, run),
                              "variant": info.get("variant") or run.split("_")[0]} for run, info in runs.items()})

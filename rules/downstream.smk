@@ -23,7 +23,7 @@ rule prepare_zeroshot:
     log:
         f"{LOGS}/prepare_zeroshot/{{task}}.log",
     shell:
-        "python -m workflow.zeroshot_data --task {wildcards.task} --data-dir {params.data_dir:q} {params.limit}"
+        "python -m workflow.evaluate.zeroshot_tasks --task {wildcards.task} --data-dir {params.data_dir:q} {params.limit}"
         " --seed {params.seed} --out {output.data:q} > {log:q} 2>&1"
 
 
@@ -46,7 +46,7 @@ rule evaluate_zeroshot:
     log:
         f"{LOGS}/evaluate_zeroshot/{{study}}/{{run}}.log",
     shell:
-        "python -m workflow.zeroshot --spec {params.spec:q} --tokenizer {input.tokenizer:q} {params.args}"
+        "python -m workflow.evaluate.zeroshot --spec {params.spec:q} --tokenizer {input.tokenizer:q} {params.args}"
         " --batch-size {params.batch_size} > {log:q} 2>&1"
 
 
@@ -54,7 +54,7 @@ rule zeroshot_table:
     input:
         get_study_zeroshot,
     output:
-        table=report(f"{R}/{{study}}/tables/zeroshot.csv", caption="../report/downstream_zeroshot.rst", category="Downstream"),
+        table=report(f"{R}/{{study}}/tables/zeroshot.csv", caption="../report/downstream_zeroshot.rst", category="{study}", subcategory="Downstream"),
     params:
         runs=get_study_runs_json,
     conda:
@@ -64,7 +64,7 @@ rule zeroshot_table:
     log:
         f"{LOGS}/zeroshot_table/{{study}}.log",
     shell:
-        "python -m workflow.downstream zeroshot-table --results {input:q} --runs {params.runs:q}"
+        "python -m workflow.evaluate.downstream zeroshot-table --results {input:q} --runs {params.runs:q}"
         " --out {output.table:q} > {log:q} 2>&1"
 
 
@@ -91,7 +91,7 @@ rule embed_bandgap:
     log:
         f"{LOGS}/embed_bandgap/{{study}}/{{run}}.log",
     shell:
-        "python -m workflow.bandgap embed --spec {params.spec:q} --tokenizer {input.tokenizer:q}"
+        "python -m workflow.evaluate.bandgap embed --spec {params.spec:q} --tokenizer {input.tokenizer:q}"
         " --data-dir {params.data_dir:q} --layer {params.layer} --rows {params.rows} --out {output.npz:q} > {log:q} 2>&1"
 
 
@@ -113,7 +113,7 @@ rule bandgap:
     log:
         f"{LOGS}/bandgap/{{study}}/{{run}}.log",
     shell:
-        "python -m workflow.bandgap fit --embeddings {input.npz:q} --data-dir {params.data_dir:q}"
+        "python -m workflow.evaluate.bandgap fit --embeddings {input.npz:q} --data-dir {params.data_dir:q}"
         " --heads {params.heads} --mlp-iter {params.mlp_iter} --out {output.result:q} > {log:q} 2>&1"
 
 
@@ -133,7 +133,7 @@ rule bandgap_baselines:
     log:
         f"{LOGS}/bandgap_baselines/baselines.log",
     shell:
-        "python -m workflow.bandgap baselines --data-dir {params.data_dir:q} --rows {params.rows}"
+        "python -m workflow.evaluate.bandgap baselines --data-dir {params.data_dir:q} --rows {params.rows}"
         " --rf-trees {params.rf_trees} --out {output.result:q} > {log:q} 2>&1"
 
 
@@ -142,8 +142,8 @@ rule bandgap_table:
         fits=get_study_bandgap_fits,
         baselines=f"{R}/data/bandgap/baselines.json",
     output:
-        table=report(f"{R}/{{study}}/tables/bandgap.csv", caption="../report/downstream_bandgap.rst", category="Downstream"),
-        png=report(f"{R}/{{study}}/figures/bandgap_mae.png", caption="../report/downstream_bandgap_mae.rst", category="Downstream"),
+        table=report(f"{R}/{{study}}/tables/bandgap.csv", caption="../report/downstream_bandgap.rst", category="{study}", subcategory="Downstream"),
+        png=report(f"{R}/{{study}}/figures/bandgap_mae.png", caption="../report/downstream_bandgap_mae.rst", category="{study}", subcategory="Downstream"),
         pdf=f"{R}/{{study}}/figures/bandgap_mae.pdf",
     params:
         runs=get_study_runs_json,
@@ -155,7 +155,7 @@ rule bandgap_table:
     log:
         f"{LOGS}/bandgap_table/{{study}}.log",
     shell:
-        "python -m workflow.downstream bandgap-table --fits {input.fits:q} --baselines {input.baselines:q}"
+        "python -m workflow.evaluate.downstream bandgap-table --fits {input.fits:q} --baselines {input.baselines:q}"
         " --runs {params.runs:q} --title {params.title:q} --out {output.table:q} --png {output.png:q}"
         " --pdf {output.pdf:q} > {log:q} 2>&1"
 
@@ -164,7 +164,7 @@ rule downstream_table:
     input:
         unpack(get_downstream_summary_inputs),
     output:
-        table=report(f"{R}/{{study}}/tables/downstream.csv", caption="../report/downstream_study.rst", category="Downstream"),
+        table=report(f"{R}/{{study}}/tables/downstream.csv", caption="../report/downstream_study.rst", category="{study}", subcategory="Downstream"),
     params:
         runs=get_study_runs_json,
         args=get_downstream_summary_args,
@@ -175,5 +175,5 @@ rule downstream_table:
     log:
         f"{LOGS}/downstream_table/{{study}}.log",
     shell:
-        "python -m workflow.downstream study-table {params.args} --runs {params.runs:q} --zeroshot {input.zeroshot:q}"
+        "python -m workflow.evaluate.downstream study-table {params.args} --runs {params.runs:q} --zeroshot {input.zeroshot:q}"
         " --evals {input.evals:q} --out {output.table:q} > {log:q} 2>&1"

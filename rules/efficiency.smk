@@ -1,7 +1,7 @@
-# Efficiency studies (issue #9): the AI-accelerator study's block micro-benchmark and GPT-2 training
-# throughput, and MatGPT's architecture design by proxy runs. Logic: workflow/efficiency.py,
-# workflow/bench_block.py, workflow/bench_gpt2.py, workflow/sparsity.py, workflow/proxy.py,
-# analysis/efficiency.py.
+# LLMs on AI accelerators (arXiv 2310.04607): the transformer-block micro-benchmark and GPT-2 training
+# throughput over sequence length, micro-batch, gradient accumulation, sparsity and device count.
+# Points: workflow/studies/benchmarks.py; measurement: workflow/bench/; tables and figures:
+# analysis/efficiency.py; config: studies.efficiency.
 
 
 wildcard_constraints:
@@ -24,7 +24,7 @@ rule benchmark_block:
     log:
         f"{LOGS}/benchmark_block/{{study}}/{{arch}}.log",
     shell:
-        "python -m workflow.bench_block --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
+        "python -m workflow.bench.block --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
 
 
 rule benchmark_gpt2:
@@ -45,7 +45,7 @@ rule benchmark_gpt2:
     log:
         f"{LOGS}/benchmark_gpt2/{{study}}/{{job}}.log",
     shell:
-        "{params.launcher} -m workflow.bench_gpt2 --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
+        "{params.launcher} -m workflow.bench.gpt2 --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
 
 
 rule efficiency_figures:
@@ -54,11 +54,11 @@ rule efficiency_figures:
         gpt2=get_gpt2_rows,
         external=get_external_rows,
     output:
-        block_fig=report(f"{R}/{{study}}/figures/block_throughput.png", caption="../report/efficiency_block.rst", category="Efficiency"),
-        seq_fig=report(f"{R}/{{study}}/figures/gpt2_seq_length.png", caption="../report/efficiency_gpt2_seq_length.rst", category="Efficiency"),
-        accum_fig=report(f"{R}/{{study}}/figures/gpt2_grad_accum.png", caption="../report/efficiency_gpt2_grad_accum.rst", category="Efficiency"),
-        scaling_fig=report(f"{R}/{{study}}/figures/gpt2_scaling.png", caption="../report/efficiency_gpt2_scaling.rst", category="Efficiency"),
-        sparsity_fig=report(f"{R}/{{study}}/figures/sparsity.png", caption="../report/efficiency_sparsity.rst", category="Efficiency"),
+        block_fig=report(f"{R}/{{study}}/figures/block_throughput.png", caption="../report/efficiency_block.rst", category="{study}"),
+        seq_fig=report(f"{R}/{{study}}/figures/gpt2_seq_length.png", caption="../report/efficiency_gpt2_seq_length.rst", category="{study}"),
+        accum_fig=report(f"{R}/{{study}}/figures/gpt2_grad_accum.png", caption="../report/efficiency_gpt2_grad_accum.rst", category="{study}"),
+        scaling_fig=report(f"{R}/{{study}}/figures/gpt2_scaling.png", caption="../report/efficiency_gpt2_scaling.rst", category="{study}"),
+        sparsity_fig=report(f"{R}/{{study}}/figures/sparsity.png", caption="../report/efficiency_sparsity.rst", category="{study}"),
         block=f"{R}/{{study}}/tables/block.csv",
         gpt2=f"{R}/{{study}}/tables/gpt2.csv",
         scaling=f"{R}/{{study}}/tables/scaling.csv",
@@ -74,44 +74,3 @@ rule efficiency_figures:
     shell:
         "python -m analysis.efficiency figures --block {input.block:q} --gpt2 {input.gpt2:q} --external {input.external:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
-
-
-checkpoint proxy_rank:
-    input:
-        metrics=get_proxy_metrics,
-        summaries=get_proxy_summaries,
-    output:
-        ranking=f"{R}/{{study}}/proxy/ranking.json",
-    params:
-        settings=get_proxy_settings,
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        f"{R}/benchmarks/proxy_rank/{{study}}.tsv"
-    log:
-        f"{LOGS}/proxy_rank/{{study}}.log",
-    shell:
-        "python -m analysis.efficiency proxy-rank --settings {params.settings:q} --metrics {input.metrics:q}"
-        " --summaries {input.summaries:q} --out {output.ranking:q} > {log:q} 2>&1"
-
-
-rule proxy_report:
-    input:
-        ranking=f"{R}/{{study}}/proxy/ranking.json",
-        metrics=get_full_metrics,
-        summaries=get_full_summaries,
-    output:
-        report=f"{R}/{{study}}/proxy/report.json",
-        table=f"{R}/{{study}}/tables/proxy.csv",
-        png=report(f"{R}/{{study}}/figures/proxy_predicted_vs_actual.png", caption="../report/efficiency_proxy.rst", category="Efficiency"),
-        pdf=f"{R}/{{study}}/figures/proxy_predicted_vs_actual.pdf",
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        f"{R}/benchmarks/proxy_report/{{study}}.tsv"
-    log:
-        f"{LOGS}/proxy_report/{{study}}.log",
-    shell:
-        "python -m analysis.efficiency proxy-report --ranking {input.ranking:q} --metrics {input.metrics:q}"
-        " --summaries {input.summaries:q} --report {output.report:q} --table {output.table:q}"
-        " --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"

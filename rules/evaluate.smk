@@ -20,5 +20,5 @@ rule evaluate_loss:
     log:
         f"{LOGS}/evaluate_loss/{{study}}/{{run}}.log",
     shell:
-        "python -m workflow.evaluate --spec {params.spec:q} --max-tokens {params.max_tokens}"
+        "python -m workflow.evaluate.loss --spec {params.spec:q} --max-tokens {params.max_tokens}"
         " --out {output.result:q} > {log:q} 2>&1"

@@ -17,5 +17,5 @@ rule export_hf:
     log:
         f"{LOGS}/export_hf/{{study}}/{{run}}.log",
     shell:
-        "python -m workflow.export_hf --run-dir {params.run_dir:q} --tokenizer {input.tokenizer:q}"
+        "python -m workflow.export.hf --run-dir {params.run_dir:q} --tokenizer {input.tokenizer:q}"
         " --out {output.hf:q} --threads {threads} > {log:q} 2>&1"

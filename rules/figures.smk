@@ -21,6 +21,6 @@ rule loss_curves:
     log:
         f"{LOGS}/loss_curves/{{study}}.log",
     shell:
-        "python -m workflow.figures loss-curves --title {params.title:q}"
+        "python -m workflow.report.loss_curves loss-curves --title {params.title:q}"
         " --metrics {input.metrics:q} --summaries {input.summaries:q} --evals {input.evals:q}"
         " --png {output.png:q} --pdf {output.pdf:q} --table {output.table:q} > {log:q} 2>&1"

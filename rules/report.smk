@@ -19,7 +19,7 @@ rule report:
     log:
         f"{LOGS}/report/{{study}}.log",
     shell:
-        "python -m workflow.wandb_report build --study {wildcards.study} --scale {params.scale}"
+        "python -m workflow.report.wandb_report build --study {wildcards.study} --scale {params.scale}"
         " --title {params.title:q} --runs {params.runs:q} --summaries {input.summaries:q}"
         " --tables {input.tables:q} --offline-runs {params.offline_runs:q} --out {output.spec:q} > {log:q} 2>&1"
         " && cat {log:q}"

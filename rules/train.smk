@@ -22,4 +22,4 @@ rule pretrain:
     log:
         f"{LOGS}/pretrain/{{study}}/{{run}}.log",
     shell:
-        "{resources.mpi} python -m workflow.train --spec {params.spec:q} > {log:q} 2>&1"
+        "{resources.mpi} python -m workflow.train.pretrain --spec {params.spec:q} > {log:q} 2>&1"

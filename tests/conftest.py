@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from workflow import megatron_cpu
-from workflow.distributed import free_port
+from workflow.model import megatron_cpu
+from workflow.hpc.launch import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -32,9 +32,9 @@ def require_shared(relative: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> dict:
     """Generated corpus -> BPE tokenizer -> Megatron .bin/.idx, small enough for unit tests."""
-    from workflow.corpus import prepare_corpus
-    from workflow.tokenize_corpus import encode_jsonl
-    from workflow.tokenizer import train_tokenizer
+    from workflow.data.corpus import prepare_corpus
+    from workflow.data.tokenize import encode_jsonl
+    from workflow.data.tokenizer import train_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_corpus")
     prepare_corpus({"name": "unit", "generated": {"documents": 600, "seed": 3}, "sources": None,
@@ -87,7 +87,7 @@ def train_run(spec: dict, env: dict | None = None, check: bool = True, **kw) -> 
     spec_path = Path(spec["out_dir"]).with_suffix(".spec.json")
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(spec))
-    return run_module("workflow.train", ["--spec-file", str(spec_path)], env=env, check=check, **kw)
+    return run_module("workflow.train.pretrain", ["--spec-file", str(spec_path)], env=env, check=check, **kw)
 
 
 TRAINED_STEPS = 30
@@ -187,7 +187,7 @@ def tiny_dag(tmp_path_factory):
 
     A failed or timed-out run reports how long each rule's jobs took and how many finished, so a
     slow machine is told apart from a broken rule."""
-    from workflow.job_times import stage_table
+    from workflow.telemetry.job_times import stage_table
 
     work = tmp_path_factory.mktemp("tiny_dag")
     limit = dag_time_limit()

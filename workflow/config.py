@@ -90,7 +90,7 @@ def check_references(config: dict) -> None:
             raise ScaleDAGError(
                 f"config: shapes.{name}: hidden ({shape['hidden']}) must be divisible by heads ({shape['heads']})"
             )
-    from workflow.corpus import normalise_spec  # what a schema cannot say about sources and splits
+    from workflow.data.corpus import normalise_spec  # what a schema cannot say about sources and splits
 
     for corpus in config["corpora"]:
         try:
@@ -126,11 +126,11 @@ def check_references(config: dict) -> None:
                     )
     for study, st in config["studies"].items():  # an IsoFLOP sweep's shapes and budgets fail at load, not mid-DAG
         if st.get("generator") == "isoflop":
-            from workflow.sweep import isoflop_plan
+            from workflow.studies.isoflop import isoflop_plan
 
             isoflop_plan(config, study)
     check_run_shapes(config)
-    from workflow.downstream import check_downstream  # zeroshot/bandgap studies exist (issue #8)
+    from workflow.evaluate.downstream import check_downstream  # zeroshot/bandgap studies exist (issue #8)
 
     check_downstream(config)
 
@@ -138,7 +138,7 @@ def check_references(config: dict) -> None:
 def check_run_shapes(config: dict) -> None:
     """Every (run, shape) of every scale builds: architecture options, GQA/FFN/rotary sizes, TP/PP
     splits, global batch = micro-batch × data-parallel size × accumulation, a budget of >= 1 batch."""
-    from workflow.model import check_parallel, make_model_spec
+    from workflow.model.gpt import check_parallel, make_model_spec
 
     for scale, sc in config["scales"].items():
         par = sc.get("parallel", {})
@@ -215,12 +215,12 @@ def study_runs(config: dict, study: str) -> dict[str, dict]:
     """Run name (<variant>_<shape>) -> {variant, arch, overrides, shape_name, [shape, train, corpus]}.
 
     A study with a `generator` (e.g. an IsoFLOP sweep) derives its runs in code, registered in
-    `workflow.run_generators.GENERATORS`; a run may then carry an explicit `shape` dict, `train`
+    `workflow.studies.generators.GENERATORS`; a run may then carry an explicit `shape` dict, `train`
     overrides (e.g. its own token budget) and its own `corpus`.
     """
     st = config["studies"][study]
     if st.get("generator"):
-        from workflow.run_generators import GENERATORS
+        from workflow.studies.generators import GENERATORS
 
         return GENERATORS[st["generator"]](config, study)
     runs = {}
@@ -241,7 +241,7 @@ def trainable_runs(config: dict, study: str) -> dict[str, dict]:
     runs, which exist only once its fit has chosen them (rule closed_loop_plan)."""
     runs = study_runs(config, study)
     if config["studies"][study].get("generator") == "isoflop":
-        from workflow.sweep import closed_loop_runs
+        from workflow.studies.isoflop import closed_loop_runs
 
         runs = {**runs, **closed_loop_runs(config, study)}
     return runs
@@ -286,7 +286,7 @@ def corpus_tokenizer(config: dict, corpus: str | None = None) -> dict:
 
 
 def corpus_spec(config: dict, corpus: str) -> dict:
-    """The spec `workflow.corpus` prepares a corpus from (its config entry plus its name; its
+    """The spec `workflow.data.corpus` prepares a corpus from (its config entry plus its name; its
     `tokenizer` keys belong to train_tokenizer, not to preparing the text)."""
     if corpus not in config["corpora"]:
         raise ScaleDAGError(f"config: corpora: unknown corpus {corpus!r}")
@@ -295,7 +295,7 @@ def corpus_spec(config: dict, corpus: str) -> dict:
 
 
 def pretrain_spec(config: dict, study: str, run: str) -> dict:
-    """The resolved spec `workflow.train` runs from (JSON-serialisable)."""
+    """The resolved spec `workflow.train.pretrain` runs from (JSON-serialisable)."""
     runs = trainable_runs(config, study)
     if run not in runs:
         raise ScaleDAGError(f"study {study!r} has no run {run!r} at scale {config['scale']!r}; expected one of {sorted(runs)}")

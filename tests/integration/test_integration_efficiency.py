@@ -1,0 +1,80 @@
+"""Efficiency studies in the tiny DAG (shared `tiny_dag` run): every declared point produced a row."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from workflow.studies import benchmarks as eff
+from workflow.studies import proxy
+from workflow.config import load_config
+
+from conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+CFG = load_config(REPO / "config.yaml", {"scale": "tiny"})
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_every_block_point_has_a_dense_row_and_a_sparse_row_or_reason(tiny_dag):
+    root = tiny_dag / "results" / "tiny" / "efficiency"
+    sweep = eff.block_sweep(CFG, "efficiency")
+    for arch in sweep["archs"]:
+        rows = _rows(root / "block" / f"{arch}.jsonl")
+        for p in eff.block_points(sweep):
+            match = [r for r in rows if all(r[k] == v for k, v in p.items())]
+            assert sorted(r["mode"] for r in match) == ["dense", "sparse24"], (arch, p)
+            dense = next(r for r in match if r["mode"] == "dense")
+            sparse = next(r for r in match if r["mode"] == "sparse24")
+            assert dense["status"] == "ok" and dense["tokens_per_s"] > 0 and dense["tflops"] > 0
+            assert sparse["status"] == "unsupported" and sparse["reason"]  # CPU: never silently dense
+            assert dense["device"] and dense["torch"] and dense["megatron_core"]
+    table = pd.read_csv(root / "tables" / "sparsity.csv")
+    table = table[table["device"].isin({r["device"] for r in rows})]  # rows of other machines may be drawn too
+    assert len(table) == len(sweep["archs"]) * len(eff.block_points(sweep)) and set(table["status"]) == {"unsupported"}
+
+
+def test_every_gpt2_point_has_a_row_and_scaling_efficiency(tiny_dag):
+    root = tiny_dag / "results" / "tiny" / "efficiency"
+    keys = ("sweep", "size", "seq_length", "micro_batch_size", "grad_accum", "devices")
+    for job, points in eff.gpt2_jobs(CFG, "efficiency").items():
+        rows = _rows(root / "gpt2" / f"{job}.jsonl")
+        assert [tuple(r[k] for k in keys) for r in rows] == [tuple(p[k] for k in keys) for p in points]
+        assert all(r["tokens_per_s"] > 0 for r in rows)
+    ours = {r["device"] for r in rows}
+    scaling = pd.read_csv(root / "tables" / "scaling.csv")
+    scaling = scaling[scaling["device"].isin(ours)]
+    assert sorted(scaling["devices"]) == sorted(eff.gpt2_sweep(CFG, "efficiency")["devices"])
+    one = scaling[scaling["devices"] == 1]["scaling_efficiency"]
+    assert (one == 1.0).all() and (scaling["scaling_efficiency"] > 0).all()
+    gpt2 = pd.read_csv(root / "tables" / "gpt2.csv")
+    gpt2 = gpt2[gpt2["scale"] == "tiny"]
+    assert len(gpt2) == sum(len(p) for p in eff.gpt2_jobs(CFG, "efficiency").values())
+
+
+def test_efficiency_figures_are_images(tiny_dag):
+    import matplotlib.image
+
+    fig = tiny_dag / "results" / "tiny" / "efficiency" / "figures"
+    for name in ("block_throughput", "gpt2_seq_length", "gpt2_grad_accum", "gpt2_scaling", "sparsity"):
+        image = matplotlib.image.imread(fig / f"{name}.png")
+        assert image.shape[0] > 300 and image.std() > 0.01, name
+
+
+def test_proxy_study_reports_spearman_over_at_least_five_shapes(tiny_dag):
+    root = tiny_dag / "results" / "tiny" / "arch_proxy"
+    candidates = proxy.enumerate_candidates(proxy.proxy_settings(CFG, "arch_proxy"))
+    ranking = json.loads((root / "proxy" / "ranking.json").read_text())
+    assert sorted(r["shape"] for r in ranking["candidates"]) == sorted(c["name"] for c in candidates)
+    report = json.loads((root / "proxy" / "report.json").read_text())
+    assert report["n_full"] == len(candidates) >= 5
+    assert report["spearman"] is not None and -1.0 <= report["spearman"] <= 1.0
+    assert 0 < report["proxy_flops_fraction"] < 0.5 and report["proxy_seconds_fraction"] > 0
+    table = pd.read_csv(root / "tables" / "proxy.csv")
+    assert len(table) == len(candidates) and (table["actual_loss"] < table["predicted_loss"]).all()
+    assert (root / "figures" / "proxy_predicted_vs_actual.pdf").read_bytes()[:5] == b"%PDF-"

@@ -1,0 +1,50 @@
+"""The CPU shim redirects exactly the CUDA assumptions megatron-core makes, and only without a GPU."""
+import pytest
+import torch
+
+from workflow.model import megatron_cpu
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the shim is inactive on a GPU machine")
+
+
+@pytest.fixture
+def shim():
+    was_active = megatron_cpu.is_active()
+    megatron_cpu.activate()
+    yield
+    if not was_active:
+        megatron_cpu.deactivate()
+
+
+def test_without_shim_cuda_placement_fails():
+    if megatron_cpu.is_active():
+        pytest.skip("shim already active in this process")
+    with pytest.raises((RuntimeError, AssertionError)):
+        torch.zeros(1, device="cuda")
+
+
+def test_cuda_requests_land_on_cpu(shim):
+    assert torch.zeros(2, device="cuda").device.type == "cpu"
+    assert torch.tensor([1.0], device=torch.device("cuda")).device.type == "cpu"
+    t = torch.ones(3)
+    assert t.cuda() is t
+    assert t.to("cuda").device.type == "cpu"
+    assert torch.cuda.current_device() == torch.device("cpu")
+    torch.cuda.synchronize()  # a no-op instead of an error
+    assert t.type() == "torch.cuda.FloatTensor"  # clip_grads asserts this name
+    assert t.type(torch.float64).dtype == torch.float64  # type conversion still works
+
+
+def test_activate_is_idempotent_and_reversible():
+    if megatron_cpu.is_active():
+        pytest.skip("shim already active in this process")
+    original = torch.cuda.current_device
+    assert megatron_cpu.activate() and megatron_cpu.activate()
+    megatron_cpu.deactivate()
+    assert torch.cuda.current_device is original and not megatron_cpu.is_active()
+
+
+def test_pinned_megatron_version():
+    from importlib.metadata import version
+
+    assert version("megatron-core") == megatron_cpu.MEGATRON_CORE_VERSION

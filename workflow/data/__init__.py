@@ -1,0 +1,1 @@
+"""Data stage: sources -> clean, de-duplicated JSONL splits -> tokenizer -> Megatron .bin/.idx."""

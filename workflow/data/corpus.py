@@ -1,0 +1,248 @@
+"""Turn a corpus's sources into clean, de-duplicated train/valid/test JSONL plus stats.json.
+
+Every later stage trusts this output, so problems in the raw data (broken JSON lines, invalid UTF-8,
+empty or junk documents, duplicates) are handled here once and counted rather than silently
+dropped. The pipeline per document: clean -> drop empty -> exact dedup -> quality filters -> near
+dedup (MinHash LSH) -> split -> mixture weight. A document's split depends only on its own text, so
+adding documents to a corpus never moves an existing one between splits. Sources are streamed: only
+dedup keys and MinHash signatures stay in memory.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from itertools import islice
+from pathlib import Path
+
+from workflow.data.cleaning import build_filters, clean_text
+from workflow.data.dedup import NearDuplicateIndex, dedup_key
+from workflow.errors import ScaleDAGError, main_guard
+from workflow.io import atomic_path, atomic_write_json
+from workflow.data.sources import Counters, read_source, source_kind, source_label
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+NEAR_DEDUP_DEFAULTS = {"threshold": 0.8, "num_perm": 128, "shingle_size": 5}
+DEFAULTS = {
+    "sources": None, "generated": None,
+    "min_chars": 50, "max_chars": 1_000_000, "max_non_alpha_fraction": 0.5,
+    "max_duplicate_line_fraction": 0.3, "language": None,
+    "exact_dedup": True, "near_dedup": NEAR_DEDUP_DEFAULTS,
+    "valid_fraction": 0.05, "test_fraction": 0.01,
+}
+SOURCE_KEYS = {"path", "url", "sha256", "hf_dataset", "config", "split", "revision", "generated",
+               "format", "text_field", "weight", "max_documents"}
+
+
+def _normalise_source(name: str, source) -> dict:
+    if isinstance(source, str):
+        source = {"path": source}
+    if not isinstance(source, dict):
+        raise ScaleDAGError(f"corpus {name!r}: each source must be a mapping, got {source!r}")
+    unknown = set(source) - SOURCE_KEYS
+    if unknown:
+        raise ScaleDAGError(f"corpus {name!r}: source {source!r} has unknown keys {sorted(unknown)}")
+    try:
+        kind = source_kind(source)
+    except ScaleDAGError as exc:
+        raise ScaleDAGError(f"corpus {name!r}: {exc}") from None
+    if kind == "generated":
+        g = source["generated"]
+        if not (isinstance(g, dict) and isinstance(g.get("documents"), int) and g["documents"] > 0
+                and isinstance(g.get("seed", 0), int)):
+            raise ScaleDAGError(f"corpus {name!r}: 'generated' needs integer 'documents' > 0 and 'seed'")
+    if kind == "url" and not source.get("sha256"):
+        raise ScaleDAGError(f"corpus {name!r}: url source {source['url']!r} needs a sha256")
+    weight = source.get("weight", 1.0)
+    if not isinstance(weight, (int, float)) or weight <= 0:
+        raise ScaleDAGError(f"corpus {name!r}: source {source_label(source)!r}: weight must be > 0, got {weight!r}")
+    return {"text_field": "text", "format": "auto", "weight": 1.0, **source}
+
+
+def normalise_spec(spec: dict) -> dict:
+    """Fill defaults and reject a spec that cannot be prepared, naming the corpus."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise ScaleDAGError(f"corpus spec: expected a dict with a non-empty 'name', got {spec!r}")
+    name = spec["name"]
+    unknown = set(spec) - set(DEFAULTS) - {"name"}
+    if unknown:
+        raise ScaleDAGError(f"corpus {name!r}: unknown spec keys {sorted(unknown)}")
+    spec = {**DEFAULTS, **{k: v for k, v in spec.items() if v is not None or k in ("language",)}}
+    has_sources, has_generated = spec["sources"] is not None, spec["generated"] is not None
+    if has_sources == has_generated:
+        raise ScaleDAGError(f"corpus {name!r}: set exactly one of 'sources' and 'generated'")
+    if has_generated:  # the spine's shorthand: one generated source
+        spec["sources"], spec["generated"] = [{"generated": spec["generated"]}], None
+    if not isinstance(spec["sources"], list) or not spec["sources"]:
+        raise ScaleDAGError(f"corpus {name!r}: 'sources' must be a non-empty list")
+    spec["sources"] = [_normalise_source(name, s) for s in spec["sources"]]
+    valid, test = float(spec["valid_fraction"]), float(spec["test_fraction"])
+    if not (0.0 < valid < 1.0 and 0.0 < test < 1.0 and valid + test < 1.0):
+        raise ScaleDAGError(f"corpus {name!r}: valid_fraction ({valid}) and test_fraction ({test}) must be in "
+                            f"(0, 1) with a sum below 1")
+    if int(spec["min_chars"]) < 0:
+        raise ScaleDAGError(f"corpus {name!r}: min_chars must be >= 0, got {spec['min_chars']}")
+    if spec["near_dedup"]:
+        near = spec["near_dedup"] = {**NEAR_DEDUP_DEFAULTS, **spec["near_dedup"]}
+        if not 0.0 < float(near["threshold"]) <= 1.0:
+            raise ScaleDAGError(f"corpus {name!r}: near_dedup.threshold must be in (0, 1], got {near['threshold']}")
+    if spec["language"] and spec["language"].get("code") != "en":
+        raise ScaleDAGError(f"corpus {name!r}: language.code: only 'en' (a stop-word check) is available")
+    return spec
+
+
+def _unit_hash(text: str, salt: bytes = b"") -> float:
+    """A number in [0, 1) fixed by the text alone."""
+    return int.from_bytes(hashlib.sha1(salt + text.encode("utf-8")).digest()[:8], "big") / 2.0**64
+
+
+def split_of(text: str, valid_fraction: float, test_fraction: float = 0.0) -> str:
+    """'valid', 'test' or 'train' from the text's own hash, so it never changes as the corpus grows."""
+    position = _unit_hash(text)
+    if position < valid_fraction:
+        return "valid"
+    return "test" if position < valid_fraction + test_fraction else "train"
+
+
+def copies_of(text: str, weight: float) -> int:
+    """How many times a document enters a mixture: weight 0.5 keeps a hash-chosen half of a source,
+    2.0 repeats each document twice (The Pile's per-component epochs)."""
+    whole = math.floor(weight)
+    return whole + (1 if _unit_hash(text, b"weight") < weight - whole else 0)
+
+
+def prepare_corpus(spec: dict, out_dir: str | os.PathLike, progress_every: int = 10_000,
+                   download_dir: str | os.PathLike | None = None) -> dict:
+    """Read, clean, de-duplicate and split one corpus; write {train,valid,test}.jsonl and stats.json."""
+    spec = normalise_spec(spec)
+    name, out_dir = spec["name"], Path(out_dir)
+    valid_fraction, test_fraction = float(spec["valid_fraction"]), float(spec["test_fraction"])
+    filters = build_filters(spec)
+    near = NearDuplicateIndex(**{k: spec["near_dedup"][k] for k in NEAR_DEDUP_DEFAULTS}) if spec["near_dedup"] else None
+    counters, per_source, seen = Counters(), {}, set()
+    stages = {"empty": [0, 0], "exact_dedup": [0, 0], **{n: [0, 0] for n, _ in filters}, "near_dedup": [0, 0]}
+    splits = {s: {"documents": 0, "chars": 0} for s in SPLITS}
+    read = kept = 0
+    t0 = time.time()
+
+    def passes(stage: str, ok: bool) -> bool:
+        stages[stage][0] += 1
+        stages[stage][1] += ok
+        return ok
+
+    with atomic_path(out_dir / "train.jsonl") as train_tmp, atomic_path(out_dir / "valid.jsonl") as valid_tmp, \
+            atomic_path(out_dir / "test.jsonl") as test_tmp:
+        writers = {s: open(p, "w", encoding="utf-8") for s, p in zip(SPLITS, (train_tmp, valid_tmp, test_tmp))}
+        try:
+            for source in spec["sources"]:
+                label = source_label(source)
+                while label in per_source:
+                    label += "'"
+                stats = per_source[label] = {"documents_read": 0, "documents_nonempty": 0, "documents_kept": 0,
+                                             "documents_written": 0, "weight": source["weight"]}
+                documents = read_source(source, counters, download_dir)
+                if source.get("max_documents"):
+                    documents = islice(documents, int(source["max_documents"]))
+                for raw in documents:
+                    read += 1
+                    stats["documents_read"] += 1
+                    if progress_every and read % progress_every == 0:
+                        log.info("[%s] %d documents read, %d kept (%.0f docs/s)", name, read, kept,
+                                 read / max(time.time() - t0, 1e-9))
+                    text = clean_text(raw)
+                    if not passes("empty", bool(text)):
+                        continue
+                    stats["documents_nonempty"] += 1
+                    if spec["exact_dedup"]:
+                        key = dedup_key(text)
+                        if not passes("exact_dedup", key not in seen):
+                            continue
+                        seen.add(key)
+                    if not all(passes(stage, keep(text)) for stage, keep in filters):
+                        continue
+                    if near is not None and not passes("near_dedup", not near.is_duplicate(text)):
+                        continue
+                    kept += 1
+                    stats["documents_kept"] += 1
+                    split = split_of(text, valid_fraction, test_fraction)
+                    copies = copies_of(text, source["weight"])
+                    copies = min(copies, 1) if split != "train" else copies  # repeats only where they train
+                    line = json.dumps({"text": text}, ensure_ascii=False) + "\n"
+                    for _ in range(copies):
+                        writers[split].write(line)
+                    splits[split]["documents"] += copies
+                    splits[split]["chars"] += copies * len(text)
+                    stats["documents_written"] += copies
+                if stats["documents_nonempty"] == 0:
+                    raise ScaleDAGError(f"corpus {name!r}: source {label!r} has no non-empty document "
+                                        f"({stats['documents_read']} read)")
+        finally:
+            for fh in writers.values():
+                fh.close()
+        for split, counts in splits.items():
+            if counts["documents"] == 0:
+                raise ScaleDAGError(
+                    f"corpus {name!r}: the {split} split is empty ({kept} documents kept after cleaning; add "
+                    f"documents or change valid_fraction={valid_fraction} / test_fraction={test_fraction})")
+
+    stats = {
+        "corpus": name,
+        "spec": spec,
+        "documents_read": read,
+        "documents_kept": kept,
+        "filters": {stage: {"in": n_in, "out": n_out} for stage, (n_in, n_out) in stages.items()},
+        "dropped": {stage: n_in - n_out for stage, (n_in, n_out) in stages.items()
+                    if stage not in ("exact_dedup", "near_dedup")},
+        "exact_duplicates": stages["exact_dedup"][0] - stages["exact_dedup"][1],
+        "near_duplicates": stages["near_dedup"][0] - stages["near_dedup"][1],
+        "bad_input": {k: v for k, v in counters.items() if not k.startswith("arxiv_")},
+        "bad_json_lines": counters["bad_json_lines"],
+        "missing_text_field": counters["missing_text_field"],
+        "invalid_utf8_documents": counters["invalid_utf8_documents"],
+        "splits": splits,
+        "sources": per_source,
+        "seconds": round(time.time() - t0, 2),
+    }
+    if "arxiv_entries" in counters:
+        stats["arxiv"] = {"entries": counters["arxiv_entries"], "repeated_ids": counters["arxiv_repeated_ids"]}
+    atomic_write_json(out_dir / "stats.json", stats)
+    _warn_bad_input(name, stats["bad_input"])
+    log.info("[%s] done in %.1fs: %d read, %d kept (%d exact + %d near duplicates removed); %s", name,
+             time.time() - t0, read, kept, stats["exact_duplicates"], stats["near_duplicates"],
+             ", ".join(f"{s} {c['documents']} docs / {c['chars']} chars" for s, c in splits.items()))
+    return stats
+
+
+def _warn_bad_input(name: str, bad_input: dict) -> None:
+    """One closing line per kind of skipped input: only the first few were logged as they came."""
+    for key, count in bad_input.items():
+        if not key.endswith("_examples") and count:
+            examples = ", ".join(bad_input.get(f"{key}_examples", []))
+            log.warning("[%s] %d %s in all%s (stats.json: bad_input)", name, count, key.replace("_", " "),
+                        f", e.g. {examples}" if examples else "")
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", required=True, help="the corpus spec as a JSON object")
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--download-dir", default=None, help="cache for url sources")
+    parser.add_argument("--progress-every", type=int, default=10_000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        spec = json.loads(args.spec)
+    except json.JSONDecodeError as exc:
+        raise ScaleDAGError(f"--spec: not valid JSON ({exc})") from None
+    prepare_corpus(spec, args.out_dir, progress_every=args.progress_every, download_dir=args.download_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Downstream settings from config, and the study tables/figure built from the per-run results.
+
+Settings: `zeroshot:` / `bandgap:` in config.yaml (defaults here too, so a config without them
+still works). Tables (CSV): zero-shot per task + average with the random baseline beside (BLOOM's
+tables), band-gap MAE per model and method with the dummy and composition baselines, and the
+study table (MatGPT: valid loss, zero-shot average, band-gap MAE per architecture and size;
+BLOOM ablations: zero-shot average per variant and ablation axis, with the random baseline).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from workflow.errors import ScaleDAGError, main_guard
+from workflow.io import atomic_path
+
+ZEROSHOT_DEFAULTS = {"data_dir": "../shared/data/zeroshot", "studies": ["matgpt", "bloom_ablations"],
+                     "tasks": ["lambada_openai", "hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande", "boolq"],
+                     "limit": {"tiny": 16, "small": 500, "paper": None}, "seed": 0, "batch_size": 16}
+BANDGAP_DEFAULTS = {"data_dir": "../shared/data/bandgap", "studies": ["matgpt"], "layer": -1,
+                    "heads": ["ridge", "mlp"], "rows": {"tiny": 1000, "small": None, "paper": None},
+                    "mlp_iter": 200, "rf_trees": 100}
+
+
+def zeroshot_settings(config: dict) -> dict:
+    return {**ZEROSHOT_DEFAULTS, **config.get("zeroshot", {})}
+
+
+def bandgap_settings(config: dict) -> dict:
+    return {**BANDGAP_DEFAULTS, **config.get("bandgap", {})}
+
+
+def check_downstream(config: dict) -> None:
+    """The studies `zeroshot.studies` / `bandgap.studies` name must exist."""
+    for key, settings in (("zeroshot", zeroshot_settings(config)), ("bandgap", bandgap_settings(config))):
+        for study in settings["studies"]:
+            if study not in config["studies"]:
+                raise ScaleDAGError(f"config: {key}.studies: {study!r} is not a key of studies; "
+                                    f"expected some of {sorted(config['studies'])}")
+
+
+def zeroshot_limit(config: dict) -> int | None:
+    return zeroshot_settings(config)["limit"].get(config["scale"])
+
+
+def bandgap_rows(config: dict) -> int | None:
+    return bandgap_settings(config)["rows"].get(config["scale"])
+
+
+def missing_zeroshot_data(config: dict) -> list[Path]:
+    from workflow.config import input_path
+    from workflow.evaluate.zeroshot_tasks import missing_files
+
+    s = zeroshot_settings(config)
+    return missing_files(s["tasks"], input_path(s["data_dir"]))
+
+
+def missing_bandgap_data(config: dict) -> list[Path]:
+    from workflow.evaluate.bandgap import DATA_FILE
+    from workflow.config import input_path
+
+    path = input_path(bandgap_settings(config)["data_dir"]) / DATA_FILE
+    return [] if path.is_file() else [path]
+
+
+# -- tables ------------------------------------------------------------------------------------------
+def _write_csv(df: pd.DataFrame, path: str) -> None:
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.4f")
+
+
+def zeroshot_table(results: list[str], runs: dict) -> pd.DataFrame:
+    """One row per run: acc per task (LAMBADA also perplexity) and the average acc; a `random` row."""
+    rows, random_row = {}, {"run": "random"}
+    tasks = []
+    for path in results:
+        r = json.loads(Path(path).read_text())
+        task = r["task"]
+        if task not in tasks:
+            tasks.append(task)
+        row = rows.setdefault(r["run"], {"run": r["run"], **_run_columns(r["run"], runs)})
+        row[task] = r["metrics"]["acc"]
+        if "perplexity" in r["metrics"]:
+            row[f"{task}_ppl"] = r["metrics"]["perplexity"]
+        random_row[task] = r.get("random_acc")
+    for row in rows.values():
+        row["average"] = sum(row[t] for t in tasks) / len(tasks)
+    random_row["average"] = sum(random_row[t] for t in tasks) / len(tasks)
+    return pd.DataFrame([*sorted(rows.values(), key=lambda r: r["run"]), random_row])
+
+
+def _run_columns(run: str, runs: dict) -> dict:
+    spec = runs.get(run, {})
+    return {"variant": spec.get("variant"), "arch": spec.get("arch"), "size": spec.get("shape_name"),
+            "axis": ablation_axis(spec)}
+
+
+def ablation_axis(spec: dict) -> str:
+    """Which BLOOM-ablation axis a variant moves (from its overrides/corpus), or 'baseline'."""
+    if spec.get("corpus"):
+        return "corpus"
+    keys = set(spec.get("overrides", {})) - {"rotary_percent"}
+    names = {"position_embedding": "position embedding", "activation": "activation",
+             "embedding_layernorm": "embedding LayerNorm"}
+    return ", ".join(names.get(k, k) for k in sorted(keys)) or "baseline"
+
+
+def bandgap_table(fits: list[str], baselines: str, runs: dict) -> pd.DataFrame:
+    """Long table: model (run or baseline), method, MAE ± std over Matbench's folds, rows used."""
+    base = json.loads(Path(baselines).read_text())
+    out = [{"model": name.split("[")[0], "method": name, "mae": v["mae"], "mae_std": v["mae_std"], "rmse": v["rmse"],
+            "rows": base["rows"], "arch": None, "size": None} for name, v in base["results"].items()]
+    for path in fits:
+        r = json.loads(Path(path).read_text())
+        run = r["run_id"].split(".")[-1]
+        cols = _run_columns(run, runs)
+        for method, v in r["results"].items():
+            out.append({"model": run, "method": method, "mae": v["mae"], "mae_std": v["mae_std"], "rmse": v["rmse"],
+                        "rows": r["rows"], "arch": cols["arch"], "size": cols["size"]})
+    return pd.DataFrame(out)
+
+
+def plot_bandgap(table: pd.DataFrame, title: str, png: str, pdf: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = table[table["arch"].notna()]
+    methods = list(dict.fromkeys(runs["method"]))
+    models = list(dict.fromkeys(runs["model"]))
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(models) + 2), 4))
+    width = 0.8 / max(1, len(methods))
+    for k, method in enumerate(methods):
+        sub = runs[runs["method"] == method].set_index("model").reindex(models)
+        ax.bar([i + k * width for i in range(len(models))], sub["mae"], width, yerr=sub["mae_std"], label=method)
+    for _, b in table[table["arch"].isna()].iterrows():
+        ax.axhline(b["mae"], ls="--" if b["model"] == "dummy" else ":", color="k" if b["model"] == "dummy" else "C7",
+                   label=f"{b['method']} ({b['mae']:.2f} eV)")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))], models, rotation=20, ha="right")
+    ax.set_ylabel("MAE (eV), Matbench 5-fold")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    for path in (png, pdf):
+        with atomic_path(path, suffix=Path(path).suffix) as tmp:
+            fig.savefig(tmp, format=Path(path).suffix[1:], dpi=120)
+    plt.close(fig)
+
+
+def study_table(study_kind: str, runs: dict, zeroshot: str, evals: list[str], bandgap: str | None) -> pd.DataFrame:
+    """MatGPT: arch, size, valid loss, zero-shot avg, band-gap MAE; BLOOM: variant, axis, zero-shot avg (+ random)."""
+    zs = pd.read_csv(zeroshot).set_index("run")
+    rows = []
+    loss = {Path(p).parent.name: json.loads(Path(p).read_text())["loss"] for p in evals}
+    bg = pd.read_csv(bandgap) if bandgap else None
+    for run in sorted(runs):
+        cols = _run_columns(run, runs)
+        row = {"run": run, "variant": cols["variant"], "arch": cols["arch"], "size": cols["size"]}
+        if study_kind == "ablation":
+            row["axis"] = cols["axis"]
+        row["valid_loss"] = loss.get(run)
+        row["zeroshot_avg"] = zs.loc[run, "average"] if run in zs.index else None
+        if bg is not None:
+            mine = bg[bg["model"] == run]
+            text_only = mine[~mine["method"].str.contains(r"\+composition")]
+            if len(text_only):
+                best = text_only.loc[text_only["mae"].idxmin()]
+                row.update(bandgap_mae=float(best["mae"]), bandgap_method=best["method"])
+            with_comp = mine[mine["method"].str.contains(r"\+composition")]
+            if len(with_comp):
+                row["bandgap_mae_with_composition"] = float(with_comp["mae"].min())
+        rows.append(row)
+    random = {"run": "random", "zeroshot_avg": zs.loc["random", "average"] if "random" in zs.index else None}
+    if bg is not None:
+        for _, b in bg[bg["arch"].isna()].iterrows():
+            rows.append({"run": b["model"], "bandgap_mae": float(b["mae"]), "bandgap_method": b["method"]})
+    rows.append(random)
+    return pd.DataFrame(rows)
+
+
+@main_guard
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="downstream tables and figures of a study")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    z = sub.add_parser("zeroshot-table")
+    z.add_argument("--results", nargs="+", required=True)
+    z.add_argument("--runs", required=True, help="the study's runs (JSON, workflow.config.study_runs)")
+    z.add_argument("--out", required=True)
+    b = sub.add_parser("bandgap-table")
+    b.add_argument("--fits", nargs="+", required=True)
+    b.add_argument("--baselines", required=True)
+    b.add_argument("--runs", required=True)
+    b.add_argument("--title", default="Band gap (Matbench expt_gap)")
+    b.add_argument("--out", required=True)
+    b.add_argument("--png", required=True)
+    b.add_argument("--pdf", required=True)
+    s = sub.add_parser("study-table")
+    s.add_argument("--kind", choices=["architecture", "ablation"], required=True)
+    s.add_argument("--runs", required=True)
+    s.add_argument("--zeroshot", required=True)
+    s.add_argument("--evals", nargs="+", required=True)
+    s.add_argument("--bandgap")
+    s.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    runs = json.loads(args.runs)
+    if args.cmd == "zeroshot-table":
+        df = zeroshot_table(args.results, runs)
+        _write_csv(df, args.out)
+    elif args.cmd == "bandgap-table":
+        df = bandgap_table(args.fits, args.baselines, runs)
+        _write_csv(df, args.out)
+        plot_bandgap(df, args.title, args.png, args.pdf)
+    else:
+        df = study_table(args.kind, runs, args.zeroshot, args.evals, args.bandgap)
+        _write_csv(df, args.out)
+    print(df.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Export stage: checkpoints to Hugging Face `transformers` directories."""

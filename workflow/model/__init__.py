@@ -1,0 +1,1 @@
+"""Model stage: Megatron-core GPTModel presets, their attention/embedding variants, FLOP counts."""

@@ -1,0 +1,1 @@
+"""Report stage: loss-curve figures and the per-study W&B report."""

@@ -1,0 +1,1 @@
+"""How each study kind expands its config into runs (IsoFLOP sweep, benchmarks, proxy)."""

@@ -1,0 +1,1 @@
+"""Training stage: the pretraining loop, its dataset order, optimizer, metrics and checkpoints."""

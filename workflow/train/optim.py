@@ -1,0 +1,79 @@
+"""Megatron's optimizer (AdamW or LAMB) and LR schedule, the cosine length equal to the token budget."""
+from __future__ import annotations
+
+import torch
+
+from workflow.errors import ScaleDAGError
+
+OPTIMIZERS = ("adamw", "lamb")
+
+
+def build_optimizer(model_chunks, train: dict, bf16: bool = False):
+    from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
+
+    name = train.get("optimizer", "adamw")
+    if name not in OPTIMIZERS:
+        raise ScaleDAGError(f"train.optimizer: {name!r} is not supported; expected one of {sorted(OPTIMIZERS)}")
+    config = OptimizerConfig(
+        # LAMB: Megatron builds its Adam setup (param groups, fp32 main params, clipping); the inner
+        # torch optimizer is then swapped for workflow.train.lamb.Lamb over the very same groups.
+        optimizer="adam",
+        lr=float(train["lr"]),
+        min_lr=float(train["lr"]) * float(train.get("min_lr_ratio", 0.1)),
+        weight_decay=float(train.get("weight_decay", 0.1)),
+        adam_beta1=float(train.get("adam_beta1", 0.9)),
+        adam_beta2=float(train.get("adam_beta2", 0.95)),
+        adam_eps=float(train.get("adam_eps", 1e-8)),
+        clip_grad=float(train.get("grad_clip", 1.0)),
+        bf16=bf16,
+        params_dtype=torch.bfloat16 if bf16 else torch.float32,
+        use_distributed_optimizer=False,  # its checkpoints fail on CPU (see megatron-core-cpu.md)
+    )
+    optimizer = get_megatron_optimizer(config, model_chunks)
+    if name == "lamb":
+        _use_lamb(optimizer, config)
+    return optimizer
+
+
+def _use_lamb(optimizer, config) -> None:
+    """Replace the torch Adam inside each of Megatron's wrappers by LAMB over the same param groups.
+
+    Megatron's wrappers (FP32Optimizer / Float16OptimizerWithFloat16Params in a ChainedOptimizer)
+    only call `step`, `zero_grad`, `state`, `param_groups` and `(load_)state_dict` on it, and LAMB keeps
+    Adam's state keys, so clipping, the scheduler, bf16 main params and checkpoints work unchanged."""
+    from megatron.core import parallel_state
+
+    from workflow.train.lamb import Lamb
+
+    tp_group = parallel_state.get_tensor_model_parallel_group() if parallel_state.model_parallel_is_initialized() else None
+    for wrapper in getattr(optimizer, "chained_optimizers", [optimizer]):
+        inner = wrapper.optimizer
+        if inner is None:  # a rank with no parameters of this kind (e.g. no experts)
+            continue
+        wrapper.optimizer = Lamb(inner.param_groups, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
+                                 eps=config.adam_eps, weight_decay=config.weight_decay, tp_group=tp_group)
+
+
+def build_scheduler(optimizer, train: dict, total_samples: int):
+    """Warmup + cosine decay measured in samples, so the decay ends exactly at the token budget.
+
+    Chinchilla (Fig. A1) shows a cosine longer than the run overestimates the loss; here
+    lr_decay_steps = total samples = tokens / seq_length."""
+    from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+
+    warmup = int(round(float(train.get("warmup_fraction", 0.05)) * total_samples))
+    lr = float(train["lr"])
+    wd = float(train.get("weight_decay", 0.1))
+    return OptimizerParamScheduler(
+        optimizer,
+        init_lr=0.0,
+        max_lr=lr,
+        min_lr=lr * float(train.get("min_lr_ratio", 0.1)),
+        lr_warmup_steps=warmup,
+        lr_decay_steps=total_samples,
+        lr_decay_style="cosine",
+        start_wd=wd,
+        end_wd=wd,
+        wd_incr_steps=total_samples,
+        wd_incr_style="constant",
+    )
