@@ -31,8 +31,11 @@ test: setup
 dry-run-paper: setup
 	$(BIN)/snakemake -n --config scale=paper
 
+# Lint: Snakemake's own checks, ruff on the Python, and docs/CONFIG.md current with the schema.
 lint: setup
 	$(BIN)/snakemake --lint
+	$(BIN)/ruff check .
+	$(BIN)/python -m workflow.config_reference --check
 
 clean:
 	rm -rf results logs .snakemake

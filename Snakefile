@@ -22,4 +22,4 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
-        get_final_targets(),
+        dag.final_targets(),

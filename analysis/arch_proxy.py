@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.efficiency import _save, _write_csv
-from workflow.errors import main_guard
-from workflow.io import atomic_write_json
+from workflow.errors import json_option, main_guard
+from workflow.io import atomic_write_json, save_figure, write_csv
 
 
 def proxy_figure(report: dict, png: str, pdf: str) -> None:
@@ -42,7 +41,7 @@ def proxy_figure(report: dict, png: str, pdf: str) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     for path in (png, pdf):
-        _save(fig, Path(path))
+        save_figure(fig, path)
     plt.close(fig)
 
 
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     from workflow.studies import proxy
 
     if args.command == "rank":
-        ranking = proxy.rank_candidates(args.metrics, args.summaries, json.loads(args.settings))
+        ranking = proxy.rank_candidates(args.metrics, args.summaries, json_option("--settings", args.settings))
         atomic_write_json(args.out, ranking)
         for row in ranking["candidates"]:
             print(f"#{row['predicted_rank']} {row['shape']}: proxy loss {row['predicted_loss']:.4f}, "
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         ranking = json.loads(Path(args.ranking).read_text())
         report = proxy.proxy_report(ranking, args.metrics, args.summaries)
         atomic_write_json(args.report, report)
-        _write_csv(pd.DataFrame(report["rows"]), Path(args.table))
+        write_csv(pd.DataFrame(report["rows"]), args.table)
         proxy_figure(report, args.png, args.pdf)
         print(f"spearman {report['spearman']}, proxy FLOPs fraction {report['proxy_flops_fraction']:.3f}, "
               f"proxy seconds fraction {report['proxy_seconds_fraction']}")

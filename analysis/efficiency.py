@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from workflow.errors import ScaleDAGError, main_guard
-from workflow.io import atomic_path
+from workflow.io import save_figure, write_csv
 
 
 def load_rows(paths: list[str]) -> pd.DataFrame:
@@ -84,16 +84,6 @@ def _cols(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return df[[c for c in cols if c in df.columns]]
 
 
-def _save(fig, path: Path) -> None:
-    with atomic_path(path, suffix=path.suffix) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=130)
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path, suffix=".csv") as tmp:
-        df.to_csv(tmp, index=False)
-
-
 def _empty(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
     ax.set_axis_off()
@@ -113,7 +103,7 @@ def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict
     sparse = sparsity_table(block)
     tables = {"block": _cols(block, _BLOCK_COLS), "gpt2": _cols(gpt2, _GPT2_COLS), "scaling": scaling, "sparsity": sparse}
     for name, df in tables.items():
-        _write_csv(df, out / "tables" / f"{name}.csv")
+        write_csv(df, out / "tables" / f"{name}.csv")
 
     # Block: tokens/s vs sequence length, one line per (device, arch, hidden, micro-batch), dense only.
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -131,7 +121,7 @@ def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict
     axes[0].legend(fontsize=6, ncol=2)
     fig.suptitle("Transformer block (one Megatron-core layer), forward + backward", fontsize=10)
     fig.tight_layout()
-    _save(fig, out / "figures" / "block_throughput.png")
+    save_figure(fig, out / "figures" / "block_throughput.png")
     plt.close(fig)
 
     # GPT-2: throughput vs sequence length per size.
@@ -147,7 +137,7 @@ def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, out / "figures" / "gpt2_seq_length.png")
+    save_figure(fig, out / "figures" / "gpt2_seq_length.png")
     plt.close(fig)
 
     # GPT-2: sensitivity to gradient accumulation at a fixed global batch.
@@ -163,7 +153,7 @@ def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, out / "figures" / "gpt2_grad_accum.png")
+    save_figure(fig, out / "figures" / "gpt2_grad_accum.png")
     plt.close(fig)
 
     # GPT-2: data-parallel scaling efficiency.
@@ -180,7 +170,7 @@ def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, out / "figures" / "gpt2_scaling.png")
+    save_figure(fig, out / "figures" / "gpt2_scaling.png")
     plt.close(fig)
 
     # Dense vs 2:4 sparse.
@@ -208,7 +198,7 @@ def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict
     if not len(sparse):
         _empty(ax, "no sparsity rows")
     fig.tight_layout()
-    _save(fig, out / "figures" / "sparsity.png")
+    save_figure(fig, out / "figures" / "sparsity.png")
     plt.close(fig)
     return tables
 

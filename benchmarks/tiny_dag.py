@@ -34,7 +34,7 @@ def main() -> None:
         wall = time.perf_counter() - t0
         per_rule = rule_jobs(Path(work, "results", "tiny", "benchmarks"))
     result = {
-        "what": "whole tiny DAG, snakemake --cores %d, fresh directory" % args.cores,
+        "what": f"whole tiny DAG, snakemake --cores {args.cores}, fresh directory",
         "wall_seconds": round(wall, 1),
         "goal_seconds": 900,
         "per_rule": per_rule,

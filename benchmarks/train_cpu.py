@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from workflow.model import megatron_cpu  # noqa: E402
 from workflow.io import atomic_write_json  # noqa: E402
+from workflow.model import megatron_cpu  # noqa: E402
 
 
 def _tiny_corpus(root: Path, vocab: int) -> dict:

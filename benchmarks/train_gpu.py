@@ -97,8 +97,8 @@ def main() -> None:
 
     from workflow.hpc.launch import shutdown
     from workflow.io import atomic_write_json
-    from workflow.telemetry.mfu import peak_flops
     from workflow.model.gpt import transformer_engine_available
+    from workflow.telemetry.mfu import peak_flops
     from workflow.train.pretrain import Trainer
 
     steps = args.warmup + args.rounds * args.steps_per_round + 1

@@ -5,18 +5,18 @@
 
 checkpoint proxy_rank:
     input:
-        metrics=get_proxy_metrics,
-        summaries=get_proxy_summaries,
+        metrics=dag.proxy_metrics,
+        summaries=dag.proxy_summaries,
     output:
-        ranking=f"{R}/{{study}}/proxy/ranking.json",
+        ranking=layout.study_file("{study}", "proxy/ranking.json"),
     params:
-        settings=get_proxy_settings,
+        settings=dag.proxy_settings,
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/proxy_rank/{{study}}.tsv"
+        layout.benchmark("proxy_rank", "{study}")
     log:
-        f"{LOGS}/proxy_rank/{{study}}.log",
+        layout.log("proxy_rank", "{study}"),
     shell:
         "python -m analysis.arch_proxy rank --settings {params.settings:q} --metrics {input.metrics:q}"
         " --summaries {input.summaries:q} --out {output.ranking:q} > {log:q} 2>&1"
@@ -24,20 +24,20 @@ checkpoint proxy_rank:
 
 rule proxy_report:
     input:
-        ranking=f"{R}/{{study}}/proxy/ranking.json",
-        metrics=get_full_metrics,
-        summaries=get_full_summaries,
+        ranking=rules.proxy_rank.output.ranking,
+        metrics=dag.full_metrics,
+        summaries=dag.full_summaries,
     output:
-        report=f"{R}/{{study}}/proxy/report.json",
-        table=f"{R}/{{study}}/tables/proxy.csv",
-        png=report(f"{R}/{{study}}/figures/proxy_predicted_vs_actual.png", caption="../report/arch_proxy_ranking.rst", category="{study}"),
-        pdf=f"{R}/{{study}}/figures/proxy_predicted_vs_actual.pdf",
+        report=layout.study_file("{study}", "proxy/report.json"),
+        table=layout.table("{study}", "proxy"),
+        png=report(layout.figure("{study}", "proxy_predicted_vs_actual"), caption="../report/arch_proxy_ranking.rst", category="{study}"),
+        pdf=layout.figure("{study}", "proxy_predicted_vs_actual", "pdf"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/proxy_report/{{study}}.tsv"
+        layout.benchmark("proxy_report", "{study}")
     log:
-        f"{LOGS}/proxy_report/{{study}}.log",
+        layout.log("proxy_report", "{study}"),
     shell:
         "python -m analysis.arch_proxy report --ranking {input.ranking:q} --metrics {input.metrics:q}"
         " --summaries {input.summaries:q} --report {output.report:q} --table {output.table:q}"

@@ -5,20 +5,20 @@
 
 rule isoflop_points:
     input:
-        unpack(get_isoflop_points_inputs),
+        unpack(dag.isoflop_points_inputs),
     output:
-        points=f"{R}/{{study}}/tables/scaling_points.csv",
-        curves=f"{R}/{{study}}/tables/scaling_curves.csv",
+        points=layout.table("{study}", "scaling_points"),
+        curves=layout.table("{study}", "scaling_curves"),
     params:
-        budgets=get_isoflop_budgets,
-        flops=lambda wildcards: get_isoflop(wildcards)["flops_per_token"],
-        counting=lambda wildcards: get_isoflop(wildcards)["params_counting"],
+        budgets=dag.isoflop_budgets,
+        flops=lambda wildcards: dag.isoflop(wildcards)["flops_per_token"],
+        counting=lambda wildcards: dag.isoflop(wildcards)["params_counting"],
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/isoflop_points/{{study}}.tsv"
+        layout.benchmark("isoflop_points", "{study}")
     log:
-        f"{LOGS}/isoflop_points/{{study}}.log",
+        layout.log("isoflop_points", "{study}"),
     shell:
         "python -m analysis.chinchilla.approaches points --budgets {params.budgets:q} --flops-per-token {params.flops}"
         " --params-counting {params.counting}"
@@ -29,27 +29,27 @@ rule isoflop_points:
 
 rule isoflop_fit:
     input:
-        points=f"{R}/{{study}}/tables/scaling_points.csv",
-        curves=f"{R}/{{study}}/tables/scaling_curves.csv",
+        points=rules.isoflop_points.output.points,
+        curves=rules.isoflop_points.output.curves,
     output:
-        exponents=f"{R}/{{study}}/tables/scaling_exponents.csv",
-        allocation=f"{R}/{{study}}/tables/compute_optimal_allocation.csv",
-        prediction=f"{R}/{{study}}/tables/target_prediction.csv",
-        minima=f"{R}/{{study}}/tables/isoflop_minima.csv",
-        envelope=f"{R}/{{study}}/tables/approach1_envelope.csv",
-        fit=f"{R}/{{study}}/tables/scaling_fit.json",
+        exponents=layout.table("{study}", "scaling_exponents"),
+        allocation=layout.table("{study}", "compute_optimal_allocation"),
+        prediction=layout.table("{study}", "target_prediction"),
+        minima=layout.table("{study}", "isoflop_minima"),
+        envelope=layout.table("{study}", "approach1_envelope"),
+        fit=layout.table("{study}", "scaling_fit.json"),
     params:
-        target=lambda wildcards: get_isoflop(wildcards)["target_budget"],
-        table=lambda wildcards: " ".join(f"{c:g}" for c in get_isoflop(wildcards)["table_budgets"]),
-        bootstrap=lambda wildcards: get_isoflop(wildcards)["bootstrap"],
-        conventions=get_fit_conventions,
+        target=lambda wildcards: dag.isoflop(wildcards)["target_budget"],
+        table=lambda wildcards: " ".join(f"{c:g}" for c in dag.isoflop(wildcards)["table_budgets"]),
+        bootstrap=lambda wildcards: dag.isoflop(wildcards)["bootstrap"],
+        conventions=dag.fit_conventions,
         out_dir=lambda wildcards, output: os.path.dirname(output.fit),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/isoflop_fit/{{study}}.tsv"
+        layout.benchmark("isoflop_fit", "{study}")
     log:
-        f"{LOGS}/isoflop_fit/{{study}}.log",
+        layout.log("isoflop_fit", "{study}"),
     shell:
         "python -m analysis.chinchilla.approaches fit --points {input.points:q} --curves {input.curves:q}"
         " --target-budget {params.target} --table-budgets {params.table} --bootstrap {params.bootstrap}"
@@ -59,22 +59,22 @@ rule isoflop_fit:
 
 rule isoflop_curves_figure:
     input:
-        points=f"{R}/{{study}}/tables/scaling_points.csv",
-        minima=f"{R}/{{study}}/tables/isoflop_minima.csv",
-        fit=f"{R}/{{study}}/tables/scaling_fit.json",
+        points=rules.isoflop_points.output.points,
+        minima=rules.isoflop_fit.output.minima,
+        fit=rules.isoflop_fit.output.fit,
     output:
         png=report(
-            f"{R}/{{study}}/figures/isoflop_curves.png",
+            layout.figure("{study}", "isoflop_curves"),
             caption="../report/chinchilla_isoflop_curves.rst",
             category="{study}",
         ),
-        pdf=f"{R}/{{study}}/figures/isoflop_curves.pdf",
+        pdf=layout.figure("{study}", "isoflop_curves", "pdf"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/isoflop_curves_figure/{{study}}.tsv"
+        layout.benchmark("isoflop_curves_figure", "{study}")
     log:
-        f"{LOGS}/isoflop_curves_figure/{{study}}.log",
+        layout.log("isoflop_curves_figure", "{study}"),
     shell:
         "python -m analysis.chinchilla.figures isoflop --points {input.points:q} --minima {input.minima:q}"
         " --fit {input.fit:q} --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
@@ -82,21 +82,21 @@ rule isoflop_curves_figure:
 
 rule parametric_contour_figure:
     input:
-        points=f"{R}/{{study}}/tables/scaling_points.csv",
-        fit=f"{R}/{{study}}/tables/scaling_fit.json",
+        points=rules.isoflop_points.output.points,
+        fit=rules.isoflop_fit.output.fit,
     output:
         png=report(
-            f"{R}/{{study}}/figures/parametric_contour.png",
+            layout.figure("{study}", "parametric_contour"),
             caption="../report/chinchilla_parametric_contour.rst",
             category="{study}",
         ),
-        pdf=f"{R}/{{study}}/figures/parametric_contour.pdf",
+        pdf=layout.figure("{study}", "parametric_contour", "pdf"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/parametric_contour_figure/{{study}}.tsv"
+        layout.benchmark("parametric_contour_figure", "{study}")
     log:
-        f"{LOGS}/parametric_contour_figure/{{study}}.log",
+        layout.log("parametric_contour_figure", "{study}"),
     shell:
         "python -m analysis.chinchilla.figures contour --points {input.points:q} --fit {input.fit:q}"
         " --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
@@ -108,17 +108,17 @@ checkpoint closed_loop_plan:
     input:
         fit=rules.isoflop_fit.output.fit,
     output:
-        plan=f"{R}/{{study}}/closed_loop/plan.json",
-        size_choice=f"{R}/{{study}}/tables/size_choice.csv",
-        size_config=f"{R}/{{study}}/closed_loop/size_choice.yaml",
+        plan=layout.study_file("{study}", "closed_loop/plan.json"),
+        size_choice=layout.table("{study}", "size_choice"),
+        size_config=layout.study_file("{study}", "closed_loop/size_choice.yaml"),
     params:
-        settings=get_closed_loop_settings,
+        settings=dag.closed_loop_settings,
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/closed_loop_plan/{{study}}.tsv"
+        layout.benchmark("closed_loop_plan", "{study}")
     log:
-        f"{LOGS}/closed_loop_plan/{{study}}.log",
+        layout.log("closed_loop_plan", "{study}"),
     shell:
         "python -m analysis.chinchilla.closed_loop plan --settings {params.settings:q} --fit {input.fit:q} --out {output.plan:q}"
         " --size-choice {output.size_choice:q} --size-config {output.size_config:q} > {log:q} 2>&1"
@@ -128,26 +128,26 @@ rule closed_loop_report:
     input:
         plan=rules.closed_loop_plan.output.plan,
         fit=rules.isoflop_fit.output.fit,
-        metrics=get_closed_loop_metrics,
-        summaries=get_closed_loop_summaries,
+        metrics=dag.closed_loop_metrics,
+        summaries=dag.closed_loop_summaries,
     output:
         table=report(
-            f"{R}/{{study}}/tables/closed_loop.csv",
+            layout.table("{study}", "closed_loop"),
             caption="../report/chinchilla_closed_loop_table.rst",
             category="{study}",
         ),
         png=report(
-            f"{R}/{{study}}/figures/closed_loop.png",
+            layout.figure("{study}", "closed_loop"),
             caption="../report/chinchilla_closed_loop.rst",
             category="{study}",
         ),
-        pdf=f"{R}/{{study}}/figures/closed_loop.pdf",
+        pdf=layout.figure("{study}", "closed_loop", "pdf"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/closed_loop_report/{{study}}.tsv"
+        layout.benchmark("closed_loop_report", "{study}")
     log:
-        f"{LOGS}/closed_loop_report/{{study}}.log",
+        layout.log("closed_loop_report", "{study}"),
     shell:
         "python -m analysis.chinchilla.closed_loop report --plan {input.plan:q} --fit {input.fit:q}"
         " --metrics {input.metrics:q} --summaries {input.summaries:q}"

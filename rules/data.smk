@@ -5,22 +5,22 @@
 
 rule prepare_corpus:
     output:
-        train=f"{R}/data/{{corpus}}/train.jsonl",
-        valid=f"{R}/data/{{corpus}}/valid.jsonl",
-        test=f"{R}/data/{{corpus}}/test.jsonl",
-        stats=f"{R}/data/{{corpus}}/stats.json",
+        train=layout.corpus_file("{corpus}", "train.jsonl"),
+        valid=layout.corpus_file("{corpus}", "valid.jsonl"),
+        test=layout.corpus_file("{corpus}", "test.jsonl"),
+        stats=layout.corpus_file("{corpus}", "stats.json"),
     params:
-        spec=get_corpus_spec,
+        spec=dag.corpus_spec,
         out_dir=lambda wildcards, output: os.path.dirname(output.stats),
-        downloads=f"{config['results']}/downloads",
+        downloads=layout.downloads,
     resources:
-        **get_rule_resources("prepare_corpus"),
+        **dag.resources("prepare_corpus"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/prepare_corpus/{{corpus}}.tsv"
+        layout.benchmark("prepare_corpus", "{corpus}")
     log:
-        f"{LOGS}/prepare_corpus/{{corpus}}.log",
+        layout.log("prepare_corpus", "{corpus}"),
     shell:
         "python -m workflow.data.corpus --spec {params.spec:q} --out-dir {params.out_dir:q}"
         " --download-dir {params.downloads:q} > {log:q} 2>&1"
@@ -28,21 +28,21 @@ rule prepare_corpus:
 
 rule train_tokenizer:
     input:
-        unpack(get_tokenizer_inputs),
+        unpack(dag.tokenizer_inputs),
     output:
-        tokenizer=f"{R}/data/{{corpus}}/tokenizer.json",
-        hf_config=f"{R}/data/{{corpus}}/tokenizer_config.json",
+        tokenizer=layout.corpus_file("{corpus}", "tokenizer.json"),
+        hf_config=layout.corpus_file("{corpus}", "tokenizer_config.json"),
     params:
-        vocab_size=get_tokenizer_vocab,
-        args=get_tokenizer_args,
+        vocab_size=dag.tokenizer_vocab,
+        args=dag.tokenizer_args,
     resources:
-        **get_rule_resources("train_tokenizer"),
+        **dag.resources("train_tokenizer"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/train_tokenizer/{{corpus}}.tsv"
+        layout.benchmark("train_tokenizer", "{corpus}")
     log:
-        f"{LOGS}/train_tokenizer/{{corpus}}.log",
+        layout.log("train_tokenizer", "{corpus}"),
     shell:
         "python -m workflow.data.tokenizer --train {input.train:q} --vocab-size {params.vocab_size} {params.args}"
         " --out {output.tokenizer:q} > {log:q} 2>&1"
@@ -50,31 +50,31 @@ rule train_tokenizer:
 
 rule tokenize_shard:
     input:
-        tokenizer=f"{R}/data/{{corpus}}/tokenizer.json",
-        train=f"{R}/data/{{corpus}}/train.jsonl",
-        valid=f"{R}/data/{{corpus}}/valid.jsonl",
-        test=f"{R}/data/{{corpus}}/test.jsonl",
+        tokenizer=rules.train_tokenizer.output.tokenizer,
+        train=rules.prepare_corpus.output.train,
+        valid=rules.prepare_corpus.output.valid,
+        test=rules.prepare_corpus.output.test,
     output:
         **{
-            f"{split}_{ext}": temp(f"{R}/data/{{corpus}}/tokens/shards/{{shard}}-of-{{shards}}/{split}.{ext}")
+            f"{split}_{ext}": temp(layout.token_shard_file("{corpus}", "{shard}", "{shards}", f"{split}.{ext}"))
             for split in ("train", "valid", "test")
             for ext in ("bin", "idx")
         },
-        counts=temp(f"{R}/data/{{corpus}}/tokens/shards/{{shard}}-of-{{shards}}/counts.json"),
+        counts=temp(layout.token_shard_file("{corpus}", "{shard}", "{shards}", "counts.json")),
     wildcard_constraints:
         shard=r"\d+",
         shards=r"\d+",
     params:
         prefix=lambda wildcards, output: output.train_bin[: -len("train.bin")],
-    threads: scale_config(config)["tokenizer"].get("threads", 2)
+    threads: dag.tokenize_threads()
     resources:
-        **get_rule_resources("tokenize_shard"),
+        **dag.resources("tokenize_shard"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/tokenize_shard/{{corpus}}/{{shard}}-of-{{shards}}.tsv"
+        layout.benchmark("tokenize_shard", "{corpus}", "{shard}-of-{shards}")
     log:
-        f"{LOGS}/tokenize_shard/{{corpus}}/{{shard}}-of-{{shards}}.log",
+        layout.log("tokenize_shard", "{corpus}", "{shard}-of-{shards}"),
     shell:
         "python -m workflow.data.tokenize encode --tokenizer {input.tokenizer:q} --threads {threads}"
         " --shard {wildcards.shard} --num-shards {wildcards.shards}"
@@ -85,27 +85,27 @@ rule tokenize_shard:
 
 rule tokenize_corpus:
     input:
-        shards=get_token_shards,
-        tokenizer=f"{R}/data/{{corpus}}/tokenizer.json",
-        stats=f"{R}/data/{{corpus}}/stats.json",
+        shards=dag.token_shards,
+        tokenizer=rules.train_tokenizer.output.tokenizer,
+        stats=rules.prepare_corpus.output.stats,
     output:
         **{
-            f"{split}_{ext}": f"{R}/data/{{corpus}}/tokens/{split}.{ext}"
+            f"{split}_{ext}": layout.tokens("{corpus}", split, ext)
             for split in ("train", "valid", "test")
             for ext in ("bin", "idx")
         },
-        stats=f"{R}/data/{{corpus}}/tokens/stats.json",
+        stats=layout.corpus_file("{corpus}", "tokens/stats.json"),
     params:
-        shard_dirs=get_token_shard_dirs,
+        shard_dirs=dag.token_shard_dirs,
         out_dir=lambda wildcards, output: os.path.dirname(output.stats),
     resources:
-        **get_rule_resources("tokenize_corpus"),
+        **dag.resources("tokenize_corpus"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/tokenize_corpus/{{corpus}}.tsv"
+        layout.benchmark("tokenize_corpus", "{corpus}")
     log:
-        f"{LOGS}/tokenize_corpus/{{corpus}}.log",
+        layout.log("tokenize_corpus", "{corpus}"),
     shell:
         "python -m workflow.data.tokenize merge --tokenizer {input.tokenizer:q} --corpus-stats {input.stats:q}"
         " --shard-dir {params.shard_dirs:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -1,27 +1,27 @@
-# Downstream evaluation of final checkpoints (issue #8): zero-shot tasks through lm-eval (offline),
+# Downstream evaluation of final checkpoints: zero-shot tasks through lm-eval (offline),
 # band-gap regression from model embeddings (Matbench expt_gap), and the study tables/figure.
 
 
 wildcard_constraints:
-    task=ZS_TASK_PATTERN,
+    task=dag.zeroshot_task_pattern(),
 
 
 rule prepare_zeroshot:
     input:
-        get_zeroshot_raw,
+        dag.zeroshot_raw,
     output:
-        data=f"{R}/data/zeroshot/{{task}}.jsonl",
-        stats=f"{R}/data/zeroshot/{{task}}.stats.json",
+        data=layout.zeroshot_task("{task}"),
+        stats=layout.zeroshot_task_stats("{task}"),
     params:
-        data_dir=ZS_DATA_DIR,
-        limit=ZS_LIMIT_ARG,
-        seed=ZS["seed"],
+        data_dir=dag.zeroshot_data_dir(),
+        limit=dag.zeroshot_limit_arg(),
+        seed=dag.zeroshot["seed"],
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/prepare_zeroshot/{{task}}.tsv"
+        layout.benchmark("prepare_zeroshot", "{task}")
     log:
-        f"{LOGS}/prepare_zeroshot/{{task}}.log",
+        layout.log("prepare_zeroshot", "{task}"),
     shell:
         "python -m workflow.evaluate.zeroshot_tasks --task {wildcards.task} --data-dir {params.data_dir:q} {params.limit}"
         " --seed {params.seed} --out {output.data:q} > {log:q} 2>&1"
@@ -29,22 +29,22 @@ rule prepare_zeroshot:
 
 rule evaluate_zeroshot:
     input:
-        unpack(get_zeroshot_inputs),
+        unpack(dag.zeroshot_inputs),
     output:
-        **{task: f"{R}/{{study}}/runs/{{run}}/zeroshot/{task}.json" for task in ZS_TASKS},
+        **{task: layout.run_file("{study}", "{run}", f"zeroshot/{task}.json") for task in dag.zeroshot_tasks},
     params:
-        spec=get_pretrain_spec,
-        args=get_zeroshot_args,
-        batch_size=ZS["batch_size"],
-    threads: get_run_threads
+        spec=dag.pretrain_spec,
+        args=dag.zeroshot_args,
+        batch_size=dag.zeroshot["batch_size"],
+    threads: dag.run_threads
     resources:
-        **get_rule_resources("evaluate_zeroshot"),
+        **dag.resources("evaluate_zeroshot"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/evaluate_zeroshot/{{study}}/{{run}}.tsv"
+        layout.benchmark("evaluate_zeroshot", "{study}", "{run}")
     log:
-        f"{LOGS}/evaluate_zeroshot/{{study}}/{{run}}.log",
+        layout.log("evaluate_zeroshot", "{study}", "{run}"),
     shell:
         "python -m workflow.evaluate.zeroshot --spec {params.spec:q} --tokenizer {input.tokenizer:q} {params.args}"
         " --batch-size {params.batch_size} > {log:q} 2>&1"
@@ -52,17 +52,17 @@ rule evaluate_zeroshot:
 
 rule zeroshot_table:
     input:
-        get_study_zeroshot,
+        dag.study_zeroshot,
     output:
-        table=report(f"{R}/{{study}}/tables/zeroshot.csv", caption="../report/downstream_zeroshot.rst", category="{study}", subcategory="Downstream"),
+        table=report(layout.table("{study}", "zeroshot"), caption="../report/downstream_zeroshot.rst", category="{study}", subcategory="Downstream"),
     params:
-        runs=get_study_runs_json,
+        runs=dag.study_runs_json,
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/zeroshot_table/{{study}}.tsv"
+        layout.benchmark("zeroshot_table", "{study}")
     log:
-        f"{LOGS}/zeroshot_table/{{study}}.log",
+        layout.log("zeroshot_table", "{study}"),
     shell:
         "python -m workflow.evaluate.downstream zeroshot-table --results {input:q} --runs {params.runs:q}"
         " --out {output.table:q} > {log:q} 2>&1"
@@ -70,26 +70,26 @@ rule zeroshot_table:
 
 rule embed_bandgap:
     input:
-        summary=f"{R}/{{study}}/runs/{{run}}/summary.json",
-        tokenizer=get_run_tokenizer,
-        data=get_bandgap_raw,
+        summary=rules.pretrain.output.summary,
+        tokenizer=dag.run_tokenizer,
+        data=dag.bandgap_raw,
     output:
-        npz=f"{R}/{{study}}/runs/{{run}}/bandgap/embeddings.npz",
-        meta=f"{R}/{{study}}/runs/{{run}}/bandgap/embeddings.json",
+        npz=layout.run_file("{study}", "{run}", "bandgap/embeddings.npz"),
+        meta=layout.run_file("{study}", "{run}", "bandgap/embeddings.json"),
     params:
-        spec=get_pretrain_spec,
-        data_dir=BG_DATA_DIR,
-        layer=BG["layer"],
-        rows=BG_ROWS,
-    threads: get_run_threads
+        spec=dag.pretrain_spec,
+        data_dir=dag.bandgap_data_dir(),
+        layer=dag.bandgap["layer"],
+        rows=dag.bandgap_rows(),
+    threads: dag.run_threads
     resources:
-        **get_rule_resources("embed_bandgap"),
+        **dag.resources("embed_bandgap"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/embed_bandgap/{{study}}/{{run}}.tsv"
+        layout.benchmark("embed_bandgap", "{study}", "{run}")
     log:
-        f"{LOGS}/embed_bandgap/{{study}}/{{run}}.log",
+        layout.log("embed_bandgap", "{study}", "{run}"),
     shell:
         "python -m workflow.evaluate.bandgap embed --spec {params.spec:q} --tokenizer {input.tokenizer:q}"
         " --data-dir {params.data_dir:q} --layer {params.layer} --rows {params.rows} --out {output.npz:q} > {log:q} 2>&1"
@@ -97,21 +97,21 @@ rule embed_bandgap:
 
 rule bandgap:
     input:
-        npz=f"{R}/{{study}}/runs/{{run}}/bandgap/embeddings.npz",
-        meta=f"{R}/{{study}}/runs/{{run}}/bandgap/embeddings.json",
-        data=get_bandgap_raw,
+        npz=rules.embed_bandgap.output.npz,
+        meta=rules.embed_bandgap.output.meta,
+        data=dag.bandgap_raw,
     output:
-        result=f"{R}/{{study}}/runs/{{run}}/bandgap.json",
+        result=layout.run_file("{study}", "{run}", "bandgap.json"),
     params:
-        data_dir=BG_DATA_DIR,
-        heads=" ".join(BG["heads"]),
-        mlp_iter=BG["mlp_iter"],
+        data_dir=dag.bandgap_data_dir(),
+        heads=" ".join(dag.bandgap["heads"]),
+        mlp_iter=dag.bandgap["mlp_iter"],
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/bandgap/{{study}}/{{run}}.tsv"
+        layout.benchmark("bandgap", "{study}", "{run}")
     log:
-        f"{LOGS}/bandgap/{{study}}/{{run}}.log",
+        layout.log("bandgap", "{study}", "{run}"),
     shell:
         "python -m workflow.evaluate.bandgap fit --embeddings {input.npz:q} --data-dir {params.data_dir:q}"
         " --heads {params.heads} --mlp-iter {params.mlp_iter} --out {output.result:q} > {log:q} 2>&1"
@@ -119,19 +119,19 @@ rule bandgap:
 
 rule bandgap_baselines:
     input:
-        data=get_bandgap_raw,
+        data=dag.bandgap_raw,
     output:
-        result=f"{R}/data/bandgap/baselines.json",
+        result=layout.bandgap_baselines(),
     params:
-        data_dir=BG_DATA_DIR,
-        rows=BG_ROWS,
-        rf_trees=BG["rf_trees"],
+        data_dir=dag.bandgap_data_dir(),
+        rows=dag.bandgap_rows(),
+        rf_trees=dag.bandgap["rf_trees"],
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/bandgap_baselines/baselines.tsv"
+        layout.benchmark("bandgap_baselines", "baselines")
     log:
-        f"{LOGS}/bandgap_baselines/baselines.log",
+        layout.log("bandgap_baselines", "baselines"),
     shell:
         "python -m workflow.evaluate.bandgap baselines --data-dir {params.data_dir:q} --rows {params.rows}"
         " --rf-trees {params.rf_trees} --out {output.result:q} > {log:q} 2>&1"
@@ -139,21 +139,21 @@ rule bandgap_baselines:
 
 rule bandgap_table:
     input:
-        fits=get_study_bandgap_fits,
-        baselines=f"{R}/data/bandgap/baselines.json",
+        fits=dag.study_run_files("bandgap.json"),
+        baselines=rules.bandgap_baselines.output.result,
     output:
-        table=report(f"{R}/{{study}}/tables/bandgap.csv", caption="../report/downstream_bandgap.rst", category="{study}", subcategory="Downstream"),
-        png=report(f"{R}/{{study}}/figures/bandgap_mae.png", caption="../report/downstream_bandgap_mae.rst", category="{study}", subcategory="Downstream"),
-        pdf=f"{R}/{{study}}/figures/bandgap_mae.pdf",
+        table=report(layout.table("{study}", "bandgap"), caption="../report/downstream_bandgap.rst", category="{study}", subcategory="Downstream"),
+        png=report(layout.figure("{study}", "bandgap_mae"), caption="../report/downstream_bandgap_mae.rst", category="{study}", subcategory="Downstream"),
+        pdf=layout.figure("{study}", "bandgap_mae", "pdf"),
     params:
-        runs=get_study_runs_json,
-        title=get_bandgap_title,
+        runs=dag.study_runs_json,
+        title=dag.bandgap_title,
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/bandgap_table/{{study}}.tsv"
+        layout.benchmark("bandgap_table", "{study}")
     log:
-        f"{LOGS}/bandgap_table/{{study}}.log",
+        layout.log("bandgap_table", "{study}"),
     shell:
         "python -m workflow.evaluate.downstream bandgap-table --fits {input.fits:q} --baselines {input.baselines:q}"
         " --runs {params.runs:q} --title {params.title:q} --out {output.table:q} --png {output.png:q}"
@@ -162,18 +162,18 @@ rule bandgap_table:
 
 rule downstream_table:
     input:
-        unpack(get_downstream_summary_inputs),
+        unpack(dag.downstream_inputs),
     output:
-        table=report(f"{R}/{{study}}/tables/downstream.csv", caption="../report/downstream_study.rst", category="{study}", subcategory="Downstream"),
+        table=report(layout.table("{study}", "downstream"), caption="../report/downstream_study.rst", category="{study}", subcategory="Downstream"),
     params:
-        runs=get_study_runs_json,
-        args=get_downstream_summary_args,
+        runs=dag.study_runs_json,
+        args=dag.downstream_args,
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/downstream_table/{{study}}.tsv"
+        layout.benchmark("downstream_table", "{study}")
     log:
-        f"{LOGS}/downstream_table/{{study}}.log",
+        layout.log("downstream_table", "{study}"),
     shell:
         "python -m workflow.evaluate.downstream study-table {params.args} --runs {params.runs:q} --zeroshot {input.zeroshot:q}"
         " --evals {input.evals:q} --out {output.table:q} > {log:q} 2>&1"

@@ -11,66 +11,66 @@ wildcard_constraints:
 
 rule benchmark_block:
     output:
-        rows=f"{R}/{{study}}/block/{{arch}}.jsonl",
+        rows=layout.study_file("{study}", "block/{arch}.jsonl"),
     params:
-        spec=get_block_spec,
-    threads: get_run_threads
+        spec=dag.block_spec,
+    threads: dag.run_threads
     resources:
-        **get_rule_resources("benchmark_block"),
+        **dag.resources("benchmark_block"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/benchmark_block/{{study}}/{{arch}}.tsv"
+        layout.benchmark("benchmark_block", "{study}", "{arch}")
     log:
-        f"{LOGS}/benchmark_block/{{study}}/{{arch}}.log",
+        layout.log("benchmark_block", "{study}", "{arch}"),
     shell:
         "python -m workflow.bench.block --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
 
 
 rule benchmark_gpt2:
     input:
-        unpack(get_scale_data),
+        unpack(dag.scale_data),
     output:
-        rows=f"{R}/{{study}}/gpt2/{{job}}.jsonl",
+        rows=layout.study_file("{study}", "gpt2/{job}.jsonl"),
     params:
-        spec=get_gpt2_spec,
-        launcher=get_gpt2_launcher,
-    threads: get_gpt2_threads
+        spec=dag.gpt2_spec,
+        launcher=dag.gpt2_launcher,
+    threads: dag.gpt2_threads
     resources:
-        **get_gpt2_resources(),
+        **dag.gpt2_resources(),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/benchmark_gpt2/{{study}}/{{job}}.tsv"
+        layout.benchmark("benchmark_gpt2", "{study}", "{job}")
     log:
-        f"{LOGS}/benchmark_gpt2/{{study}}/{{job}}.log",
+        layout.log("benchmark_gpt2", "{study}", "{job}"),
     shell:
         "{params.launcher} -m workflow.bench.gpt2 --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
 
 
 rule efficiency_figures:
     input:
-        block=get_block_rows,
-        gpt2=get_gpt2_rows,
-        external=get_external_rows,
+        block=dag.block_rows,
+        gpt2=dag.gpt2_rows,
+        external=dag.external_rows,
     output:
-        block_fig=report(f"{R}/{{study}}/figures/block_throughput.png", caption="../report/efficiency_block.rst", category="{study}"),
-        seq_fig=report(f"{R}/{{study}}/figures/gpt2_seq_length.png", caption="../report/efficiency_gpt2_seq_length.rst", category="{study}"),
-        accum_fig=report(f"{R}/{{study}}/figures/gpt2_grad_accum.png", caption="../report/efficiency_gpt2_grad_accum.rst", category="{study}"),
-        scaling_fig=report(f"{R}/{{study}}/figures/gpt2_scaling.png", caption="../report/efficiency_gpt2_scaling.rst", category="{study}"),
-        sparsity_fig=report(f"{R}/{{study}}/figures/sparsity.png", caption="../report/efficiency_sparsity.rst", category="{study}"),
-        block=f"{R}/{{study}}/tables/block.csv",
-        gpt2=f"{R}/{{study}}/tables/gpt2.csv",
-        scaling=f"{R}/{{study}}/tables/scaling.csv",
-        sparsity=f"{R}/{{study}}/tables/sparsity.csv",
+        block_fig=report(layout.figure("{study}", "block_throughput"), caption="../report/efficiency_block.rst", category="{study}"),
+        seq_fig=report(layout.figure("{study}", "gpt2_seq_length"), caption="../report/efficiency_gpt2_seq_length.rst", category="{study}"),
+        accum_fig=report(layout.figure("{study}", "gpt2_grad_accum"), caption="../report/efficiency_gpt2_grad_accum.rst", category="{study}"),
+        scaling_fig=report(layout.figure("{study}", "gpt2_scaling"), caption="../report/efficiency_gpt2_scaling.rst", category="{study}"),
+        sparsity_fig=report(layout.figure("{study}", "sparsity"), caption="../report/efficiency_sparsity.rst", category="{study}"),
+        block=layout.table("{study}", "block"),
+        gpt2=layout.table("{study}", "gpt2"),
+        scaling=layout.table("{study}", "scaling"),
+        sparsity=layout.table("{study}", "sparsity"),
     params:
-        out_dir=f"{R}/{{study}}",
+        out_dir=layout.study_dir("{study}"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/efficiency_figures/{{study}}.tsv"
+        layout.benchmark("efficiency_figures", "{study}")
     log:
-        f"{LOGS}/efficiency_figures/{{study}}.log",
+        layout.log("efficiency_figures", "{study}"),
     shell:
         "python -m analysis.efficiency figures --block {input.block:q} --gpt2 {input.gpt2:q} --external {input.external:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

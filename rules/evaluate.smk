@@ -3,22 +3,22 @@
 
 rule evaluate_loss:
     input:
-        unpack(get_run_valid_data),
-        summary=f"{R}/{{study}}/runs/{{run}}/summary.json",
+        unpack(dag.run_valid_data),
+        summary=rules.pretrain.output.summary,
     output:
-        result=f"{R}/{{study}}/runs/{{run}}/eval_loss.json",
+        result=layout.run_file("{study}", "{run}", "eval_loss.json"),
     params:
-        spec=get_pretrain_spec,
-        max_tokens=scale_config(config).get("eval", {}).get("max_tokens", 1000000),
-    threads: get_run_threads
+        spec=dag.pretrain_spec,
+        max_tokens=dag.eval_max_tokens(),
+    threads: dag.run_threads
     resources:
-        **get_rule_resources("evaluate_loss"),
+        **dag.resources("evaluate_loss"),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/evaluate_loss/{{study}}/{{run}}.tsv"
+        layout.benchmark("evaluate_loss", "{study}", "{run}")
     log:
-        f"{LOGS}/evaluate_loss/{{study}}/{{run}}.log",
+        layout.log("evaluate_loss", "{study}", "{run}"),
     shell:
         "python -m workflow.evaluate.loss --spec {params.spec:q} --max-tokens {params.max_tokens}"
         " --out {output.result:q} > {log:q} 2>&1"

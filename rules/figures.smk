@@ -3,23 +3,23 @@
 
 rule loss_curves:
     input:
-        metrics=get_study_metrics,
-        summaries=get_study_summaries,
-        evals=get_study_evals,
+        metrics=dag.study_run_files("metrics.jsonl"),
+        summaries=dag.study_run_files("summary.json"),
+        evals=dag.study_run_files("eval_loss.json"),
     output:
-        png=report(f"{R}/{{study}}/figures/loss_curves.png", caption="../report/loss_curves.rst",
+        png=report(layout.figure("{study}", "loss_curves"), caption="../report/loss_curves.rst",
                    category="{study}", subcategory="Loss curves"),
-        pdf=f"{R}/{{study}}/figures/loss_curves.pdf",
-        table=report(f"{R}/{{study}}/tables/loss.csv", caption="../report/loss_table.rst",
+        pdf=layout.figure("{study}", "loss_curves", "pdf"),
+        table=report(layout.table("{study}", "loss"), caption="../report/loss_table.rst",
                      category="{study}", subcategory="Loss curves"),
     params:
-        title=lambda wildcards: config["studies"][wildcards.study]["title"],
+        title=dag.study_title,
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/loss_curves/{{study}}.tsv"
+        layout.benchmark("loss_curves", "{study}")
     log:
-        f"{LOGS}/loss_curves/{{study}}.log",
+        layout.log("loss_curves", "{study}"),
     shell:
         "python -m workflow.report.loss_curves loss-curves --title {params.title:q}"
         " --metrics {input.metrics:q} --summaries {input.summaries:q} --evals {input.evals:q}"

@@ -1,23 +1,23 @@
-# Reports (issue #5): a W&B Report per study, built offline; `snakemake --report` captions live in report/.
+# Reports: a W&B Report per study, built offline; `snakemake --report` captions live in report/.
 
 
 rule report:
     input:
-        summaries=get_report_summaries,
-        tables=get_study_tables,
+        summaries=dag.report_summaries,
+        tables=dag.report_tables,
     output:
-        spec=f"{R}/{{study}}/report/wandb_report.json",
+        spec=layout.study_file("{study}", "report/wandb_report.json"),
     params:
-        title=lambda wildcards: config["studies"][wildcards.study]["title"],
-        runs=get_study_report_runs,
-        offline_runs=lambda wildcards: f"{R}/{wildcards.study}/runs/*/wandb/offline-run-*",
-        scale=SCALE,
+        title=dag.study_title,
+        runs=dag.report_runs,
+        offline_runs=dag.offline_runs,
+        scale=config["scale"],
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/report/{{study}}.tsv"
+        layout.benchmark("report", "{study}")
     log:
-        f"{LOGS}/report/{{study}}.log",
+        layout.log("report", "{study}"),
     shell:
         "python -m workflow.report.wandb_report build --study {wildcards.study} --scale {params.scale}"
         " --title {params.title:q} --runs {params.runs:q} --summaries {input.summaries:q}"

@@ -3,23 +3,23 @@
 
 rule pretrain:
     input:
-        unpack(get_run_data),
+        unpack(dag.run_data),
     output:
-        metrics=f"{R}/{{study}}/runs/{{run}}/metrics.jsonl",
-        summary=f"{R}/{{study}}/runs/{{run}}/summary.json",
+        metrics=layout.run_file("{study}", "{run}", "metrics.jsonl"),
+        summary=layout.run_file("{study}", "{run}", "summary.json"),
     params:
-        spec=get_pretrain_spec,
-    threads: get_run_threads
+        spec=dag.pretrain_spec,
+    threads: dag.run_threads
     resources:
-        **get_rule_resources("pretrain"),
-    retries: get_rule_retries("pretrain")
+        **dag.resources("pretrain"),
+    retries: dag.retries("pretrain")
     envmodules:
-        *get_envmodules(),
+        *dag.envmodules(),
     conda:
         "../envs/scaledag.yaml"
     benchmark:
-        f"{R}/benchmarks/pretrain/{{study}}/{{run}}.tsv"
+        layout.benchmark("pretrain", "{study}", "{run}")
     log:
-        f"{LOGS}/pretrain/{{study}}/{{run}}.log",
+        layout.log("pretrain", "{study}", "{run}"),
     shell:
         "{resources.mpi} python -m workflow.train.pretrain --spec {params.spec:q} > {log:q} 2>&1"

@@ -14,9 +14,10 @@ executor in MPI mode with `parsl_resource_specification` (`num_nodes`, `ranks_pe
 import os
 import shlex
 import sys
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncGenerator, List, Optional
+from typing import Optional
 
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
@@ -29,7 +30,9 @@ from snakemake_executor_plugin_parsl.placement import Slot, choose_slot, job_nee
 
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
-    config: Optional[Path] = field(
+    # Optional[X], not X | None: snakemake-interface-common recognises only typing.Union when it builds
+    # the command-line options (a `Path | None` type would be called on the value and fail).
+    config: Optional[Path] = field(  # noqa: UP045
         default=None,
         metadata={
             "help": "Python file defining `config`, a parsl.config.Config (e.g. profiles/parsl/slurm.py); "
@@ -38,15 +41,15 @@ class ExecutorSettings(ExecutorSettingsBase):
             "required": False,
         },
     )
-    max_blocks: Optional[int] = field(
+    max_blocks: Optional[int] = field(  # noqa: UP045
         default=None,
         metadata={"help": "Override every provider's max_blocks (pilot jobs at once).", "required": False},
     )
-    max_idletime: Optional[float] = field(
+    max_idletime: Optional[float] = field(  # noqa: UP045
         default=None,
         metadata={"help": "Seconds a block may sit idle before Parsl releases it.", "required": False},
     )
-    run_dir: Optional[Path] = field(
+    run_dir: Optional[Path] = field(  # noqa: UP045
         default=None,
         metadata={"help": "Parsl's run directory (logs, pilot job scripts); default .snakemake/parsl.",
                   "required": False},
@@ -65,7 +68,7 @@ common_settings = CommonSettings(
 )
 
 
-def _run_command(command: str, stdout: str, stderr: str, parsl_resource_specification: Optional[dict] = None) -> str:
+def _run_command(command: str, stdout: str, stderr: str, parsl_resource_specification: dict | None = None) -> str:
     """Body of the Parsl bash app: the job's `python -m snakemake ...` line."""
     return command
 
@@ -118,7 +121,7 @@ class Executor(RemoteExecutor):
         self.report_job_submission(
             SubmittedJobInfo(job, external_jobid=f"{slot.label}:{future.tid}", aux={"future": future, "log": log}))
 
-    async def check_active_jobs(self, active_jobs: List[SubmittedJobInfo]) -> AsyncGenerator[SubmittedJobInfo, None]:
+    async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]) -> AsyncGenerator[SubmittedJobInfo, None]:
         for job_info in active_jobs:
             future = job_info.aux["future"]
             if not future.done():
@@ -132,7 +135,7 @@ class Executor(RemoteExecutor):
                     job_info, msg=f"Parsl task {job_info.external_jobid} failed: {error}. ",
                     aux_logs=[str(job_info.aux["log"])])
 
-    def cancel_jobs(self, active_jobs: List[SubmittedJobInfo]):
+    def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]):
         # Parsl futures cannot be cancelled (AppFuture.cancel raises): the tasks end with their pilot
         # jobs, which shutdown() (called right after this by RemoteExecutor.cancel) releases.
         for job_info in active_jobs:

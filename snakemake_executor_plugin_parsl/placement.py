@@ -39,7 +39,7 @@ class Slot:
     mpi: bool
 
     @classmethod
-    def from_executor(cls, ex) -> "Slot":
+    def from_executor(cls, ex) -> Slot:
         provider = getattr(ex, "provider", None)
         nodes = getattr(provider, "nodes_per_block", 1) or 1
         mpi = bool(getattr(ex, "enable_mpi_mode", False))

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import time
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from workflow.model import megatron_cpu
 from workflow.hpc.launch import free_port
+from workflow.model import megatron_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

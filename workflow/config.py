@@ -12,6 +12,19 @@ from pathlib import Path
 import yaml
 
 from workflow.errors import ScaleDAGError
+from workflow.layout import REPO_ROOT, Layout, input_path  # noqa: F401 (re-exported: config's public API)
+from workflow.resolve import (  # noqa: F401 (re-exported)
+    corpus_name,
+    corpus_tokenizer,
+    data_dir,
+    logs_root,
+    results_root,
+    run_dir,
+    run_id,
+    scale_config,
+    study_kind,
+)
+from workflow.studies.generators import GENERATORS
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 RUN_SEPARATOR = "_"  # run name = <variant>_<shape>
@@ -41,6 +54,13 @@ def _describe(error) -> str:
         return f"{where}: unknown key {keys}{hint}"
     if v == "enum":
         return f"{_key_path(error)}: {error.instance!r} is not allowed; expected one of {error.validator_value}"
+    if v == "const":  # a study's kind that its other keys rule out (zeroshot/bandgap need `runs`)
+        return f"{_key_path(error)}: {error.instance!r} does not fit the other keys here; expected {error.validator_value!r}"
+    if v == "not" and isinstance(error.instance, dict) and "kind" in error.instance:
+        schema = error.validator_value
+        banned = [next(iter(alt["required"])) for alt in schema.get("anyOf", [schema]) if "required" in alt]
+        extra = [k for k in banned if k in error.instance]
+        return f"{_key_path(error)}: {extra} do not belong to a study of kind {error.instance['kind']!r}"
     if v == "type":
         return f"{_key_path(error)}: {error.instance!r} has the wrong type; expected {error.validator_value}"
     if v == "required":
@@ -125,14 +145,11 @@ def check_references(config: dict) -> None:
                         f"config: scales.{scale}.parallel.tp ({tp}) must divide the heads of shape {shape_name!r} ({heads})"
                     )
     for study, st in config["studies"].items():  # an IsoFLOP sweep's shapes and budgets fail at load, not mid-DAG
-        if st.get("generator") == "isoflop":
+        if st["kind"] == "isoflop":
             from workflow.studies.isoflop import isoflop_plan
 
             isoflop_plan(config, study)
     check_run_shapes(config)
-    from workflow.evaluate.downstream import check_downstream  # zeroshot/bandgap studies exist (issue #8)
-
-    check_downstream(config)
 
 
 def check_run_shapes(config: dict) -> None:
@@ -194,35 +211,22 @@ def load_config(path: str | Path = "config.yaml", overrides: dict | None = None)
 
 # -- resolvers ------------------------------------------------------------------------------------
 
-def scale_config(config: dict) -> dict:
-    return config["scales"][config["scale"]]
-
-
-def results_root(config: dict) -> str:
-    return f"{config['results']}/{config['scale']}"
-
-
-def logs_root(config: dict) -> str:
-    return f"{config['logs']}/{config['scale']}"
-
-
 def enabled_studies(config: dict) -> list[str]:
-    return [s for s, st in config["studies"].items()
-            if st.get("enabled", True) and (st.get("generator") or st.get("benchmarks") or st["sizes"].get(config["scale"]))]
+    """Enabled studies that have something to do at this scale (a `runs` study lists sizes for it)."""
+    return [s for s, st in config["studies"].items() if st.get("enabled", True)
+            and (study_kind(config, s) != "runs" or st["sizes"].get(config["scale"]))]
 
 
 def study_runs(config: dict, study: str) -> dict[str, dict]:
     """Run name (<variant>_<shape>) -> {variant, arch, overrides, shape_name, [shape, train, corpus]}.
 
-    A study with a `generator` (e.g. an IsoFLOP sweep) derives its runs in code, registered in
+    A study of kind `isoflop` or `proxy` derives its runs in code, registered in
     `workflow.studies.generators.GENERATORS`; a run may then carry an explicit `shape` dict, `train`
     overrides (e.g. its own token budget) and its own `corpus`.
     """
     st = config["studies"][study]
-    if st.get("generator"):
-        from workflow.studies.generators import GENERATORS
-
-        return GENERATORS[st["generator"]](config, study)
+    if study_kind(config, study) in GENERATORS:
+        return GENERATORS[study_kind(config, study)](config, study)
     runs = {}
     for shape_name in st.get("sizes", {}).get(config["scale"], []):  # none in a benchmarks-only study
         for variant, run in st["runs"].items():
@@ -240,7 +244,7 @@ def trainable_runs(config: dict, study: str) -> dict[str, dict]:
     """`study_runs` plus the runs a study plans while the DAG runs: an IsoFLOP study's closed-loop
     runs, which exist only once its fit has chosen them (rule closed_loop_plan)."""
     runs = study_runs(config, study)
-    if config["studies"][study].get("generator") == "isoflop":
+    if study_kind(config, study) == "isoflop":
         from workflow.studies.isoflop import closed_loop_runs
 
         runs = {**runs, **closed_loop_runs(config, study)}
@@ -250,39 +254,6 @@ def trainable_runs(config: dict, study: str) -> dict[str, dict]:
 def run_corpus(config: dict, study: str, run: str) -> str:
     """The corpus a run trains on: its own `corpus` if it names one, else the scale's."""
     return trainable_runs(config, study)[run].get("corpus") or corpus_name(config)
-
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def input_path(path: str | Path) -> Path:
-    """Where a data path from config points: relative paths (e.g. `../shared/data/...`) are taken
-    from the repository root, so `snakemake -d <elsewhere>` reads the same files."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else REPO_ROOT / p
-
-
-def run_id(config: dict, study: str, run: str) -> str:
-    return f"{config['scale']}.{study}.{run}"
-
-
-def corpus_name(config: dict) -> str:
-    return scale_config(config)["corpus"]
-
-
-def data_dir(config: dict, corpus: str | None = None) -> str:
-    return f"{results_root(config)}/data/{corpus or corpus_name(config)}"
-
-
-def run_dir(config: dict, study: str, run: str) -> str:
-    return f"{results_root(config)}/{study}/runs/{run}"
-
-
-def corpus_tokenizer(config: dict, corpus: str | None = None) -> dict:
-    """The tokenizer settings of a corpus at this scale: the scale's, with the corpus's own
-    `tokenizer` keys on top (e.g. Chinchilla's 32k vocabulary beside the scale's 52k)."""
-    corpus = corpus or corpus_name(config)
-    return {**scale_config(config)["tokenizer"], **config["corpora"].get(corpus, {}).get("tokenizer", {})}
 
 
 def corpus_spec(config: dict, corpus: str) -> dict:

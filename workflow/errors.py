@@ -22,11 +22,11 @@ def main_guard(main):
             return main(*args, **kwargs)
         except ScaleDAGError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(exc.exit_code)
+            raise SystemExit(exc.exit_code) from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-            raise SystemExit(EXIT_IO)
+            raise SystemExit(EXIT_IO) from None
 
     return wrapped
 

@@ -6,8 +6,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 @contextlib.contextmanager
@@ -40,3 +40,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+# One resolution for every figure the DAG draws: at the 6-7 in widths the figures use, 150 dpi is
+# ~1000 px wide, sharp in the Snakemake report; the PDF beside each PNG is the print copy.
+FIGURE_DPI = 150
+
+
+def save_figure(fig, *paths: str | os.PathLike) -> None:
+    """Save a matplotlib figure to each path atomically, the format taken from the suffix."""
+    for path in map(Path, paths):
+        with atomic_path(path, suffix=path.suffix) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=FIGURE_DPI)
+
+
+def write_csv(df, path: str | os.PathLike, float_format: str | None = None) -> None:
+    """Write a result table (a pandas DataFrame) as CSV atomically, without the index."""
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False, float_format=float_format)

@@ -41,8 +41,8 @@ from analysis.chinchilla.fit import (
 )
 from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_write_json
-from workflow.train.metrics import read_metrics
 from workflow.studies.isoflop import fit_params
+from workflow.train.metrics import read_metrics
 
 APPROACHES = ("approach1", "approach2", "approach3")
 

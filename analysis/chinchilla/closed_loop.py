@@ -35,7 +35,7 @@ import pandas as pd
 from analysis.chinchilla.approaches import power_law_allocation
 from analysis.chinchilla.fit import ParametricFit, frontier, write_table
 from workflow.errors import ScaleDAGError, json_option, main_guard
-from workflow.io import atomic_path, atomic_write_json, atomic_write_text
+from workflow.io import atomic_write_json, atomic_write_text, save_figure
 
 APPROACHES = ("approach1", "approach2", "approach3")
 INTERVALS = {"80": (10.0, 90.0), "95": (2.5, 97.5)}
@@ -180,9 +180,9 @@ def report_table(plan: dict, fit: dict, metrics: list[str], summaries: list[str]
     table["beats_over"] = table["beats_under"] = None
     for budget, group in table.groupby("budget"):
         ref = next((r["reference"] for r in plan["runs"] if r["budget"] == budget), "approach3")
-        best = group[group["roles"].str.split("+").map(lambda roles: ref in roles)]
+        best = group[group["roles"].str.split("+").map(lambda roles, ref=ref: ref in roles)]
         for side in ("over", "under"):
-            other = group[group["roles"].str.split("+").map(lambda roles: side in roles)]
+            other = group[group["roles"].str.split("+").map(lambda roles, side=side: side in roles)]
             if len(best) and len(other) and best.index[0] != other.index[0]:  # one shape: nothing to compare
                 beats = bool(best["achieved_loss"].iloc[0] < other["achieved_loss"].iloc[0])
                 table.loc[best.index, f"beats_{side}"] = beats
@@ -219,9 +219,7 @@ def draw(table: pd.DataFrame, fit: dict, png: str, pdf: str) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    for path, fmt in ((png, "png"), (pdf, "pdf")):
-        with atomic_path(path, suffix=f".{fmt}") as tmp:
-            fig.savefig(tmp, format=fmt, dpi=150)
+    save_figure(fig, png, pdf)
     plt.close(fig)
 
 

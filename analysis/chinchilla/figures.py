@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis.chinchilla.fit import ParametricFit, frontier
 from workflow.errors import ScaleDAGError, main_guard
-from workflow.io import atomic_path
+from workflow.io import save_figure
 
 
 def _plt():
@@ -26,12 +26,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _save(fig, png: str, pdf: str) -> None:
-    for out, fmt in ((png, "png"), (pdf, "pdf")):
-        with atomic_path(out, suffix="." + fmt) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=150)
 
 
 def _parametric(summary: dict) -> ParametricFit | None:
@@ -93,7 +87,7 @@ def plot_isoflop(points: pd.DataFrame, minima: pd.DataFrame, summary: dict, png:
     ax2.grid(alpha=0.3, which="both")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, png, pdf)
+    save_figure(fig, png, pdf)
     plt.close(fig)
 
 
@@ -129,7 +123,7 @@ def plot_contour(points: pd.DataFrame, summary: dict, png: str, pdf: str) -> Non
     ax.set_ylabel("parameters N")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    _save(fig, png, pdf)
+    save_figure(fig, png, pdf)
     plt.close(fig)
 
 

@@ -29,11 +29,10 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from workflow.errors import ScaleDAGError, json_option, main_guard
-from workflow.io import atomic_path
-
-from threadpoolctl import threadpool_limits
+from workflow.io import write_csv
 
 __all__ = [
     "ParametricFit",
@@ -371,7 +370,7 @@ class ParametricFit:
         return out
 
     @classmethod
-    def from_law(cls, values: dict | None) -> "ParametricFit | None":
+    def from_law(cls, values: dict | None) -> ParametricFit | None:
         """The law of a `to_dict()` (or any dict with E, A, B, alpha, beta); None for None."""
         return None if values is None else cls(**{k: float(values[k]) for k in PARAM_KEYS})
 
@@ -674,8 +673,7 @@ def table_exponents(results: dict[str, dict | ParametricFit]) -> pd.DataFrame:
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
     """Write a result table as CSV atomically (a killed job leaves no half-written table)."""
-    with atomic_path(path, suffix=".csv") as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(df, path, float_format="%.6g")
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,7 +5,15 @@ import pytest
 
 from workflow.config import load_config
 from workflow.errors import ScaleDAGError
-from workflow.hpc.resources import FRONTIER, LOCAL, account_problem, choose_partition, launch_prefix, rule_resources, rule_retries
+from workflow.hpc.resources import (
+    FRONTIER,
+    LOCAL,
+    account_problem,
+    choose_partition,
+    launch_prefix,
+    rule_resources,
+    rule_retries,
+)
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def run_snakemake(args, cwd, env=None, timeout=300, inherit=True) -> subprocess.
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
-        raise AssertionError(f"snakemake {' '.join(args[:4])} timed out after {timeout}s:\n{out[-3000:]}\n{err[-3000:]}")
+        raise AssertionError(f"snakemake {' '.join(args[:4])} timed out after {timeout}s:\n{out[-3000:]}\n{err[-3000:]}") from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 

@@ -6,11 +6,10 @@ import json
 import pandas as pd
 import pytest
 
+from conftest import REPO
+from workflow.config import load_config
 from workflow.studies import benchmarks as eff
 from workflow.studies import proxy
-from workflow.config import load_config
-
-from conftest import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Integration: the tiny DAG's IsoFLOP sweep -> Chinchilla's tables and figures (issue #6).
+"""Integration: the tiny DAG's IsoFLOP sweep -> Chinchilla's tables and figures.
 
 Checks what the real 12-run sweep produced, not what it should conclude: at tiny scale the fits
 are rough, so the checks are on structure, consistency with the runs, and sanity."""

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import make_run_spec, require_shared
+from workflow.errors import ScaleDAGError
 from workflow.evaluate.bandgap import baselines, cross_validate, embed, fit_run, load_bandgap, matbench_folds
 from workflow.evaluate.composition import description_text, fraction_vector, parse_formula
-from workflow.errors import ScaleDAGError
 
 
 @pytest.mark.parametrize("formula, expected", [

@@ -5,9 +5,8 @@ import json
 
 import pytest
 
-from workflow.bench.gpt2 import trainer_spec
-
 from conftest import run_module
+from workflow.bench.gpt2 import trainer_spec
 
 SHAPE = {"layers": 2, "hidden": 64, "heads": 2, "seq_length": 64}
 

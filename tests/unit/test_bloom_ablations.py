@@ -8,8 +8,8 @@ import pytest
 
 from conftest import REPO, job_counts, snakemake
 from workflow.config import load_config, pretrain_spec, study_runs
-from workflow.train.metrics import read_metrics
 from workflow.model.gpt import make_model_spec
+from workflow.train.metrics import read_metrics
 
 STUDY = "bloom_ablations"
 # run -> the option it changes from the `rotary` baseline (GPT-NeoX preset, rotary on the full head)

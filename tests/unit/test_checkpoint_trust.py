@@ -14,8 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TRAINED_STEPS as STEPS, make_run_spec, run_module, train_run
-from workflow.train.checkpoint import LATEST, MANIFEST, checkpoint_dirs, latest_verified, verify_checkpoint, write_manifest
+from conftest import REPO, make_run_spec, run_module, train_run
+from conftest import TRAINED_STEPS as STEPS
+from workflow.train.checkpoint import (
+    LATEST,
+    MANIFEST,
+    checkpoint_dirs,
+    latest_verified,
+    verify_checkpoint,
+    write_manifest,
+)
 from workflow.train.metrics import read_metrics
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis.chinchilla.approaches import collect_points, fit_study, main
-from analysis.chinchilla.fit import ParametricFit, frontier
 from analysis.chinchilla.figures import main as figures_main
+from analysis.chinchilla.fit import ParametricFit, frontier
 from workflow.errors import ScaleDAGError
 
 TRUTH = ParametricFit(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)

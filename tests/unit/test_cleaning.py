@@ -1,7 +1,12 @@
 import pytest
 
-from workflow.data.cleaning import (build_filters, clean_text, duplicate_line_fraction, non_alpha_fraction,
-                               stopword_fraction)
+from workflow.data.cleaning import (
+    build_filters,
+    clean_text,
+    duplicate_line_fraction,
+    non_alpha_fraction,
+    stopword_fraction,
+)
 
 PROSE = "The band gap of the film is larger than that of the bulk crystal, and it is stable in air."
 

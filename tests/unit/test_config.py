@@ -137,7 +137,6 @@ def with_names(raw, study="my-study", corpus="my_corpus"):
     raw["studies"][study] = dict(copy.deepcopy(raw["studies"]["matgpt"]), enabled=True)
     raw["corpora"][corpus] = copy.deepcopy(raw["corpora"][raw["scales"]["tiny"]["corpus"]])
     raw["scales"]["tiny"]["corpus"] = corpus
-    raw["zeroshot"]["studies"] = raw["bandgap"]["studies"] = [study]
     return raw
 
 

@@ -209,9 +209,9 @@ def test_every_configured_corpus_is_a_valid_spec():
 
 
 def test_config_rejects_a_bad_source_with_one_line(tmp_path):
-    from workflow.config import load_config
-
     import yaml
+
+    from workflow.config import load_config
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["corpora"]["synthetic"] = {"sources": [{"url": "https://example.org/a.jsonl"}]}

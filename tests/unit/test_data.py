@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from workflow.errors import ScaleDAGError
 from workflow.data.synthetic import generate_documents
 from workflow.data.tokenizer import train_tokenizer
+from workflow.errors import ScaleDAGError
 
 SEQ = 32
 
@@ -123,8 +123,8 @@ def test_llama_style_tokenizer_data_reads_through_gpt_dataset(tmp_path):
     from megatron.core.datasets.indexed_dataset import IndexedDataset
 
     from workflow.data.corpus import prepare_corpus
-    from workflow.train.dataset import HFTokenizerAdapter, build_gpt_datasets
     from workflow.data.tokenize import encode_jsonl
+    from workflow.train.dataset import HFTokenizerAdapter, build_gpt_datasets
 
     prepare_corpus({"name": "sp", "generated": {"documents": 200, "seed": 4}, "valid_fraction": 0.1,
                     "test_fraction": 0.1}, tmp_path)

@@ -7,13 +7,17 @@ import pytest
 
 from conftest import REPO, job_counts, snakemake
 from workflow.config import load_config, study_runs
-from workflow.evaluate.downstream import ablation_axis, bandgap_table, study_table, zeroshot_table
 from workflow.errors import ScaleDAGError
+from workflow.evaluate.downstream import ablation_axis, bandgap_table, study_table, zeroshot_table
 
 
-def test_unknown_downstream_study_is_one_line_error():
-    with pytest.raises(ScaleDAGError, match=r"config: zeroshot.studies: 'nope' is not a key of studies"):
-        load_config(REPO / "config.yaml", {"zeroshot": {"studies": ["nope"]}})
+def test_downstream_on_a_study_without_runs_is_one_line_error():
+    import yaml
+
+    studies = yaml.safe_load((REPO / "config.yaml").read_text())["studies"]
+    studies["chinchilla"]["zeroshot"] = True  # an IsoFLOP sweep has no final models to evaluate
+    with pytest.raises(ScaleDAGError, match=r"studies.chinchilla.kind: 'isoflop' does not fit the other keys here; expected 'runs'"):
+        load_config(REPO / "config.yaml", {"studies": studies})
     with pytest.raises(ScaleDAGError, match=r"zeroshot.tasks.0: 'squad' is not allowed"):
         load_config(REPO / "config.yaml", {"zeroshot": {"tasks": ["squad"]}})
 
@@ -70,11 +74,12 @@ def _dry(*config):
 def test_dag_evaluates_every_run_of_the_downstream_studies():
     cfg = load_config(REPO / "config.yaml")
     _, counts = _dry("scale=tiny")
-    zs_runs = sum(len(study_runs(cfg, s)) for s in cfg["zeroshot"]["studies"])
-    bg_runs = sum(len(study_runs(cfg, s)) for s in cfg["bandgap"]["studies"])
+    zs_studies = [s for s, st in cfg["studies"].items() if st.get("zeroshot")]
+    zs_runs = sum(len(study_runs(cfg, s)) for s in zs_studies)
+    bg_runs = sum(len(study_runs(cfg, s)) for s, st in cfg["studies"].items() if st.get("bandgap"))
     assert counts["evaluate_zeroshot"] == zs_runs and counts["prepare_zeroshot"] == len(cfg["zeroshot"]["tasks"])
     assert counts["embed_bandgap"] == counts["bandgap"] == bg_runs and counts["bandgap_baselines"] == 1
-    assert counts["zeroshot_table"] == counts["downstream_table"] == len(cfg["zeroshot"]["studies"])
+    assert counts["zeroshot_table"] == counts["downstream_table"] == len(zs_studies) == 2
 
 
 def test_dag_skips_downstream_when_data_is_absent(tmp_path):

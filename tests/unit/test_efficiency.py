@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 
 from analysis.efficiency import load_rows, scaling_efficiency, sparsity_table
-from workflow.studies import benchmarks as eff
+from conftest import REPO
 from workflow.config import load_config
 from workflow.errors import ScaleDAGError
-
-from conftest import REPO
+from workflow.studies import benchmarks as eff
 
 
 @pytest.fixture(scope="module")

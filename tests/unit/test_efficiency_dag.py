@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import REPO, job_counts, snakemake
+from workflow.config import load_config
 from workflow.studies import benchmarks as eff
 from workflow.studies import proxy
-from workflow.config import load_config
-
-from conftest import REPO, job_counts, snakemake
 
 
 def _counts(scale):

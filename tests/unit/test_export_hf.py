@@ -8,7 +8,7 @@ import torch
 
 from tests.conftest import make_run_spec, run_module, train_run
 from workflow.errors import ScaleDAGError
-from workflow.export.hf import build_hf_model, convert_state_dict, hf_class_for
+from workflow.export.hf import ADAPTERS, build_hf_model, convert_state_dict, hf_class_for, hf_config
 
 SHAPE = {"layers": 2, "hidden": 64, "heads": 4, "seq_length": 32}
 VARIANTS = [
@@ -79,6 +79,13 @@ def test_permuted_qkv_would_be_caught(megatron_dist):
 def test_architectures_without_an_hf_class_are_refused(options):
     with pytest.raises(ScaleDAGError, match="export_hf"):
         hf_class_for(options)
+
+
+def test_every_class_has_one_adapter_and_unknown_classes_are_refused():
+    assert set(ADAPTERS) == {hf_class for _, _, hf_class in VARIANTS}
+    for convert in (lambda: convert_state_dict({}, None, "OPTForCausalLM"), lambda: hf_config(None, "OPTForCausalLM", 0)):
+        with pytest.raises(ScaleDAGError, match="export_hf: unknown Hugging Face class 'OPTForCausalLM'"):
+            convert()
 
 
 # --- end to end: train tiny checkpoints, export through the CLI, load with transformers -------------
@@ -163,3 +170,10 @@ def test_cli_reports_missing_checkpoint_on_one_line(tmp_path, tiny_corpus):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error:") and "no complete checkpoint" in proc.stderr
     assert not (tmp_path / "hf").exists()
+
+
+def test_grouped_query_attention_is_refused_in_one_line():
+    llama = {"normalization": "RMSNorm", "activation": "swiglu", "position_embedding": "rotary", "heads": 8}
+    assert hf_class_for(dict(llama, kv_heads=8)) == "LlamaForCausalLM"  # as many KV heads as heads: plain MHA
+    with pytest.raises(ScaleDAGError, match=r"grouped-query attention \(2 KV heads for 8\)"):
+        hf_class_for(dict(llama, kv_heads=2))

@@ -9,7 +9,7 @@ from workflow.report.loss_curves import main
 def _fake_run(root, name, arch, losses):
     run = root / name
     run.mkdir(parents=True)
-    rows = [{"kind": "train", "step": i + 1, "tokens": (i + 1) * 100, "loss": l, "tokens_per_s": 10.0} for i, l in enumerate(losses)]
+    rows = [{"kind": "train", "step": i + 1, "tokens": (i + 1) * 100, "loss": loss, "tokens_per_s": 10.0} for i, loss in enumerate(losses)]
     rows.append({"kind": "valid", "step": len(losses), "tokens": len(losses) * 100, "loss": losses[-1]})
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (run / "summary.json").write_text(json.dumps({"arch": arch, "model": {"layers": 2, "hidden": 64, "heads": 2},

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from workflow.errors import ScaleDAGError
-from workflow.model.gpt import ARCHITECTURES, ModelSpec, build_gpt_model, make_model_spec, swiglu_ffn_width, transformer_config
+from workflow.model.gpt import (
+    ARCHITECTURES,
+    ModelSpec,
+    build_gpt_model,
+    make_model_spec,
+    swiglu_ffn_width,
+    transformer_config,
+)
 
 SHAPE = {"layers": 2, "hidden": 64, "heads": 4, "seq_length": 32}
 VOCAB = 128
@@ -106,7 +113,7 @@ def test_llama_model(megatron_dist):
     model = build_gpt_model(spec)
     assert len(_modules_of(model, torch.nn.RMSNorm)) == 2 * 2 + 1
     assert not _modules_of(model, torch.nn.LayerNorm)
-    for name, param in model.named_parameters():
+    for name, _ in model.named_parameters():
         if "linear" in name or "output_layer" in name:
             assert not name.endswith("bias"), name
     fc1 = model.decoder.layers[0].mlp.linear_fc1

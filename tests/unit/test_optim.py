@@ -57,8 +57,8 @@ def test_lamb_zero_weights_fall_back_to_trust_one():
 def test_lamb_behind_megatrons_wrappers_and_checkpoints(megatron_dist, tmp_path):
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
 
-    from workflow.train.checkpoint import load_checkpoint, save_checkpoint
     from workflow.model.gpt import build_gpt_model, make_model_spec
+    from workflow.train.checkpoint import load_checkpoint, save_checkpoint
     from workflow.train.optim import build_optimizer, build_scheduler
 
     spec = make_model_spec("llama", {"layers": 1, "hidden": 32, "heads": 2, "seq_length": 16}, 64)

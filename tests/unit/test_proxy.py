@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from workflow.studies import proxy
+from conftest import REPO
 from workflow.config import load_config, pretrain_spec, study_runs
 from workflow.errors import ScaleDAGError
-
-from conftest import REPO
+from workflow.studies import proxy
 
 SETTINGS = {"arch": "llama", "overrides": {}, "parameters": 400000, "tolerance": 0.3, "tokens": 64000,
             "fraction": 0.25, "head_dims": [32, 64], "hidden_multiple": 64, "max_hidden": 192, "seq_length": 128}
@@ -93,10 +92,10 @@ def test_ranking_selection_and_report(tmp_path):
     proxy_losses = [5.0, 5.4, 4.8, 5.2, 5.6]
     full_losses = [2.0, 2.5, 1.9, 2.1, 2.4]  # ranks: proxy 2,4,1,3,5; full 2,5,1,3,4
     pm, ps, fm, fs = [], [], [], []
-    for (l, h, a), pl, fl in zip(SHAPES, proxy_losses, full_losses):
-        m, s = _write_run(tmp_path, f"proxy_{proxy.shape_name(l, h, a)}", l, h, a, pl, 1000.0 * h, 16000, 2.0)
+    for (n, h, a), pl, fl in zip(SHAPES, proxy_losses, full_losses):
+        m, s = _write_run(tmp_path, f"proxy_{proxy.shape_name(n, h, a)}", n, h, a, pl, 1000.0 * h, 16000, 2.0)
         pm.append(m), ps.append(s)
-        m, s = _write_run(tmp_path, f"full_{proxy.shape_name(l, h, a)}", l, h, a, fl, 1000.0 * h, 64000, 10.0)
+        m, s = _write_run(tmp_path, f"full_{proxy.shape_name(n, h, a)}", n, h, a, fl, 1000.0 * h, 64000, 10.0)
         fm.append(m), fs.append(s)
     ranking = proxy.rank_candidates(pm, ps, SETTINGS)
     assert [r["shape"] for r in ranking["candidates"]] == ["L2-H128-A4", "L7-H64-A2", "L2-H128-A2", "L7-H64-A1", "L1-H192-A6"]

@@ -104,7 +104,7 @@ def test_frontier_matches_brute_force_minimisation():
     fit = TRUE_FIT
     for C in (1e18, 1e21, 5.76e23):
         res = minimize_scalar(
-            lambda x: float(law(np.exp(x), C / (6 * np.exp(x)))), bounds=(np.log(1e5), np.log(1e14)),
+            lambda x, C=C: float(law(np.exp(x), C / (6 * np.exp(x)))), bounds=(np.log(1e5), np.log(1e14)),
             method="bounded", options={"xatol": 1e-10},
         )
         n_opt, d_opt = frontier(fit, C)
@@ -370,7 +370,7 @@ def test_fit_on_chinchilla_extracted_points():
         assert result["drop_rule"] == rule and result["a"] == pytest.approx(a, abs=0.002), (rule, result["a"])
 
 
-# ---------------------------------------------------------------- robustness on real sweeps (issue #6)
+# ---------------------------------------------------------------- robustness on real sweeps
 
 
 def test_approach2_reads_d_opt_off_the_points_under_any_flop_count():
@@ -418,9 +418,10 @@ def test_fit_records_the_winning_start_and_convergence(synthetic_points, synthet
 PAPER_FIT = ParametricFit(E=1.6934, A=406.4, B=410.7, alpha=0.3392, beta=0.2849)
 PAPER_KEYS = ("E", "A", "B", "alpha", "beta")
 GOPHER_BUDGET = 5.76e23
+DESIGN_BUDGETS = np.geomspace(6e18, 3e21, 9)
 
 
-def isoflop_design(law=PAPER_FIT, budgets=np.geomspace(6e18, 3e21, 9), sizes=9, spread=4.0):
+def isoflop_design(law=PAPER_FIT, budgets=DESIGN_BUDGETS, sizes=9, spread=4.0):
     """Noise-free IsoFLOP sweep of `law`: per budget C, `sizes` model sizes log-uniform in
     [N_opt / spread, N_opt * spread], D = C / (6 N)."""
     n_opt, _ = frontier(law, budgets)

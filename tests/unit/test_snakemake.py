@@ -16,7 +16,7 @@ def test_tiny_dag_shape():
     proc = snakemake("-n", "--forceall", "--config", "scale=tiny")
     assert proc.returncode == 0, proc.stderr
     counts = job_counts(proc.stdout)
-    # Each stage's own tests check its rules' counts; here only the spine's share of the DAG.
+    # Each stage's own tests check its rules' counts; here only the core pipeline's share of the DAG.
     assert counts["all"] == 1 and counts["train_tokenizer"] >= 1 and counts["pretrain"] >= 2
     assert "results/tiny/matgpt/runs/llama_tiny-1m/summary.json" in proc.stdout
     assert "results/tiny/matgpt/figures/loss_curves.png" in proc.stdout
@@ -37,6 +37,6 @@ def test_paper_dag_builds_without_a_cluster():
 def test_bad_config_stops_before_any_job_with_one_line(override, expected, tmp_path):
     proc = snakemake("-n", "--config", override)
     assert proc.returncode != 0
-    lines = [l for l in proc.stderr.splitlines() if l.startswith("ScaleDAG")]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("ScaleDAG")]
     assert lines == [expected]
     assert "Job stats" not in proc.stdout

@@ -10,6 +10,7 @@ import json
 import pytest
 import torch
 
+from conftest import run_module
 from workflow.bench.sparsity import (
     SemiStructuredLinear,
     linear_modules,
@@ -18,8 +19,6 @@ from workflow.bench.sparsity import (
     semi_structured_support,
     sparsify_block,
 )
-
-from conftest import run_module
 
 
 def test_mask_keeps_the_two_largest_of_every_four():

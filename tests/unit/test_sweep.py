@@ -26,7 +26,7 @@ def base_config():
 def with_scale(config: dict, scale: str, **iso_scale) -> dict:
     cfg = copy.deepcopy(config)
     cfg["scale"] = scale
-    cfg["studies"]["chinchilla"]["isoflop"]["scales"][scale].update(iso_scale)
+    cfg["studies"]["chinchilla"]["isoflop"][scale].update(iso_scale)
     return cfg
 
 
@@ -34,7 +34,7 @@ def with_scale(config: dict, scale: str, **iso_scale) -> dict:
 def test_runs_have_valid_shapes_and_token_budgets(base_config, scale):
     cfg = with_scale(base_config, scale)
     iso = cfg["studies"]["chinchilla"]["isoflop"]
-    per = iso["scales"][scale]
+    per = iso[scale]
     rule = {**iso.get("shape_rule", {}), **per.get("shape_rule", {})}
     tp = cfg["scales"][scale]["parallel"]["tp"]
     runs = study_runs(cfg, "chinchilla")
@@ -141,7 +141,7 @@ def test_analysis_settings(base_config):
 )
 def test_bad_sweeps_fail_at_load_with_one_line(base_config, change, fragment):
     cfg = counting_all(with_scale(base_config, "tiny", budgets=[1e12], sizes=[3e5, 7e5]))
-    cfg["studies"]["chinchilla"]["isoflop"]["scales"]["tiny"].update(change)
+    cfg["studies"]["chinchilla"]["isoflop"]["tiny"].update(change)
     with pytest.raises(ScaleDAGError) as exc:
         validate_config(cfg)
     msg = str(exc.value)
@@ -152,9 +152,9 @@ def test_bad_sweeps_fail_at_load_with_one_line(base_config, change, fragment):
     "edit, fragment",
     [
         (lambda iso: iso.update(budgetz=[1]), "unknown key 'budgetz'"),
-        (lambda iso: iso["scales"]["tiny"].update(budgets=[-1.0]), "budgets.0"),
+        (lambda iso: iso["tiny"].update(budgets=[-1.0]), "budgets.0"),
         (lambda iso: iso.update(shape_rule={"aspect_ratio": [64]}), "aspect_ratio"),
-        (lambda iso: iso["scales"]["tiny"].pop("target_budget"), "target_budget"),
+        (lambda iso: iso["tiny"].pop("target_budget"), "target_budget"),
     ],
 )
 def test_schema_rejects_bad_isoflop_keys(base_config, edit, fragment):

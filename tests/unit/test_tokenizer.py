@@ -4,10 +4,17 @@ import sys
 
 import pytest
 
-from workflow.errors import ScaleDAGError
 from workflow.data.synthetic import generate_documents
-from workflow.data.tokenizer import (BYTE_TOKENS, EOD_TOKEN, adopt_tokenizer, eod_id, load_tokenizer, special_tokens,
-                                train_tokenizer)
+from workflow.data.tokenizer import (
+    BYTE_TOKENS,
+    EOD_TOKEN,
+    adopt_tokenizer,
+    eod_id,
+    load_tokenizer,
+    special_tokens,
+    train_tokenizer,
+)
+from workflow.errors import ScaleDAGError
 
 ROUND_TRIP = [
     "LaSrCoO3 has a band gap of 2.35 eV.",

@@ -3,7 +3,8 @@ import sys
 
 import pytest
 
-from workflow.telemetry.tracking import Tracker, read_offline_run, sanitize_run_id
+from wandb_offline import read_offline_run
+from workflow.telemetry.tracking import Tracker, sanitize_run_id
 
 pytest.importorskip("wandb")
 

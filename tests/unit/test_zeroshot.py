@@ -143,7 +143,7 @@ def test_registry_matches_yaml_files():
 
 @pytest.mark.shared_data
 def test_megatron_lm_and_hf_export_agree(tiny_corpus, trained_run, tmp_path):
-    """The issue asks that lm-eval's numbers agree between the Megatron LM and the HF export (`hf` model)."""
+    """lm-eval's numbers must agree between the Megatron LM and the HF export (`hf` model)."""
     from workflow.evaluate.zeroshot import run_lm_eval
 
     data = require_shared("zeroshot")

@@ -15,13 +15,14 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from workflow.model import megatron_cpu
-from workflow.errors import ScaleDAGError, main_guard
+from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_write_text
+from workflow.model import megatron_cpu
 
 
 def device_name() -> str:
@@ -189,8 +190,8 @@ def run(spec: dict, out: str) -> list[dict]:
     megatron_cpu.activate()
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    from workflow.hpc.launch import init_distributed, shutdown
     from workflow.bench.sparsity import semi_structured_support, sparsify_block
+    from workflow.hpc.launch import init_distributed, shutdown
 
     init_distributed(1, 1)
     megatron_cpu.initialize_rng(1234)
@@ -207,7 +208,7 @@ def run(spec: dict, out: str) -> list[dict]:
                     "ffn_hidden": mspec.ffn_hidden, "dtype": str(dtype).replace("torch.", ""),
                     "warmup": spec["warmup"], "repeats": spec["repeats"]}
             layer = build_layer(mspec, bf16)
-            dense, oom = unless_oom(lambda: measure_point(layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype))
+            dense, oom = unless_oom(partial(measure_point, layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype))
             rows.append({**base, "mode": "dense", "status": "oom" if oom else "ok", "reason": oom, **(dense or {})})
             print(f"[{i + 1}/{len(points)}] {spec['arch']} h={p['hidden']} s={p['seq_length']} b={p['micro_batch_size']}: "
                   + (oom or f"{dense['tokens_per_s']:,.0f} tok/s {dense['tflops']:.4f} TFLOP/s"), flush=True)
@@ -216,7 +217,7 @@ def run(spec: dict, out: str) -> list[dict]:
                 row = {**base, "mode": "sparse24", "status": "ok" if ok else "unsupported", "reason": reason}
                 if ok:
                     sparsify_block(layer)
-                    sparse, oom = unless_oom(lambda: measure_point(layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype))
+                    sparse, oom = unless_oom(partial(measure_point, layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype))
                     if oom:
                         row.update(status="oom", reason=oom)
                     else:
@@ -241,10 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spec", required=True, help="JSON from workflow.studies.benchmarks.block_spec")
     parser.add_argument("--out", required=True, help="JSONL, one row per point and mode")
     args = parser.parse_args(argv)
-    try:
-        spec = json.loads(args.spec)
-    except json.JSONDecodeError as exc:
-        raise ScaleDAGError(f"--spec: not JSON: {exc}") from None
+    spec = json_option("--spec", args.spec)
     for key in ("arch", "points", "warmup", "repeats", "study", "scale"):
         if key not in spec:
             raise ScaleDAGError(f"--spec: missing key {key!r}")

@@ -14,13 +14,14 @@ import gc
 import json
 import statistics
 import sys
+from functools import partial
 
 import torch
 
-from workflow.model import megatron_cpu
-from workflow.bench.block import Timer, unless_oom, run_environment
-from workflow.errors import ScaleDAGError, main_guard
+from workflow.bench.block import Timer, run_environment, unless_oom
+from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_write_text
+from workflow.model import megatron_cpu
 
 
 def trainer_spec(spec: dict, point: dict) -> dict:
@@ -48,7 +49,7 @@ def measure(spec: dict, point: dict) -> dict:
     it = iter(range(tr.train_iters))
     for _ in range(spec["warmup_steps"]):
         tr._step(next(it))  # the training loop's own step (workflow.train.pretrain.Trainer._step)
-    times = [timer(lambda: tr._step(next(it))) for _ in range(spec["steps"])]
+    times = [timer(lambda: tr._step(next(it))) for _ in range(spec["steps"])]  # noqa: F821 - pyflakes misreads the `del tr` below
     step_ms = statistics.median(times)
     tokens = tr.global_batch * tr.seq
     from workflow.telemetry.mfu import throughput_metrics
@@ -76,7 +77,7 @@ def run(spec: dict, out: str) -> list[dict]:
     rows = []
     try:
         for i, point in enumerate(spec["points"]):
-            m, oom = unless_oom(lambda: measure(spec, point))
+            m, oom = unless_oom(partial(measure, spec, point))
             shape = spec["shapes"][point["size"]]
             rows.append({**env, "study": spec["study"], "scale": spec["scale"], "job": spec["job"], "arch": spec["arch"],
                          **point, "layers": shape["layers"], "hidden": shape["hidden"], "heads": shape["heads"],
@@ -100,10 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spec", required=True, help="JSON from workflow.studies.benchmarks.gpt2_spec")
     parser.add_argument("--out", required=True, help="JSONL, one row per point")
     args = parser.parse_args(argv)
-    try:
-        spec = json.loads(args.spec)
-    except json.JSONDecodeError as exc:
-        raise ScaleDAGError(f"--spec: not JSON: {exc}") from None
+    spec = json_option("--spec", args.spec)
     for key in ("points", "shapes", "warmup_steps", "steps", "data", "train", "job"):
         if key not in spec:
             raise ScaleDAGError(f"--spec: missing key {key!r}")

@@ -14,7 +14,7 @@ of a training step is bounded by the forward's share of the GEMM FLOPs (about on
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -71,6 +71,6 @@ def build_filters(spec: dict) -> list[tuple[str, callable]]:
                         lambda t, x=float(spec["max_duplicate_line_fraction"]): duplicate_line_fraction(t) <= x))
     if spec.get("language"):
         language = spec["language"]
-        filters.append((f"language_{language['code']}",
-                        lambda t, x=float(language.get("min_stopword_fraction", 0.1)): stopword_fraction(t) >= x))
+        min_stopwords = float(language.get("min_stopword_fraction", 0.1))
+        filters.append((f"language_{language['code']}", lambda t, x=min_stopwords: stopword_fraction(t) >= x))
     return filters

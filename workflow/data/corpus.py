@@ -21,9 +21,9 @@ from pathlib import Path
 
 from workflow.data.cleaning import build_filters, clean_text
 from workflow.data.dedup import NearDuplicateIndex, dedup_key
-from workflow.errors import ScaleDAGError, main_guard
-from workflow.io import atomic_path, atomic_write_json
 from workflow.data.sources import Counters, read_source, source_kind, source_label
+from workflow.errors import ScaleDAGError, json_option, main_guard
+from workflow.io import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def normalise_spec(spec: dict) -> dict:
     has_sources, has_generated = spec["sources"] is not None, spec["generated"] is not None
     if has_sources == has_generated:
         raise ScaleDAGError(f"corpus {name!r}: set exactly one of 'sources' and 'generated'")
-    if has_generated:  # the spine's shorthand: one generated source
+    if has_generated:  # shorthand for a single generated source
         spec["sources"], spec["generated"] = [{"generated": spec["generated"]}], None
     if not isinstance(spec["sources"], list) or not spec["sources"]:
         raise ScaleDAGError(f"corpus {name!r}: 'sources' must be a non-empty list")
@@ -237,10 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--progress-every", type=int, default=10_000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        spec = json.loads(args.spec)
-    except json.JSONDecodeError as exc:
-        raise ScaleDAGError(f"--spec: not valid JSON ({exc})") from None
+    spec = json_option("--spec", args.spec)
     prepare_corpus(spec, args.out_dir, progress_every=args.progress_every, download_dir=args.download_dir)
 
 

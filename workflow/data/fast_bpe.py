@@ -18,7 +18,7 @@ Otherwise `batch_encoder` falls back to the `tokenizers` library, which is alway
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import numpy
 

@@ -23,8 +23,8 @@ import os
 import re
 import tarfile
 import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from workflow.errors import ScaleDAGError
 
@@ -355,7 +355,7 @@ def read_hf_dataset(source: dict, counters: Counters) -> Iterator[str]:
 
 def read_source(source: dict, counters: Counters, download_dir: str | os.PathLike | None = None) -> Iterator[str]:
     """Raw documents of one source, in a deterministic order."""
-    from workflow.config import input_path
+    from workflow.layout import input_path
 
     kind = source_kind(source)
     fmt, field = source.get("format", "auto"), source.get("text_field", "text")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="where to write tokenizer.json")
     args = parser.parse_args(argv)
     if args.existing:
-        from workflow.config import input_path
+        from workflow.layout import input_path
 
         adopt_tokenizer(input_path(args.existing), args.out, args.vocab_size)
     else:

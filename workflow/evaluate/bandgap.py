@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.evaluate.composition import composition_text, description_text, fraction_vector, parse_formula
-from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import atomic_path, atomic_write_json
 
 DATA_FILE = "matbench_expt_gap.csv"
@@ -140,10 +140,10 @@ def embed(spec: dict, data_dir: str, out: str, layer: int = -1, rows: int | None
     """Embeddings of both text forms of every (kept) composition with the run's final checkpoint."""
     import torch
 
-    from workflow.model import megatron_cpu
-    from workflow.hpc.launch import shutdown
-    from workflow.evaluate.loss import load_model_for_eval
     from workflow.evaluate.lm_eval_megatron import check_tokenizer, load_run_tokenizer
+    from workflow.evaluate.loss import load_model_for_eval
+    from workflow.hpc.launch import shutdown
+    from workflow.model import megatron_cpu
 
     data = load_bandgap(data_dir, rows)
     tokenizer = tokenizer or spec["data"]["tokenizer"]
@@ -278,7 +278,7 @@ def main(argv=None) -> None:
     b.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.cmd == "embed":
-        print(json.dumps(embed(json.loads(args.spec), args.data_dir, args.out, args.layer, _rows(args.rows), args.tokenizer)))
+        print(json.dumps(embed(json_option("--spec", args.spec), args.data_dir, args.out, args.layer, _rows(args.rows), args.tokenizer)))
     elif args.cmd == "fit":
         fit_run(args.embeddings, args.data_dir, args.out, args.heads, args.mlp_iter)
     else:

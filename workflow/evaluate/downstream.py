@@ -1,7 +1,7 @@
 """Downstream settings from config, and the study tables/figure built from the per-run results.
 
-Settings: `zeroshot:` / `bandgap:` in config.yaml (defaults here too, so a config without them
-still works). Tables (CSV): zero-shot per task + average with the random baseline beside (BLOOM's
+Settings: `zeroshot:` / `bandgap:` in config.yaml (their defaults live in the schema); a study takes
+part by setting `zeroshot: true` / `bandgap: true`, and `comparison` says what its table compares. Tables (CSV): zero-shot per task + average with the random baseline beside (BLOOM's
 tables), band-gap MAE per model and method with the dummy and composition baselines, and the
 study table (MatGPT: valid loss, zero-shot average, band-gap MAE per architecture and size;
 BLOOM ablations: zero-shot average per variant and ablation axis, with the random baseline).
@@ -14,32 +14,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from workflow.errors import ScaleDAGError, main_guard
-from workflow.io import atomic_path
-
-ZEROSHOT_DEFAULTS = {"data_dir": "../shared/data/zeroshot", "studies": ["matgpt", "bloom_ablations"],
-                     "tasks": ["lambada_openai", "hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande", "boolq"],
-                     "limit": {"tiny": 16, "small": 500, "paper": None}, "seed": 0, "batch_size": 16}
-BANDGAP_DEFAULTS = {"data_dir": "../shared/data/bandgap", "studies": ["matgpt"], "layer": -1,
-                    "heads": ["ridge", "mlp"], "rows": {"tiny": 1000, "small": None, "paper": None},
-                    "mlp_iter": 200, "rf_trees": 100}
+from workflow.errors import json_option, main_guard
+from workflow.io import save_figure, write_csv
 
 
 def zeroshot_settings(config: dict) -> dict:
-    return {**ZEROSHOT_DEFAULTS, **config.get("zeroshot", {})}
+    return config["zeroshot"]  # filled with the schema's defaults when config loads
 
 
 def bandgap_settings(config: dict) -> dict:
-    return {**BANDGAP_DEFAULTS, **config.get("bandgap", {})}
+    return config["bandgap"]
 
 
-def check_downstream(config: dict) -> None:
-    """The studies `zeroshot.studies` / `bandgap.studies` name must exist."""
-    for key, settings in (("zeroshot", zeroshot_settings(config)), ("bandgap", bandgap_settings(config))):
-        for study in settings["studies"]:
-            if study not in config["studies"]:
-                raise ScaleDAGError(f"config: {key}.studies: {study!r} is not a key of studies; "
-                                    f"expected some of {sorted(config['studies'])}")
+def evaluates(config: dict, study: str, which: str) -> bool:
+    """Whether `study` declares the downstream evaluation `which` (`zeroshot` or `bandgap`)."""
+    return bool(config["studies"][study].get(which))
 
 
 def zeroshot_limit(config: dict) -> int | None:
@@ -51,8 +40,8 @@ def bandgap_rows(config: dict) -> int | None:
 
 
 def missing_zeroshot_data(config: dict) -> list[Path]:
-    from workflow.config import input_path
     from workflow.evaluate.zeroshot_tasks import missing_files
+    from workflow.layout import input_path
 
     s = zeroshot_settings(config)
     return missing_files(s["tasks"], input_path(s["data_dir"]))
@@ -60,7 +49,7 @@ def missing_zeroshot_data(config: dict) -> list[Path]:
 
 def missing_bandgap_data(config: dict) -> list[Path]:
     from workflow.evaluate.bandgap import DATA_FILE
-    from workflow.config import input_path
+    from workflow.layout import input_path
 
     path = input_path(bandgap_settings(config)["data_dir"]) / DATA_FILE
     return [] if path.is_file() else [path]
@@ -68,8 +57,7 @@ def missing_bandgap_data(config: dict) -> list[Path]:
 
 # -- tables ------------------------------------------------------------------------------------------
 def _write_csv(df: pd.DataFrame, path: str) -> None:
-    with atomic_path(path, suffix=".csv") as tmp:
-        df.to_csv(tmp, index=False, float_format="%.4f")
+    write_csv(df, path, float_format="%.4f")
 
 
 def zeroshot_table(results: list[str], runs: dict) -> pd.DataFrame:
@@ -145,9 +133,7 @@ def plot_bandgap(table: pd.DataFrame, title: str, png: str, pdf: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    for path in (png, pdf):
-        with atomic_path(path, suffix=Path(path).suffix) as tmp:
-            fig.savefig(tmp, format=Path(path).suffix[1:], dpi=120)
+    save_figure(fig, png, pdf)
     plt.close(fig)
 
 
@@ -206,7 +192,7 @@ def main(argv=None) -> None:
     s.add_argument("--bandgap")
     s.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    runs = json.loads(args.runs)
+    runs = json_option("--runs", args.runs)
     if args.cmd == "zeroshot-table":
         df = zeroshot_table(args.results, runs)
         _write_csv(df, args.out)

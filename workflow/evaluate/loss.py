@@ -11,9 +11,9 @@ import math
 import numpy as np
 import torch
 
-from workflow.model import megatron_cpu
-from workflow.errors import ScaleDAGError, main_guard
+from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_write_json
+from workflow.model import megatron_cpu
 
 
 def token_windows(prefix: str, seq_length: int, max_tokens: int) -> np.ndarray:
@@ -37,8 +37,8 @@ def token_windows(prefix: str, seq_length: int, max_tokens: int) -> np.ndarray:
 
 def load_model_for_eval(spec: dict):
     """Rebuild the run's model with the weights of its final checkpoint, verified first."""
-    from workflow.train.checkpoint import load_final_model
     from workflow.model.gpt import make_model_spec
+    from workflow.train.checkpoint import load_final_model
 
     mspec = make_model_spec(spec["arch"], spec["shape"], spec["vocab_size"], spec.get("arch_overrides"))
     model, iteration = load_final_model(spec["out_dir"], mspec)
@@ -89,7 +89,7 @@ def main(argv=None) -> None:
     parser.add_argument("--max-tokens", type=int, default=1_000_000)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    result = evaluate(json.loads(args.spec), args.max_tokens)
+    result = evaluate(json_option("--spec", args.spec), args.max_tokens)
     print(json.dumps(result))
     atomic_write_json(args.out, result)
 

@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from workflow.errors import ScaleDAGError, main_guard
+from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_write_json
 
 TASK_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
@@ -67,9 +67,9 @@ def run_lm_eval(lm, tasks: dict[str, str | Path], batch_size: int = 16, limit: i
 
 def evaluate_run(spec: dict, tasks: dict[str, str], outs: dict[str, str], tokenizer: str | None = None,
                  batch_size: int = 16) -> dict:
-    from workflow.model import megatron_cpu
-    from workflow.hpc.launch import shutdown
     from workflow.evaluate.lm_eval_megatron import MegatronLM
+    from workflow.hpc.launch import shutdown
+    from workflow.model import megatron_cpu
 
     offline_env()
     megatron_cpu.activate()
@@ -121,7 +121,7 @@ def main(argv=None) -> None:
     tasks, outs = _pairs(args.data, "data"), _pairs(args.out, "out")
     if set(tasks) != set(outs):
         raise ScaleDAGError(f"--data tasks {sorted(tasks)} and --out tasks {sorted(outs)} differ")
-    evaluate_run(json.loads(args.spec), tasks, outs, args.tokenizer, args.batch_size)
+    evaluate_run(json_option("--spec", args.spec), tasks, outs, args.tokenizer, args.batch_size)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ import argparse
 import bz2
 import json
 import random
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import atomic_path, atomic_write_json

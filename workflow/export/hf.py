@@ -11,6 +11,12 @@ the run's summary.json) choose the HF class that computes exactly the same funct
 
 Anything else (e.g. LayerNorm + SwiGLU) has no HF class with the same math and is refused.
 
+Each class is one `Adapter` in `ADAPTERS` (torchtitan's state-dict-adapter habit): its config kwargs and
+tables `hf key -> (Megatron key, transform)` for a decoder layer and for the rest (embeddings, final norm,
+lm_head), with a handful of named transforms (same, conv1d transpose, split_q/k/v, gate/up, qkv_cat).
+Why tables: the export is a renaming plus a few reshapes, so each class's whole mapping reads at a glance,
+`convert_state_dict` is one loop for all of them, and a new class is a new table, not a new branch.
+
 Layout notes (megatron-core 0.16.1, local layer spec):
 - `linear_qkv` rows are grouped per query group: [q heads of the group, k, v] x head_dim.  With
   one group per head that is [q_h, k_h, v_h] per head, which is exactly NeoX's and BLOOM's fused
@@ -29,6 +35,7 @@ import argparse
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -47,6 +54,9 @@ def hf_class_for(model: dict) -> str:
     pos = model["position_embedding"]
     emb_ln = bool(model.get("embedding_layernorm", False))
     what = f"normalization={norm}, activation={act}, position_embedding={pos}, embedding_layernorm={emb_ln}"
+    kv_heads = model.get("kv_heads")
+    if kv_heads and kv_heads != model["heads"]:  # the key maps split QKV with one group per head
+        raise ScaleDAGError(f"export_hf: grouped-query attention ({kv_heads} KV heads for {model['heads']}) is not exported yet")
     if norm == "RMSNorm" and act == "swiglu" and pos == "rotary" and not emb_ln:
         if float(model.get("rotary_percent", 1.0)) != 1.0:
             raise ScaleDAGError(f"export_hf: Llama needs rotary_percent 1.0, got {model['rotary_percent']} ({what})")
@@ -94,38 +104,6 @@ def model_spec_from_summary(run_dir: str | os.PathLike):
         raise ScaleDAGError(f"{path}: 'model' is not a ModelSpec ({exc})") from None
 
 
-def hf_config(mspec, hf_class: str, eod_id: int):
-    """The transformers config for `hf_class` describing `mspec` (fp32, no dropout)."""
-    import transformers
-
-    common = dict(vocab_size=mspec.vocab_size, bos_token_id=eod_id, eos_token_id=eod_id, pad_token_id=eod_id,
-                  tie_word_embeddings=mspec.tied_embeddings, dtype="float32")
-    if hf_class == "LlamaForCausalLM":
-        return transformers.LlamaConfig(
-            hidden_size=mspec.hidden, intermediate_size=mspec.ffn_hidden, num_hidden_layers=mspec.layers,
-            num_attention_heads=mspec.heads, num_key_value_heads=mspec.heads, hidden_act="silu",
-            max_position_embeddings=mspec.seq_length, rms_norm_eps=NORM_EPS, attention_bias=mspec.bias,
-            mlp_bias=mspec.bias, rope_parameters={"rope_type": "default", "rope_theta": ROTARY_BASE}, **common)
-    if hf_class == "GPTNeoXForCausalLM":
-        fraction = mspec.rotary_percent if mspec.position_embedding == "rotary" else 0.0
-        return transformers.GPTNeoXConfig(
-            hidden_size=mspec.hidden, intermediate_size=mspec.ffn_hidden, num_hidden_layers=mspec.layers,
-            num_attention_heads=mspec.heads, hidden_act="gelu", max_position_embeddings=mspec.seq_length,
-            layer_norm_eps=NORM_EPS, use_parallel_residual=False, attention_bias=True,
-            rope_parameters={"rope_type": "default", "rope_theta": ROTARY_BASE, "partial_rotary_factor": fraction},
-            **common)
-    if hf_class == "GPT2LMHeadModel":
-        return transformers.GPT2Config(
-            n_embd=mspec.hidden, n_layer=mspec.layers, n_head=mspec.heads, n_inner=mspec.ffn_hidden,
-            n_positions=mspec.seq_length, activation_function="gelu", layer_norm_epsilon=NORM_EPS,
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common)
-    if hf_class == "BloomForCausalLM":
-        return transformers.BloomConfig(
-            hidden_size=mspec.hidden, n_layer=mspec.layers, n_head=mspec.heads, layer_norm_epsilon=NORM_EPS,
-            hidden_dropout=0.0, attention_dropout=0.0, **common)
-    raise ScaleDAGError(f"export_hf: unknown Hugging Face class {hf_class!r}")
-
-
 def _split_qkv(w: torch.Tensor, heads: int, groups: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Megatron fused QKV rows [groups x (q_per_group + 2) x head_dim] -> q, k, v rows (head-major)."""
     per_group = heads // groups + 2
@@ -136,84 +114,242 @@ def _split_qkv(w: torch.Tensor, heads: int, groups: int) -> tuple[torch.Tensor, 
     return q, k, v
 
 
+# --- one adapter per target class ---------------------------------------------------------------------------
+# Transforms: (Megatron tensor, ModelSpec) -> HF tensor.  Fused QKV is split with one query group per head.
+
+def same(t, m):
+    return t
+
+
+def conv1d(t, m):  # GPT-2's Conv1D stores weights as [in, out]
+    return t.t()
+
+
+def split_q(t, m):
+    return _split_qkv(t, m.heads, m.heads)[0]
+
+
+def split_k(t, m):
+    return _split_qkv(t, m.heads, m.heads)[1]
+
+
+def split_v(t, m):
+    return _split_qkv(t, m.heads, m.heads)[2]
+
+
+def gate(t, m):  # SwiGLU fc1 is [gate; up]
+    return t.chunk(2, dim=0)[0]
+
+
+def up(t, m):
+    return t.chunk(2, dim=0)[1]
+
+
+def qkv_cat(t, m):  # GPT-2's c_attn rows are [Q_all, K_all, V_all]
+    return torch.cat(_split_qkv(t, m.heads, m.heads))
+
+
+def conv1d_qkv_cat(t, m):
+    return qkv_cat(t, m).t()
+
+
+KeyMap = dict[str, tuple[str, Callable]]  # hf key -> (Megatron key, transform)
+
+
+@dataclasses.dataclass(frozen=True)
+class Adapter:
+    """How one transformers class reads a Megatron GPTModel (TP=1) state dict.
+
+    `layer` keys are relative to `layer_prefix` (HF, "{i}" = layer index) and `decoder.layers.{i}.` (Megatron);
+    `layer_if_bias` joins them only for runs trained with biases; `top` is everything outside the decoder layers.
+    A Megatron key ending in "?" may be missing (a run trained without biases): it then exports zeros the size of
+    its weight, since these HF classes always have that bias.  `output_layer.weight` of a run with tied
+    embeddings is its word embeddings."""
+
+    config_class: str  # transformers config class, built with hf_config's common kwargs (vocab, tokens, tying)
+    config: Callable[..., dict]  # ModelSpec -> the class-specific config kwargs
+    layer_prefix: str
+    layer: KeyMap
+    top: KeyMap
+    layer_if_bias: KeyMap = dataclasses.field(default_factory=dict)
+
+
+# The adapters, aligned by hand (`ruff format` leaves them alone).
+# fmt: off
+LLAMA = Adapter(
+    config_class="LlamaConfig",
+    config=lambda m: dict(
+        hidden_size=m.hidden, intermediate_size=m.ffn_hidden, num_hidden_layers=m.layers,
+        num_attention_heads=m.heads, num_key_value_heads=m.heads, hidden_act="silu",
+        max_position_embeddings=m.seq_length, rms_norm_eps=NORM_EPS, attention_bias=m.bias, mlp_bias=m.bias,
+        rope_parameters={"rope_type": "default", "rope_theta": ROTARY_BASE}),
+    layer_prefix="model.layers.{i}.",
+    layer={
+        "self_attn.q_proj.weight":          ("self_attention.linear_qkv.weight", split_q),
+        "self_attn.k_proj.weight":          ("self_attention.linear_qkv.weight", split_k),
+        "self_attn.v_proj.weight":          ("self_attention.linear_qkv.weight", split_v),
+        "self_attn.o_proj.weight":          ("self_attention.linear_proj.weight", same),
+        "mlp.gate_proj.weight":             ("mlp.linear_fc1.weight", gate),
+        "mlp.up_proj.weight":               ("mlp.linear_fc1.weight", up),
+        "mlp.down_proj.weight":             ("mlp.linear_fc2.weight", same),
+        "input_layernorm.weight":           ("input_layernorm.weight", same),
+        "post_attention_layernorm.weight":  ("pre_mlp_layernorm.weight", same),
+    },
+    layer_if_bias={
+        "self_attn.q_proj.bias":            ("self_attention.linear_qkv.bias", split_q),
+        "self_attn.k_proj.bias":            ("self_attention.linear_qkv.bias", split_k),
+        "self_attn.v_proj.bias":            ("self_attention.linear_qkv.bias", split_v),
+        "self_attn.o_proj.bias":            ("self_attention.linear_proj.bias", same),
+        "mlp.gate_proj.bias":               ("mlp.linear_fc1.bias", gate),
+        "mlp.up_proj.bias":                 ("mlp.linear_fc1.bias", up),
+        "mlp.down_proj.bias":               ("mlp.linear_fc2.bias", same),
+    },
+    top={
+        "model.embed_tokens.weight":        ("embedding.word_embeddings.weight", same),
+        "model.norm.weight":                ("decoder.final_layernorm.weight", same),
+        "lm_head.weight":                   ("output_layer.weight", same),
+    },
+)
+
+NEOX = Adapter(
+    config_class="GPTNeoXConfig",
+    config=lambda m: dict(
+        hidden_size=m.hidden, intermediate_size=m.ffn_hidden, num_hidden_layers=m.layers,
+        num_attention_heads=m.heads, hidden_act="gelu", max_position_embeddings=m.seq_length,
+        layer_norm_eps=NORM_EPS, use_parallel_residual=False, attention_bias=True,
+        rope_parameters={"rope_type": "default", "rope_theta": ROTARY_BASE, "partial_rotary_factor":
+                         m.rotary_percent if m.position_embedding == "rotary" else 0.0}),
+    layer_prefix="gpt_neox.layers.{i}.",
+    layer={  # fused per-head [q, k, v] rows: Megatron's own layout with one group per head
+        "input_layernorm.weight":           ("input_layernorm.weight", same),
+        "input_layernorm.bias":             ("input_layernorm.bias?", same),
+        "attention.query_key_value.weight": ("self_attention.linear_qkv.weight", same),
+        "attention.query_key_value.bias":   ("self_attention.linear_qkv.bias?", same),
+        "attention.dense.weight":           ("self_attention.linear_proj.weight", same),
+        "attention.dense.bias":             ("self_attention.linear_proj.bias?", same),
+        "post_attention_layernorm.weight":  ("pre_mlp_layernorm.weight", same),
+        "post_attention_layernorm.bias":    ("pre_mlp_layernorm.bias?", same),
+        "mlp.dense_h_to_4h.weight":         ("mlp.linear_fc1.weight", same),
+        "mlp.dense_h_to_4h.bias":           ("mlp.linear_fc1.bias?", same),
+        "mlp.dense_4h_to_h.weight":         ("mlp.linear_fc2.weight", same),
+        "mlp.dense_4h_to_h.bias":           ("mlp.linear_fc2.bias?", same),
+    },
+    top={
+        "gpt_neox.embed_in.weight":         ("embedding.word_embeddings.weight", same),
+        "gpt_neox.final_layer_norm.weight": ("decoder.final_layernorm.weight", same),
+        "gpt_neox.final_layer_norm.bias":   ("decoder.final_layernorm.bias?", same),
+        "lm_head.weight":                   ("output_layer.weight", same),
+    },
+)
+
+GPT2 = Adapter(
+    config_class="GPT2Config",
+    config=lambda m: dict(
+        n_embd=m.hidden, n_layer=m.layers, n_head=m.heads, n_inner=m.ffn_hidden, n_positions=m.seq_length,
+        activation_function="gelu", layer_norm_epsilon=NORM_EPS, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
+    layer_prefix="transformer.h.{i}.",
+    layer={
+        "ln_1.weight":                      ("input_layernorm.weight", same),
+        "ln_1.bias":                        ("input_layernorm.bias?", same),
+        "attn.c_attn.weight":               ("self_attention.linear_qkv.weight", conv1d_qkv_cat),
+        "attn.c_attn.bias":                 ("self_attention.linear_qkv.bias?", qkv_cat),
+        "attn.c_proj.weight":               ("self_attention.linear_proj.weight", conv1d),
+        "attn.c_proj.bias":                 ("self_attention.linear_proj.bias?", same),
+        "ln_2.weight":                      ("pre_mlp_layernorm.weight", same),
+        "ln_2.bias":                        ("pre_mlp_layernorm.bias?", same),
+        "mlp.c_fc.weight":                  ("mlp.linear_fc1.weight", conv1d),
+        "mlp.c_fc.bias":                    ("mlp.linear_fc1.bias?", same),
+        "mlp.c_proj.weight":                ("mlp.linear_fc2.weight", conv1d),
+        "mlp.c_proj.bias":                  ("mlp.linear_fc2.bias?", same),
+    },
+    top={
+        "transformer.wte.weight":           ("embedding.word_embeddings.weight", same),
+        "transformer.wpe.weight":           ("embedding.position_embeddings.weight", same),
+        "transformer.ln_f.weight":          ("decoder.final_layernorm.weight", same),
+        "transformer.ln_f.bias":            ("decoder.final_layernorm.bias?", same),
+        "lm_head.weight":                   ("output_layer.weight", same),
+    },
+)
+
+BLOOM = Adapter(
+    config_class="BloomConfig",
+    config=lambda m: dict(
+        hidden_size=m.hidden, n_layer=m.layers, n_head=m.heads, layer_norm_epsilon=NORM_EPS,
+        hidden_dropout=0.0, attention_dropout=0.0),
+    layer_prefix="transformer.h.{i}.",
+    layer={  # fused per-head [q, k, v] rows, as NeoX
+        "input_layernorm.weight":                ("input_layernorm.weight", same),
+        "input_layernorm.bias":                  ("input_layernorm.bias?", same),
+        "self_attention.query_key_value.weight": ("self_attention.linear_qkv.weight", same),
+        "self_attention.query_key_value.bias":   ("self_attention.linear_qkv.bias?", same),
+        "self_attention.dense.weight":           ("self_attention.linear_proj.weight", same),
+        "self_attention.dense.bias":             ("self_attention.linear_proj.bias?", same),
+        "post_attention_layernorm.weight":       ("pre_mlp_layernorm.weight", same),
+        "post_attention_layernorm.bias":         ("pre_mlp_layernorm.bias?", same),
+        "mlp.dense_h_to_4h.weight":              ("mlp.linear_fc1.weight", same),
+        "mlp.dense_h_to_4h.bias":                ("mlp.linear_fc1.bias?", same),
+        "mlp.dense_4h_to_h.weight":              ("mlp.linear_fc2.weight", same),
+        "mlp.dense_4h_to_h.bias":                ("mlp.linear_fc2.bias?", same),
+    },
+    top={
+        "transformer.word_embeddings.weight":           ("embedding.word_embeddings.weight", same),
+        "transformer.ln_f.weight":                      ("decoder.final_layernorm.weight", same),
+        "transformer.ln_f.bias":                        ("decoder.final_layernorm.bias?", same),
+        "transformer.word_embeddings_layernorm.weight": ("embedding.embedding_layernorm.weight", same),
+        "transformer.word_embeddings_layernorm.bias":   ("embedding.embedding_layernorm.bias", same),
+        "lm_head.weight":                               ("output_layer.weight", same),
+    },
+)
+# fmt: on
+
+ADAPTERS: dict[str, Adapter] = {
+    "LlamaForCausalLM": LLAMA,
+    "GPTNeoXForCausalLM": NEOX,
+    "GPT2LMHeadModel": GPT2,
+    "BloomForCausalLM": BLOOM,
+}
+
+
+def adapter_for(hf_class: str) -> Adapter:
+    if hf_class not in ADAPTERS:
+        raise ScaleDAGError(f"export_hf: unknown Hugging Face class {hf_class!r}")
+    return ADAPTERS[hf_class]
+
+
+def hf_config(mspec, hf_class: str, eod_id: int):
+    """The transformers config for `hf_class` describing `mspec` (fp32, no dropout)."""
+    import transformers
+
+    adapter = adapter_for(hf_class)
+    common = dict(vocab_size=mspec.vocab_size, bos_token_id=eod_id, eos_token_id=eod_id, pad_token_id=eod_id,
+                  tie_word_embeddings=mspec.tied_embeddings, dtype="float32")
+    return getattr(transformers, adapter.config_class)(**adapter.config(mspec), **common)
+
+
 def convert_state_dict(sd: dict, mspec, hf_class: str) -> dict[str, torch.Tensor]:
     """Megatron GPTModel state dict (TP=1) -> the HF class's state dict (same tensors, renamed/split)."""
+    adapter = adapter_for(hf_class)
     sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor) and not k.endswith("_extra_state")}
-    h, heads = mspec.hidden, mspec.heads
 
     def get(key):
+        if key.endswith("?"):  # a layer trained without bias exports a zero bias where HF always has one
+            key = key[:-1]
+            if key not in sd:
+                weight = get(key.removesuffix("bias") + "weight")
+                return torch.zeros(weight.shape[0], dtype=weight.dtype)
+        if key == "output_layer.weight" and mspec.tied_embeddings:
+            key = "embedding.word_embeddings.weight"
         if key not in sd:
             raise ScaleDAGError(f"export_hf: checkpoint has no {key!r} (expected for {hf_class})")
         return sd[key]
 
-    def maybe_bias(key, size):  # a layer trained without bias exports a zero bias where HF always has one
-        return sd[key] if key in sd else torch.zeros(size, dtype=get("embedding.word_embeddings.weight").dtype)
-
+    layer = {**adapter.layer, **(adapter.layer_if_bias if mspec.bias else {})}
     out: dict[str, torch.Tensor] = {}
-    emb = get("embedding.word_embeddings.weight")
-    head_w = emb if mspec.tied_embeddings else get("output_layer.weight")
     for i in range(mspec.layers):
-        p = f"decoder.layers.{i}."
-        qkv_w, proj_w = get(p + "self_attention.linear_qkv.weight"), get(p + "self_attention.linear_proj.weight")
-        fc1_w, fc2_w = get(p + "mlp.linear_fc1.weight"), get(p + "mlp.linear_fc2.weight")
-        ln1_w, ln2_w = get(p + "input_layernorm.weight"), get(p + "pre_mlp_layernorm.weight")
-        if hf_class == "LlamaForCausalLM":
-            q = f"model.layers.{i}."
-            for name, t in zip("qkv", _split_qkv(qkv_w, heads, heads)):
-                out[q + f"self_attn.{name}_proj.weight"] = t
-            out[q + "self_attn.o_proj.weight"] = proj_w
-            gate, up = fc1_w.chunk(2, dim=0)
-            out.update({q + "mlp.gate_proj.weight": gate, q + "mlp.up_proj.weight": up, q + "mlp.down_proj.weight": fc2_w,
-                        q + "input_layernorm.weight": ln1_w, q + "post_attention_layernorm.weight": ln2_w})
-            if mspec.bias:
-                for name, t in zip("qkv", _split_qkv(get(p + "self_attention.linear_qkv.bias"), heads, heads)):
-                    out[q + f"self_attn.{name}_proj.bias"] = t
-                gate_b, up_b = get(p + "mlp.linear_fc1.bias").chunk(2, dim=0)
-                out.update({q + "self_attn.o_proj.bias": get(p + "self_attention.linear_proj.bias"),
-                            q + "mlp.gate_proj.bias": gate_b, q + "mlp.up_proj.bias": up_b,
-                            q + "mlp.down_proj.bias": get(p + "mlp.linear_fc2.bias")})
-            continue
-        biases = {name: maybe_bias(p + name, size) for name, size in (
-            ("self_attention.linear_qkv.bias", 3 * h), ("self_attention.linear_proj.bias", h),
-            ("mlp.linear_fc1.bias", mspec.ffn_hidden), ("mlp.linear_fc2.bias", h),
-            ("input_layernorm.bias", h), ("pre_mlp_layernorm.bias", h))}
-        if hf_class == "GPT2LMHeadModel":
-            q = f"transformer.h.{i}."
-            qkv = [torch.cat(parts) for parts in (_split_qkv(qkv_w, heads, heads), _split_qkv(biases["self_attention.linear_qkv.bias"], heads, heads))]
-            out.update({  # GPT-2's Conv1D stores weights as [in, out]
-                q + "ln_1.weight": ln1_w, q + "ln_1.bias": biases["input_layernorm.bias"],
-                q + "attn.c_attn.weight": qkv[0].t(), q + "attn.c_attn.bias": qkv[1],
-                q + "attn.c_proj.weight": proj_w.t(), q + "attn.c_proj.bias": biases["self_attention.linear_proj.bias"],
-                q + "ln_2.weight": ln2_w, q + "ln_2.bias": biases["pre_mlp_layernorm.bias"],
-                q + "mlp.c_fc.weight": fc1_w.t(), q + "mlp.c_fc.bias": biases["mlp.linear_fc1.bias"],
-                q + "mlp.c_proj.weight": fc2_w.t(), q + "mlp.c_proj.bias": biases["mlp.linear_fc2.bias"]})
-            continue
-        # NeoX and BLOOM: fused per-head [q, k, v] rows, identical to Megatron's with one group per head
-        q, attn = (f"gpt_neox.layers.{i}.", "attention") if hf_class == "GPTNeoXForCausalLM" else (f"transformer.h.{i}.", "self_attention")
-        out.update({
-            q + "input_layernorm.weight": ln1_w, q + "input_layernorm.bias": biases["input_layernorm.bias"],
-            q + f"{attn}.query_key_value.weight": qkv_w, q + f"{attn}.query_key_value.bias": biases["self_attention.linear_qkv.bias"],
-            q + f"{attn}.dense.weight": proj_w, q + f"{attn}.dense.bias": biases["self_attention.linear_proj.bias"],
-            q + "post_attention_layernorm.weight": ln2_w, q + "post_attention_layernorm.bias": biases["pre_mlp_layernorm.bias"],
-            q + "mlp.dense_h_to_4h.weight": fc1_w, q + "mlp.dense_h_to_4h.bias": biases["mlp.linear_fc1.bias"],
-            q + "mlp.dense_4h_to_h.weight": fc2_w, q + "mlp.dense_4h_to_h.bias": biases["mlp.linear_fc2.bias"]})
-
-    final_w = get("decoder.final_layernorm.weight")
-    final_b = maybe_bias("decoder.final_layernorm.bias", h)
-    if hf_class == "LlamaForCausalLM":
-        out.update({"model.embed_tokens.weight": emb, "model.norm.weight": final_w})
-    elif hf_class == "GPTNeoXForCausalLM":
-        out.update({"gpt_neox.embed_in.weight": emb, "gpt_neox.final_layer_norm.weight": final_w,
-                    "gpt_neox.final_layer_norm.bias": final_b})
-    elif hf_class == "GPT2LMHeadModel":
-        out.update({"transformer.wte.weight": emb, "transformer.wpe.weight": get("embedding.position_embeddings.weight"),
-                    "transformer.ln_f.weight": final_w, "transformer.ln_f.bias": final_b})
-    else:
-        out.update({"transformer.word_embeddings.weight": emb, "transformer.ln_f.weight": final_w,
-                    "transformer.ln_f.bias": final_b,
-                    "transformer.word_embeddings_layernorm.weight": get("embedding.embedding_layernorm.weight"),
-                    "transformer.word_embeddings_layernorm.bias": get("embedding.embedding_layernorm.bias")})
-    out["lm_head.weight"] = head_w
+        for hf_key, (key, fn) in layer.items():
+            out[adapter.layer_prefix.format(i=i) + hf_key] = fn(get(f"decoder.layers.{i}.{key}"), mspec)
+    for hf_key, (key, fn) in adapter.top.items():
+        out[hf_key] = fn(get(key), mspec)
     return {k: v.detach().to(torch.float32).contiguous().clone() for k, v in out.items()}
 
 

@@ -19,7 +19,6 @@ column-parallel QKV split is head-contiguous), so it uses exactly those slopes
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -68,8 +67,8 @@ def alibi_bias(
     num_heads: int,
     seq: int,
     *,
-    key_seq: Optional[int] = None,
-    slopes: Optional[Tensor] = None,
+    key_seq: int | None = None,
+    slopes: Tensor | None = None,
     causal: bool = True,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
@@ -155,9 +154,9 @@ class ALiBiDotProductAttention(_dot_product_attention_base()):
         query: Tensor,
         key: Tensor,
         value: Tensor,
-        attention_mask: Optional[Tensor],
+        attention_mask: Tensor | None,
         attn_mask_type=None,
-        attention_bias: Optional[Tensor] = None,
+        attention_bias: Tensor | None = None,
         packed_seq_params=None,
     ) -> Tensor:
         if packed_seq_params is not None:

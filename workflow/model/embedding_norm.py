@@ -14,10 +14,9 @@ its epsilon is ``config.layernorm_epsilon``.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
-
 from megatron.core.models.common.embeddings.language_model_embedding import LanguageModelEmbedding
 from megatron.core.models.gpt import GPTModel
+from torch import Tensor
 
 __all__ = ["NormedLanguageModelEmbedding", "EmbeddingNormGPTModel", "attach_embedding_layernorm"]
 
@@ -34,7 +33,7 @@ class NormedLanguageModelEmbedding(LanguageModelEmbedding):
         )
         for param in self.embedding_layernorm.parameters():
             # replicated across TP; under sequence parallelism its grads need Megatron's all-reduce
-            setattr(param, "sequence_parallel", bool(self.config.sequence_parallel))
+            param.sequence_parallel = bool(self.config.sequence_parallel)
 
     def forward(self, input_ids: Tensor, position_ids: Tensor, tokentype_ids: int = None) -> Tensor:
         embeddings = super().forward(input_ids, position_ids, tokentype_ids=tokentype_ids)

@@ -16,7 +16,7 @@ from torch.overrides import TorchFunctionMode
 
 MEGATRON_CORE_VERSION = "0.16.1"  # the version these fixes were measured against
 
-_ACTIVE_MODE: "CudaToCpuMode | None" = None
+_ACTIVE_MODE: CudaToCpuMode | None = None
 _ORIGINALS: dict = {}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from workflow.errors import ScaleDAGError, main_guard
-from workflow.io import atomic_path
+from workflow.io import save_figure, write_csv
 from workflow.train.metrics import read_metrics
 
 
@@ -63,9 +63,7 @@ def plot_loss_curves(metrics: list[str], title: str, png: str, pdf: str) -> None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    for out, fmt in ((png, "png"), (pdf, "pdf")):
-        with atomic_path(out, suffix="." + fmt) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=150)
+    save_figure(fig, png, pdf)
     plt.close(fig)
 
 
@@ -83,8 +81,7 @@ def main(argv=None) -> None:
     lc.add_argument("--table", required=True)
     args = parser.parse_args(argv)
     table = loss_table(args.metrics, args.summaries, args.evals)
-    with atomic_path(args.table, suffix=".csv") as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv(table, args.table)
     plot_loss_curves(args.metrics, args.title, args.png, args.pdf)
     print(table.to_string(index=False))
 

@@ -132,7 +132,7 @@ def report_inputs(study: str, scale: str, title: str, runs: dict[str, dict], sum
         raise ScaleDAGError(f"study {study!r}: summaries given for runs it does not have: {unknown}")
     runs = {run: info for run, info in runs.items() if run in by_dir}
     variants: dict[str, list[str]] = {}
-    for run, info in runs.items():
+    for info in runs.values():
         variants.setdefault(info["variant"], []).append(info["run_id"])
     rows = []
     for run in sorted(runs):
@@ -156,8 +156,8 @@ def publish_command(spec_path: str | os.PathLike, offline_runs_glob: str) -> str
 
 def write_spec(inputs: dict, out: str | os.PathLike, offline_runs_glob: str) -> str:
     """Build the report offline (validates it), write its spec as JSON; returns the publish command."""
-    from pydantic import TypeAdapter
     import wandb_workspaces.reports.v2 as wr
+    from pydantic import TypeAdapter
 
     report = build_report(inputs)
     command = publish_command(out, offline_runs_glob)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import math
 
-from workflow.config import data_dir, results_root, scale_config
 from workflow.errors import ScaleDAGError
+from workflow.resolve import data_dir, results_root, scale_config
 
 
 def benchmarks(config: dict, study: str) -> dict:

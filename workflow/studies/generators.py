@@ -1,17 +1,18 @@
-"""Studies whose runs are derived in code rather than listed (`studies.<s>.generator` in config).
+"""Study kinds whose runs are derived in code rather than listed (`studies.<s>.kind` in config).
 
-Each generator maps (config, study) -> {run name: run dict} in the shape `workflow.config.study_runs`
+The study modules are imported inside each generator because they import workflow.config, which
+imports this table. Each generator maps (config, study) -> {run name: run dict} in the shape `workflow.config.study_runs`
 returns; the `pretrain` rule then treats generated runs exactly like listed ones.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 GENERATORS: dict[str, Callable[[dict, str], dict[str, dict]]] = {}
 
 
 def _isoflop(config: dict, study: str) -> dict[str, dict]:
-    from workflow.studies.isoflop import isoflop_runs  # Chinchilla IsoFLOP sweeps (issue #6)
+    from workflow.studies.isoflop import isoflop_runs  # Chinchilla IsoFLOP sweeps
 
     return isoflop_runs(config, study)
 
@@ -20,7 +21,7 @@ GENERATORS["isoflop"] = _isoflop
 
 
 def _proxy(config: dict, study: str) -> dict[str, dict]:
-    from workflow.studies.proxy import proxy_runs  # MatGPT architecture design by proxy (issue #9)
+    from workflow.studies.proxy import proxy_runs  # MatGPT architecture design by proxy
 
     return proxy_runs(config, study)
 

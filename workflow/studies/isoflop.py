@@ -2,11 +2,11 @@
 
 Why derived, not listed: a sweep is a grid of (compute budget C, model size N) pairs, and every
 run's shape and token budget follow from them. Listing 81 runs by hand for the paper scale would
-invite mistakes, so `studies.<s>.generator: isoflop` makes `isoflop_runs` derive them from
+invite mistakes, so `studies.<s>.kind: isoflop` makes `isoflop_runs` derive them from
 `studies.<s>.isoflop`:
 
-- budgets: `scales.<scale>.budgets` (FLOPs).
-- sizes: `scales.<scale>.sizes` is one of
+- budgets: `<scale>.budgets` (FLOPs).
+- sizes: `<scale>.sizes` is one of
     [N1, N2, ...]                      the same parameter counts at every budget;
     [[N...], [N...], ...]              one list per budget (a grid per budget);
     {count: k, min: N_lo, max: N_hi}   k log-spaced sizes, the same at every budget;
@@ -43,7 +43,12 @@ import math
 import numpy as np
 
 from workflow.errors import ScaleDAGError
-from workflow.model.flops import Shape, chinchilla_training_flops_per_token, param_count, table_a4_training_flops_per_token
+from workflow.model.flops import (
+    Shape,
+    chinchilla_training_flops_per_token,
+    param_count,
+    table_a4_training_flops_per_token,
+)
 
 DEFAULT_RULE = {"aspect_ratio": [32, 128], "head_size": 64, "hidden_multiple": 64}
 MIN_ITERATIONS = 10  # fewer optimizer steps than this is not a training run
@@ -106,23 +111,23 @@ def fit_params(summary: dict, counting: str) -> int:
 
 
 def study_corpus(config: dict, study: str) -> str | None:
-    """The corpus the sweep trains on at this scale (`isoflop.scales.<s>.corpus`), None for the scale's."""
-    return config["studies"][study]["isoflop"]["scales"][config["scale"]].get("corpus")
+    """The corpus the sweep trains on at this scale (`isoflop.<s>.corpus`), None for the scale's."""
+    return config["studies"][study]["isoflop"][config["scale"]].get("corpus")
 
 
 def study_vocab(config: dict, study: str) -> int:
-    from workflow.config import corpus_tokenizer
+    from workflow.resolve import corpus_tokenizer
 
     corpus = study_corpus(config, study)
     if corpus and corpus not in config["corpora"]:
-        raise ScaleDAGError(f"config: studies.{study}.isoflop.scales.{config['scale']}.corpus: {corpus!r} is not a corpus; "
+        raise ScaleDAGError(f"config: studies.{study}.isoflop.{config['scale']}.corpus: {corpus!r} is not a corpus; "
                             f"expected one of {sorted(config['corpora'])}")
     return int(corpus_tokenizer(config, corpus)["vocab_size"])
 
 
 def shape_rule(iso: dict, scale: str) -> dict:
     """The aspect-ratio rule at this scale: defaults < study's shape_rule < the scale's own."""
-    return {**DEFAULT_RULE, **iso.get("shape_rule", {}), **iso["scales"].get(scale, {}).get("shape_rule", {})}
+    return {**DEFAULT_RULE, **iso.get("shape_rule", {}), **iso.get(scale, {}).get("shape_rule", {})}
 
 
 def candidate_shapes(iso: dict, rule: dict, vocab_size: int, seq_length: int, max_params: float, tp: int = 1) -> list[dict]:
@@ -213,12 +218,13 @@ def _build_plan(config: dict, study: str) -> list[dict]:
     iso = st.get("isoflop")
     where = f"config: studies.{study}.isoflop"
     if not iso:
-        raise ScaleDAGError(f"config: studies.{study}: generator 'isoflop' needs an 'isoflop' section")
+        raise ScaleDAGError(f"config: studies.{study}: kind 'isoflop' needs an 'isoflop' section")
     scale = config["scale"]
-    if scale not in iso["scales"]:
-        raise ScaleDAGError(f"{where}.scales: no entry for scale {scale!r}; expected one of {sorted(iso['scales'])}")
-    per = iso["scales"][scale]
-    where = f"{where}.scales.{scale}"
+    if scale not in iso:
+        scales = sorted(k for k in ("tiny", "small", "paper") if k in iso)
+        raise ScaleDAGError(f"{where}: no entry for scale {scale!r}; expected one of {scales}")
+    per = iso[scale]
+    where = f"{where}.{scale}"
     sc = config["scales"][scale]
     rule = shape_rule(iso, scale)
     if rule["aspect_ratio"][0] > rule["aspect_ratio"][1]:
@@ -267,10 +273,10 @@ def approach1_plan(config: dict, study: str) -> list[dict]:
     from a cosine not yet decayed, which biases a low (by 0.014-0.032 on noise-free curves)."""
     iso = config["studies"][study]["isoflop"]
     scale = config["scale"]
-    a1 = iso["scales"][scale].get("approach1_runs")
+    a1 = iso[scale].get("approach1_runs")
     if not a1:
         return []
-    per, sc = iso["scales"][scale], config["scales"][scale]
+    per, sc = iso[scale], config["scales"][scale]
     rule, vocab, seq = shape_rule(iso, scale), study_vocab(config, study), per["seq_length"]
     tokens_per_iter = sc["train"]["global_batch_size"] * seq
     candidates = candidate_shapes(iso, rule, vocab, seq, max(a1["sizes"]), sc.get("parallel", {}).get("tp", 1))
@@ -286,7 +292,7 @@ def approach1_plan(config: dict, study: str) -> list[dict]:
                          "iterations": math.ceil(tokens / tokens_per_iter), "target_params": float(target), **c})
     names = [p["run"] for p in plan]
     if len(set(names)) != len(names):
-        raise ScaleDAGError(f"config: studies.{study}.isoflop.scales.{scale}.approach1_runs: two sizes map to one shape "
+        raise ScaleDAGError(f"config: studies.{study}.isoflop.{scale}.approach1_runs: two sizes map to one shape "
                             f"({sorted(n for n in names if names.count(n) > 1)[0]}); space them further apart")
     return plan
 
@@ -310,7 +316,7 @@ def analysis_settings(config: dict, study: str) -> dict:
     """What the study's analysis rules need at this scale: the budget of each run, the FLOP
     counting, bootstrap replicates, the allocation table's budgets and the target budget."""
     iso = config["studies"][study]["isoflop"]
-    per = iso["scales"][config["scale"]]
+    per = iso[config["scale"]]
     return {
         "budgets": {p["run"]: p["budget"] for p in isoflop_plan(config, study)},
         "flops_per_token": iso.get("flops_per_token", "chinchilla"),
@@ -339,7 +345,7 @@ def closed_loop_settings(config: dict, study: str) -> dict:
     the GPU-hour budgets to size a model for with the device throughput that converts them."""
     iso = config["studies"][study]["isoflop"]
     scale = config["scale"]
-    per = iso["scales"][scale]
+    per = iso[scale]
     sc = config["scales"][scale]
     loop = per.get("closed_loop", {})
     return {
@@ -382,7 +388,7 @@ def loop_candidates(settings: dict, max_params: float) -> list[dict]:
 def closed_loop_runs(config: dict, study: str) -> dict[str, dict]:
     """The planned closed-loop runs in `study_runs` form, once rule closed_loop_plan has written
     them; {} before. Kept apart from the sweep's runs so nothing fitted depends on them."""
-    from workflow.config import results_root
+    from workflow.resolve import results_root
 
     path = f"{results_root(config)}/{study}/{LOOP_PLAN}"
     try:

@@ -454,8 +454,8 @@ def final_checkpoint(run_dir: str | Path) -> Path:
 def load_final_model(run_dir: str | Path, mspec, iteration: int | None = None):
     """The run's model at TP=PP=1 with the weights of its final (or the given) checkpoint, verified.
     Used by evaluation, zero-shot, band gap and export alike; returns (model, iteration)."""
-    from workflow.model import megatron_cpu
     from workflow.hpc.launch import init_distributed
+    from workflow.model import megatron_cpu
     from workflow.model.gpt import build_gpt_model
 
     folder = iteration_dir(Path(run_dir) / "checkpoints", iteration) if iteration is not None else final_checkpoint(run_dir)

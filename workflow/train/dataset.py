@@ -18,14 +18,14 @@ import os
 import shutil
 import tempfile
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy
 import torch
 
-from workflow.errors import ScaleDAGError
 from workflow.data.tokenizer import eod_id, load_tokenizer
+from workflow.errors import ScaleDAGError
 
 
 class HFTokenizerAdapter:
@@ -179,3 +179,17 @@ def batch_iterator(dataset, micro_batch_size: int, start_sample: int = 0) -> Ite
         batch = {key: torch.stack([s[key] for s in samples]) for key in keys}
         batch["attention_mask"] = None
         yield batch
+
+
+class RandomTokens:
+    """Uniform random token samples, deterministic per index, shaped like a GPTDataset's (for
+    throughput benchmarks, `data: {random_tokens: true}` in the run spec)."""
+
+    def __init__(self, vocab_size: int, seq_length: int, seed: int):
+        self.vocab_size, self.seq, self.seed = vocab_size, seq_length, seed
+
+    def __getitem__(self, index: int) -> dict:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        tokens = torch.randint(0, self.vocab_size, (self.seq + 1,), generator=g)
+        return {"tokens": tokens[:-1], "labels": tokens[1:], "loss_mask": torch.ones(self.seq),
+                "position_ids": torch.arange(self.seq)}

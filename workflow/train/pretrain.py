@@ -6,12 +6,8 @@ resolved run config built by `workflow.config.pretrain_spec`.  Exit codes: 0 don
 74 a checkpoint or output could not be written (full disk, I/O error; earlier checkpoints intact),
 75 checkpointed on a signal, or signalled during start-up before anything was written ("resume me").
 
-Fault-injection hooks for tests (environment variables naming a 1-based step):
-SCALEDAG_FAULT_KILL_AT_STEP (SIGKILL after the step), SCALEDAG_FAULT_SIGNAL_AT_STEP (SIGUSR1 after
-the step), SCALEDAG_FAULT_NONFINITE_AT_STEP (that step's loss is multiplied by NaN, so the weights
-really are poisoned), SCALEDAG_FAULT_NONFINITE_GRAD_AT_STEP (one gradient becomes NaN after the
-backward pass while the loss stays finite), SCALEDAG_FAULT_OOM_AT_STEP (that step's last micro-batch raises
-torch.OutOfMemoryError, exercising the GPU out-of-memory report on CPU)."""
+The tests' fault injection (kill, signal, NaN loss or gradient, out of memory at a given step) is
+workflow/train/faults.py: inert unless its environment variables are set."""
 from __future__ import annotations
 
 import signal
@@ -36,7 +32,6 @@ if __name__ == "__main__":  # before the imports below (seconds): a signal durin
     STOP.install()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -46,9 +41,10 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from workflow.model import megatron_cpu  # noqa: E402
-from workflow.errors import EXIT_IO, ScaleDAGError, main_guard  # noqa: E402
+from workflow.errors import EXIT_IO, ScaleDAGError, json_option, main_guard  # noqa: E402
 from workflow.io import atomic_write_json  # noqa: E402
+from workflow.model import megatron_cpu  # noqa: E402
+from workflow.train import faults  # noqa: E402
 
 EXIT_NONFINITE = 3
 EXIT_OOM = 4
@@ -64,20 +60,6 @@ class NonFiniteLoss(RuntimeError):
 
 class OutOfMemory(RuntimeError):
     pass
-
-
-def _fault_step(name: str) -> int | None:
-    value = os.environ.get(f"SCALEDAG_FAULT_{name}_AT_STEP")
-    return int(value) if value else None
-
-
-def _inject_faults(step: int) -> None:
-    """Test hooks: die (SIGKILL) or get Slurm's pre-walltime signal right after a given step
-    (after that step's checkpoint, when it has one)."""
-    if os.environ.get("SCALEDAG_FAULT_KILL_AT_STEP") == str(step):
-        os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get("SCALEDAG_FAULT_SIGNAL_AT_STEP") == str(step):
-        os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def _collate(dataset, indices: list[int]) -> dict:
@@ -168,31 +150,21 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-class RandomTokens:
-    """Uniform random token samples, deterministic per index, shaped like a GPTDataset's (for
-    throughput benchmarks, `data: {random_tokens: true}` in the run spec)."""
-
-    def __init__(self, vocab_size: int, seq_length: int, seed: int):
-        self.vocab_size, self.seq, self.seed = vocab_size, seq_length, seed
-
-    def __getitem__(self, index: int) -> dict:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        tokens = torch.randint(0, self.vocab_size, (self.seq + 1,), generator=g)
-        return {"tokens": tokens[:-1], "labels": tokens[1:], "loss_mask": torch.ones(self.seq),
-                "position_ids": torch.arange(self.seq)}
-
-
 class Trainer:
     """Holds the model, optimizer and data order of one run; `run()` trains to the token budget."""
 
     def __init__(self, spec: dict):
         from megatron.core import parallel_state
-        from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
+        from megatron.core.distributed import (
+            DistributedDataParallel,
+            DistributedDataParallelConfig,
+            finalize_model_grads,
+        )
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
-        from workflow.train.dataset import build_gpt_datasets
         from workflow.hpc.launch import init_distributed
         from workflow.model.gpt import build_gpt_model, make_model_spec, transformer_engine_available
+        from workflow.train.dataset import RandomTokens, build_gpt_datasets
         from workflow.train.optim import build_optimizer, build_scheduler
 
         self.spec = spec
@@ -276,8 +248,8 @@ class Trainer:
         self.model.zero_grad_buffer()
         self.optimizer.zero_grad()
         step = iteration + 1
-        micro = _MicroBatches(self._batches(iteration), poison=_fault_step("NONFINITE") == step,
-                              oom=_fault_step("OOM") == step)
+        micro = _MicroBatches(self._batches(iteration), poison=faults.fault_step("NONFINITE") == step,
+                              oom=faults.fault_step("OOM") == step)
         try:
             losses = self.forward_backward(
                 forward_step_func=_forward_step, data_iterator=micro, model=[self.model],
@@ -286,7 +258,7 @@ class Trainer:
             )
         except torch.OutOfMemoryError:
             raise OutOfMemory(self._oom_message(step, micro.index)) from None
-        if _fault_step("NONFINITE_GRAD") == step:
+        if faults.fault_step("NONFINITE_GRAD") == step:
             next(p for p in self.model.parameters() if getattr(p, "main_grad", None) is not None).main_grad.fill_(float("nan"))
         try:
             _, grad_norm, _ = self.optimizer.step()
@@ -378,8 +350,8 @@ class Trainer:
     def _train_loop(self, start: int, log, tracker) -> tuple[float, float]:
         """Steps `start`..train_iters with logging, evaluation and checkpoints; returns the last
         loss and the seconds spent inside training steps."""
-        from workflow.train.metrics import Throughput
         from workflow.telemetry.tracking import wandb_metrics
+        from workflow.train.metrics import Throughput
 
         clock = Throughput()
         tokens_per_iter = self.global_batch * self.seq
@@ -413,7 +385,7 @@ class Trainer:
                 tracker.log(wandb_metrics(row), step=step)
             if step % self.save_interval == 0 or step == self.train_iters:
                 self._save(step)
-            _inject_faults(step)  # after the step's checkpoint, if it has one
+            faults.after_step(step)  # after the step's checkpoint, if it has one
             if self._should_stop() and step < self.train_iters:
                 self._save(step)
                 log.close()
@@ -551,17 +523,17 @@ def main(argv: list[str] | None = None) -> None:
     group.add_argument("--spec-file", help="resolved run spec as a JSON file")
     args = parser.parse_args(argv)
     try:
-        spec = json.loads(args.spec) if args.spec else json.loads(Path(args.spec_file).read_text())
-    except (json.JSONDecodeError, OSError) as exc:
-        raise ScaleDAGError(f"run spec: {exc}") from None
+        spec = json_option("--spec", args.spec) if args.spec else json_option(args.spec_file, Path(args.spec_file).read_text())
+    except OSError as exc:
+        raise ScaleDAGError(f"--spec-file: {exc}") from None
     try:
         train(spec)
     except NonFiniteLoss as exc:
         print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_NONFINITE)
+        raise SystemExit(EXIT_NONFINITE) from None
     except OutOfMemory as exc:
         print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_OOM)
+        raise SystemExit(EXIT_OOM) from None
 
 
 if __name__ == "__mp_main__":  # a helper process spawned by dist_checkpointing
