@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 export TOKENIZERS_PARALLELISM := false
 export WANDB_MODE ?= offline
 
-.PHONY: setup run test dry-run-paper lint clean
+.PHONY: setup run test dry-run-paper lint format clean
 
 setup: $(STAMP)
 
@@ -31,11 +31,19 @@ test: setup
 dry-run-paper: setup
 	$(BIN)/snakemake -n --config scale=paper
 
-# Lint: Snakemake's own checks, ruff on the Python, and docs/CONFIG.md current with the schema.
+# Lint: Snakemake's own checks, ruff (lint + format) on the Python, snakefmt on the Snakemake files,
+# and docs/CONFIG.md current with the schema. `make format` rewrites what the format checks reject.
 lint: setup
 	$(BIN)/snakemake --lint
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/python -m workflow.config_reference --check
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile rules/
 
 clean:
 	rm -rf results logs .snakemake

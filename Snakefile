@@ -2,7 +2,10 @@
 # `snakemake --cores 2` runs the tiny scale; `--config scale=paper` selects the studies' sizes.
 # Conventions (config shape, run ids, results layout): docs/CONVENTIONS.md.
 
+
 configfile: "config.yaml"
+
+
 report: "report/workflow.rst"
 
 

@@ -6,6 +6,7 @@ the ranking against full runs. The runs themselves come from workflow/studies/pr
 
 e.g. `python -m analysis.arch_proxy rank --settings '{...}' --metrics a.jsonl --summaries a.json --out r.json`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,13 +32,21 @@ def proxy_figure(report: dict, png: str, pdf: str) -> None:
     sizes = [20 + 60 * (r["tokens_per_s"] or 0) / max(1e-9, max((q["tokens_per_s"] or 0) for q in rows)) for r in rows]
     ax.scatter(x, y, s=sizes, alpha=0.7)
     for i, r in enumerate(sorted(rows, key=lambda q: (q["predicted_loss"], q["actual_loss"]))):
-        ax.annotate(f"{r['shape']} (#{r['predicted_rank']})", (r["predicted_loss"], r["actual_loss"]), fontsize=7,
-                    xytext=(4, 4 - 12 * (i % 2)), textcoords="offset points")  # alternate: neighbours overlap
+        ax.annotate(
+            f"{r['shape']} (#{r['predicted_rank']})",
+            (r["predicted_loss"], r["actual_loss"]),
+            fontsize=7,
+            xytext=(4, 4 - 12 * (i % 2)),
+            textcoords="offset points",
+        )  # alternate: neighbours overlap
     rho = report["spearman"]
     ax.set_xlabel("proxy validation loss (predicted, equal compute)")
     ax.set_ylabel("full-run validation loss (actual)")
-    ax.set_title(f"Architecture by proxy: Spearman rho = {'n/a' if rho is None else f'{rho:.2f}'}, "
-                 f"proxy cost {report['proxy_flops_fraction']:.0%} of full FLOPs\n(marker size: throughput)", fontsize=9)
+    ax.set_title(
+        f"Architecture by proxy: Spearman rho = {'n/a' if rho is None else f'{rho:.2f}'}, "
+        f"proxy cost {report['proxy_flops_fraction']:.0%} of full FLOPs\n(marker size: throughput)",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     fig.tight_layout()
     for path in (png, pdf):
@@ -70,8 +79,10 @@ def main(argv: list[str] | None = None) -> None:
         ranking = proxy.rank_candidates(args.metrics, args.summaries, json_option("--settings", args.settings))
         atomic_write_json(args.out, ranking)
         for row in ranking["candidates"]:
-            print(f"#{row['predicted_rank']} {row['shape']}: proxy loss {row['predicted_loss']:.4f}, "
-                  f"{row['tokens_per_s'] or float('nan'):,.0f} tok/s")
+            print(
+                f"#{row['predicted_rank']} {row['shape']}: proxy loss {row['predicted_loss']:.4f}, "
+                f"{row['tokens_per_s'] or float('nan'):,.0f} tok/s"
+            )
         print("full runs:", ", ".join(ranking["full"]))
     else:
         ranking = json.loads(Path(args.ranking).read_text())
@@ -79,9 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_json(args.report, report)
         write_csv(pd.DataFrame(report["rows"]), args.table)
         proxy_figure(report, args.png, args.pdf)
-        print(f"spearman {report['spearman']}, proxy FLOPs fraction {report['proxy_flops_fraction']:.3f}, "
-              f"proxy seconds fraction {report['proxy_seconds_fraction']}")
-
+        print(
+            f"spearman {report['spearman']}, proxy FLOPs fraction {report['proxy_flops_fraction']:.3f}, "
+            f"proxy seconds fraction {report['proxy_seconds_fraction']}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ several machines are put side by side by passing all their files: every table an
 
 e.g. `python -m analysis.efficiency figures --block a.jsonl b.jsonl --gpt2 c.jsonl --out-dir out/`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,15 @@ def scaling_efficiency(gpt2: pd.DataFrame) -> pd.DataFrame:
         base = float(one["tokens_per_s"].iloc[0])
         for _, r in g.sort_values("devices").iterrows():
             n = int(r["devices"])
-            out.append({**dict(zip(keys, key)), "devices": n, "tokens_per_s": r["tokens_per_s"],
-                        "speedup": r["tokens_per_s"] / base, "scaling_efficiency": r["tokens_per_s"] / (n * base)})
+            out.append(
+                {
+                    **dict(zip(keys, key)),
+                    "devices": n,
+                    "tokens_per_s": r["tokens_per_s"],
+                    "speedup": r["tokens_per_s"] / base,
+                    "scaling_efficiency": r["tokens_per_s"] / (n * base),
+                }
+            )
     return pd.DataFrame(out, columns=keys + ["devices", "tokens_per_s", "speedup", "scaling_efficiency"])
 
 
@@ -55,29 +63,80 @@ def sparsity_table(block: pd.DataFrame) -> pd.DataFrame:
     """Dense vs 2:4 sparse per point: speed-ups where supported, the reason where not."""
     keys = ["device", "arch", "hidden", "seq_length", "micro_batch_size", "dtype"]
     if block.empty:
-        return pd.DataFrame(columns=keys + ["status", "dense_fwd_bwd_ms", "sparse_fwd_bwd_ms", "speedup_fwd", "speedup_fwd_bwd", "reason"])
+        return pd.DataFrame(
+            columns=keys
+            + ["status", "dense_fwd_bwd_ms", "sparse_fwd_bwd_ms", "speedup_fwd", "speedup_fwd_bwd", "reason"]
+        )
     dense = block[block["mode"] == "dense"].set_index(keys)
     rows = []
     for _, r in block[block["mode"] == "sparse24"].iterrows():
         k = tuple(r[c] for c in keys)
         d = dense.loc[k] if k in dense.index else None
         ok = r["status"] == "ok"
-        rows.append({**dict(zip(keys, k)), "status": r["status"],
-                     "dense_fwd_bwd_ms": None if d is None else d["fwd_bwd_ms"],
-                     "sparse_fwd_bwd_ms": r.get("fwd_bwd_ms") if ok else None,
-                     "speedup_fwd": r.get("speedup_fwd") if ok else None,
-                     "speedup_fwd_bwd": r.get("speedup_fwd_bwd") if ok else None,
-                     "reason": r.get("reason")})
+        rows.append(
+            {
+                **dict(zip(keys, k)),
+                "status": r["status"],
+                "dense_fwd_bwd_ms": None if d is None else d["fwd_bwd_ms"],
+                "sparse_fwd_bwd_ms": r.get("fwd_bwd_ms") if ok else None,
+                "speedup_fwd": r.get("speedup_fwd") if ok else None,
+                "speedup_fwd_bwd": r.get("speedup_fwd_bwd") if ok else None,
+                "reason": r.get("reason"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-_BLOCK_COLS = ["device", "device_type", "dtype", "arch", "mode", "status", "hidden", "heads", "ffn_hidden", "seq_length",
-               "micro_batch_size", "fwd_ms", "fwd_bwd_ms", "tokens_per_s", "tflops", "peak_memory_mb", "activation_mb",
-               "torch", "megatron_core", "cuda", "hip", "host", "scale"]
-_GPT2_COLS = ["device", "dtype", "sweep", "size", "layers", "hidden", "heads", "parameters", "seq_length",
-              "micro_batch_size", "grad_accum", "devices", "global_batch_size", "step_ms", "tokens_per_s",
-              "tokens_per_s_per_device", "tflops_per_device_chinchilla", "mfu_chinchilla", "peak_memory_mb",
-              "torch", "megatron_core", "host", "scale"]
+_BLOCK_COLS = [
+    "device",
+    "device_type",
+    "dtype",
+    "arch",
+    "mode",
+    "status",
+    "hidden",
+    "heads",
+    "ffn_hidden",
+    "seq_length",
+    "micro_batch_size",
+    "fwd_ms",
+    "fwd_bwd_ms",
+    "tokens_per_s",
+    "tflops",
+    "peak_memory_mb",
+    "activation_mb",
+    "torch",
+    "megatron_core",
+    "cuda",
+    "hip",
+    "host",
+    "scale",
+]
+_GPT2_COLS = [
+    "device",
+    "dtype",
+    "sweep",
+    "size",
+    "layers",
+    "hidden",
+    "heads",
+    "parameters",
+    "seq_length",
+    "micro_batch_size",
+    "grad_accum",
+    "devices",
+    "global_batch_size",
+    "step_ms",
+    "tokens_per_s",
+    "tokens_per_s_per_device",
+    "tflops_per_device_chinchilla",
+    "mfu_chinchilla",
+    "peak_memory_mb",
+    "torch",
+    "megatron_core",
+    "host",
+    "scale",
+]
 
 
 def _cols(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -101,14 +160,21 @@ def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict
         raise ScaleDAGError("efficiency figures: no benchmark rows in the given files")
     scaling = scaling_efficiency(gpt2)
     sparse = sparsity_table(block)
-    tables = {"block": _cols(block, _BLOCK_COLS), "gpt2": _cols(gpt2, _GPT2_COLS), "scaling": scaling, "sparsity": sparse}
+    tables = {
+        "block": _cols(block, _BLOCK_COLS),
+        "gpt2": _cols(gpt2, _GPT2_COLS),
+        "scaling": scaling,
+        "sparsity": sparse,
+    }
     for name, df in tables.items():
         write_csv(df, out / "tables" / f"{name}.csv")
 
     # Block: tokens/s vs sequence length, one line per (device, arch, hidden, micro-batch), dense only.
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     dense = block[block["mode"] == "dense"] if len(block) else block
-    for (dev, arch, hidden, micro), g in dense.groupby(["device", "arch", "hidden", "micro_batch_size"]) if len(dense) else []:
+    for (dev, arch, hidden, micro), g in (
+        dense.groupby(["device", "arch", "hidden", "micro_batch_size"]) if len(dense) else []
+    ):
         g = g.sort_values("seq_length")
         label = f"{dev} {arch} h{hidden} b{micro}"
         axes[0].plot(g["seq_length"], g["tokens_per_s"], "o-", ms=3, label=label)
@@ -145,7 +211,13 @@ def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict
     acc = gpt2[gpt2["sweep"] == "grad_accum"] if len(gpt2) else gpt2
     for (dev, size), g in acc.groupby(["device", "size"]) if len(acc) else []:
         g = g.sort_values("grad_accum")
-        ax.plot(g["grad_accum"], g["tokens_per_s"], "o-", ms=3, label=f"{size} ({dev}), global batch {int(g['global_batch_size'].iloc[0])}")
+        ax.plot(
+            g["grad_accum"],
+            g["tokens_per_s"],
+            "o-",
+            ms=3,
+            label=f"{size} ({dev}), global batch {int(g['global_batch_size'].iloc[0])}",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("gradient-accumulation steps (micro-batch = global / steps)")
     ax.set_ylabel("training tokens / s")
@@ -158,7 +230,9 @@ def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict
 
     # GPT-2: data-parallel scaling efficiency.
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (dev, size, s, m), g in scaling.groupby(["device", "size", "seq_length", "micro_batch_size"]) if len(scaling) else []:
+    for (dev, size, s, m), g in (
+        scaling.groupby(["device", "size", "seq_length", "micro_batch_size"]) if len(scaling) else []
+    ):
         label = f"{size} seq {s} b{m} ({dev})"
         axes[0].plot(g["devices"], g["tokens_per_s"], "o-", ms=3, label=label)
         axes[1].plot(g["devices"], g["scaling_efficiency"], "o-", ms=3, label=label)

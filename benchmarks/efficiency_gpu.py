@@ -9,6 +9,7 @@ DAG still shows the GPU rows. A measurement, not a test.
 
     python benchmarks/efficiency_gpu.py [--scale small] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,28 @@ def main() -> None:
     work = Path(args.keep or tempfile.mkdtemp(prefix="scaledag-eff-"))
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", WANDB_MODE="offline")
-    subprocess.run([str(bin_dir / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(work),
-                    "--configfile", str(REPO / "config.yaml"), "--cores", "all", "--resources", "gpu=1",
-                    "--config", f"scale={args.scale}", "--", *targets], check=True, env=env, cwd=work)
+    subprocess.run(
+        [
+            str(bin_dir / "snakemake"),
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(work),
+            "--configfile",
+            str(REPO / "config.yaml"),
+            "--cores",
+            "all",
+            "--resources",
+            "gpu=1",
+            "--config",
+            f"scale={args.scale}",
+            "--",
+            *targets,
+        ],
+        check=True,
+        env=env,
+        cwd=work,
+    )
     device = re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name()).strip("-")
     out_dir = REPO / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,10 +80,19 @@ def main() -> None:
             rows = "".join(f.read_text() for f in files)
             (out_dir / f"efficiency_{kind}_{device}.jsonl").write_text(rows)
             print(f"{kind}: {len(rows.splitlines())} rows -> benchmarks/results/efficiency_{kind}_{device}.jsonl")
-    sparse = [json.loads(x) for f in sorted((work / root / "block").glob("*.jsonl")) for x in f.read_text().splitlines()]
+    sparse = [
+        json.loads(x) for f in sorted((work / root / "block").glob("*.jsonl")) for x in f.read_text().splitlines()
+    ]
     speedups = [r["speedup_fwd_bwd"] for r in sparse if r.get("mode") == "sparse24" and r.get("status") == "ok"]
-    print(json.dumps({"device": torch.cuda.get_device_name(), "sparse_points_ok": len(speedups),
-                      "sparse_speedup_fwd_bwd_median": sorted(speedups)[len(speedups) // 2] if speedups else None}))
+    print(
+        json.dumps(
+            {
+                "device": torch.cuda.get_device_name(),
+                "sparse_points_ok": len(speedups),
+                "sparse_speedup_fwd_bwd_median": sorted(speedups)[len(speedups) // 2] if speedups else None,
+            }
+        )
+    )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

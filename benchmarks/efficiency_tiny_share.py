@@ -5,6 +5,7 @@ times `snakemake --cores 2` on the efficiency and arch_proxy targets and reads e
 `benchmark:` TSV. Records the load average too: on a shared machine the wall time is only as good
 as the cores it got. Writes benchmarks/results/efficiency_tiny_share.json. A measurement, not a test.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,13 +22,29 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", WANDB_MODE="offline",
-               TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        WANDB_MODE="offline",
+        TOKENIZERS_PARALLELISM="false",
+    )
     data = [f"results/tiny/data/synthetic/tokens/{s}.{e}" for s in ("train", "valid") for e in ("bin", "idx")]
     mine = ["results/tiny/efficiency/tables/block.csv", "results/tiny/arch_proxy/tables/proxy.csv"]
     with tempfile.TemporaryDirectory(prefix="scaledag-eff-") as work:
-        base = [str(bin_dir / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", work,
-                "--configfile", str(REPO / "config.yaml"), "--cores", "2", "--quiet", "all", "--"]
+        base = [
+            str(bin_dir / "snakemake"),
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            work,
+            "--configfile",
+            str(REPO / "config.yaml"),
+            "--cores",
+            "2",
+            "--quiet",
+            "all",
+            "--",
+        ]
         subprocess.run(base + data, check=True, env=env, cwd=work)
         load0 = os.getloadavg()
         t0 = time.perf_counter()
@@ -45,11 +62,24 @@ def main() -> None:
         report = json.loads(Path(work, "results/tiny/arch_proxy/proxy/report.json").read_text())
     result = {
         "what": "efficiency + arch_proxy targets of the tiny DAG, snakemake --cores 2, corpus prebuilt",
-        "wall_seconds": round(wall, 1), "goal_seconds": 180, "jobs": len(jobs),
-        "sum_job_seconds": round(sum(jobs.values()), 1), "per_job_seconds": dict(sorted(jobs.items())),
-        "load_average_before_after": [round(load0[0], 2), round(load1[0], 2)], "cores": os.cpu_count(),
-        "proxy": {k: report[k] for k in ("spearman", "n_full", "proxy_flops_fraction", "proxy_seconds_fraction",
-                                         "best_predicted", "best_actual")},
+        "wall_seconds": round(wall, 1),
+        "goal_seconds": 180,
+        "jobs": len(jobs),
+        "sum_job_seconds": round(sum(jobs.values()), 1),
+        "per_job_seconds": dict(sorted(jobs.items())),
+        "load_average_before_after": [round(load0[0], 2), round(load1[0], 2)],
+        "cores": os.cpu_count(),
+        "proxy": {
+            k: report[k]
+            for k in (
+                "spearman",
+                "n_full",
+                "proxy_flops_fraction",
+                "proxy_seconds_fraction",
+                "best_predicted",
+                "best_actual",
+            )
+        },
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     out = REPO / "benchmarks" / "results" / "efficiency_tiny_share.json"

@@ -20,6 +20,7 @@ subprocess; its time covers the encode loop only (imports and tokenizer loading 
 
     python benchmarks/encode.py [--rounds 3] [--work /tmp/scaledag-encode-bench]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,6 +48,7 @@ def cpu_seconds() -> float:
 
 
 # -- the Megatron-LM preprocess_data.py approach, reimplemented (one encode per document) -------------
+
 
 class Encoder:
     """As tools/preprocess_data.py's Encoder: the tokenizer lives in each worker process."""
@@ -98,8 +100,13 @@ def megatron_style(jsonl: Path, tokenizer_dir: Path, out_prefix: str, flavour: s
     builder.finalize(out_prefix + ".idx")
     pool.close()
     pool.join()
-    return {"seconds": time.perf_counter() - t0, "cpu_seconds": cpu_seconds() - c0, "tokens": tokens,
-            "documents": documents, "startup_seconds": t0 - t_start - 0.5}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": cpu_seconds() - c0,
+        "tokens": tokens,
+        "documents": documents,
+        "startup_seconds": t0 - t_start - 0.5,
+    }
 
 
 def scaledag(jsonl: Path, tokenizer_dir: Path, out_prefix: str) -> dict:
@@ -111,22 +118,43 @@ def scaledag(jsonl: Path, tokenizer_dir: Path, out_prefix: str) -> dict:
     encoder = load_encoder(tokenizer_dir / "tokenizer.json")  # includes the tiktoken conversion and its check
     t0 = time.perf_counter()
     counts = encode_jsonl(jsonl, encoder, out_prefix, progress_every=1e9, threads=WORKERS)
-    return {"seconds": time.perf_counter() - t0, "cpu_seconds": cpu_seconds() - c0,
-            "startup_seconds": t0 - t_start, **counts}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": cpu_seconds() - c0,
+        "startup_seconds": t0 - t_start,
+        **counts,
+    }
 
 
 def run_one(approach: str, jsonl: Path, tokenizer_dir: Path, out_prefix: str) -> dict:
     """One timed run in a fresh subprocess (so no approach inherits another's warm state)."""
-    env = dict(os.environ, RAYON_NUM_THREADS=str(WORKERS),
-               TOKENIZERS_PARALLELISM="true" if approach == "scaledag" else "false")
-    proc = subprocess.run([sys.executable, __file__, "--one", approach, "--jsonl", str(jsonl), "--tokenizer-dir",
-                           str(tokenizer_dir), "--out-prefix", out_prefix], env=env, capture_output=True, text=True)
+    env = dict(
+        os.environ, RAYON_NUM_THREADS=str(WORKERS), TOKENIZERS_PARALLELISM="true" if approach == "scaledag" else "false"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--one",
+            approach,
+            "--jsonl",
+            str(jsonl),
+            "--tokenizer-dir",
+            str(tokenizer_dir),
+            "--out-prefix",
+            out_prefix,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{approach} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # -- data --------------------------------------------------------------------------------------------
+
 
 def prepare(work: Path, vocab_size: int) -> tuple[Path, Path]:
     """The de-duplicated arXiv corpus and its tokenizer (built once, reused by later runs)."""
@@ -157,8 +185,11 @@ def main() -> None:
 
     if args.one:  # child: one timed run
         jsonl, tok = Path(args.jsonl), Path(args.tokenizer_dir)
-        result = scaledag(jsonl, tok, args.out_prefix) if args.one == "scaledag" else \
-            megatron_style(jsonl, tok, args.out_prefix, args.one)
+        result = (
+            scaledag(jsonl, tok, args.out_prefix)
+            if args.one == "scaledag"
+            else megatron_style(jsonl, tok, args.out_prefix, args.one)
+        )
         print(json.dumps(result))
         return
 
@@ -173,9 +204,12 @@ def main() -> None:
             result = run_one(approach, jsonl, tokenizer_dir, str(work / f"out-{approach}"))
             result["load_average"] = round(os.getloadavg()[0], 2)
             runs[approach].append(result)
-            print(f"round {r} {approach:14s} {result['seconds']:7.2f}s ({result['cpu_seconds']:6.2f} cpu-s) "
-                  f"{megabytes / result['seconds']:6.2f} MB/s "
-                  f"{result['tokens'] / result['seconds']:10.0f} tokens/s", flush=True)
+            print(
+                f"round {r} {approach:14s} {result['seconds']:7.2f}s ({result['cpu_seconds']:6.2f} cpu-s) "
+                f"{megabytes / result['seconds']:6.2f} MB/s "
+                f"{result['tokens'] / result['seconds']:10.0f} tokens/s",
+                flush=True,
+            )
         for approach in APPROACHES[1:]:  # identical token ids, byte for byte
             for ext in ("bin", "idx"):
                 a = (work / f"out-scaledag.{ext}").read_bytes()
@@ -187,50 +221,93 @@ def main() -> None:
         seconds = [x["seconds"] for x in rs]
         med = statistics.median(seconds)
         cpu = statistics.median(x["cpu_seconds"] for x in rs)
-        summary[approach] = {"seconds": [round(s, 3) for s in seconds], "median_seconds": round(med, 3),
-                             "MB_per_s": round(megabytes / med, 3), "tokens_per_s": round(tokens / med),
-                             "cpu_seconds": [round(x["cpu_seconds"], 3) for x in rs],
-                             "median_cpu_seconds": round(cpu, 3), "MB_per_cpu_s": round(megabytes / cpu, 3),
-                             "startup_seconds": [round(x["startup_seconds"], 3) for x in rs]}
-    ratio = {f"scaledag_vs_{a}": round(statistics.median(
-        [ref["seconds"] / ours["seconds"] for ours, ref in zip(runs["scaledag"], runs[a])]), 2) for a in APPROACHES[1:]}
-    end_to_end = {f"scaledag_vs_{a}": round(statistics.median(
-        [(ref["seconds"] + ref["startup_seconds"]) / (ours["seconds"] + ours["startup_seconds"])
-         for ours, ref in zip(runs["scaledag"], runs[a])]), 2) for a in APPROACHES[1:]}
-    cpu_ratio = {f"scaledag_vs_{a}": round(statistics.median(
-        [ref["cpu_seconds"] / ours["cpu_seconds"] for ours, ref in zip(runs["scaledag"], runs[a])]), 2)
-        for a in APPROACHES[1:]}
+        summary[approach] = {
+            "seconds": [round(s, 3) for s in seconds],
+            "median_seconds": round(med, 3),
+            "MB_per_s": round(megabytes / med, 3),
+            "tokens_per_s": round(tokens / med),
+            "cpu_seconds": [round(x["cpu_seconds"], 3) for x in rs],
+            "median_cpu_seconds": round(cpu, 3),
+            "MB_per_cpu_s": round(megabytes / cpu, 3),
+            "startup_seconds": [round(x["startup_seconds"], 3) for x in rs],
+        }
+    ratio = {
+        f"scaledag_vs_{a}": round(
+            statistics.median([ref["seconds"] / ours["seconds"] for ours, ref in zip(runs["scaledag"], runs[a])]), 2
+        )
+        for a in APPROACHES[1:]
+    }
+    end_to_end = {
+        f"scaledag_vs_{a}": round(
+            statistics.median(
+                [
+                    (ref["seconds"] + ref["startup_seconds"]) / (ours["seconds"] + ours["startup_seconds"])
+                    for ours, ref in zip(runs["scaledag"], runs[a])
+                ]
+            ),
+            2,
+        )
+        for a in APPROACHES[1:]
+    }
+    cpu_ratio = {
+        f"scaledag_vs_{a}": round(
+            statistics.median(
+                [ref["cpu_seconds"] / ours["cpu_seconds"] for ours, ref in zip(runs["scaledag"], runs[a])]
+            ),
+            2,
+        )
+        for a in APPROACHES[1:]
+    }
     report = {
         "benchmark": "encode the de-duplicated arXiv cond-mat train split into Megatron .bin/.idx",
-        "input": {"file": "train.jsonl of corpus arxiv-cond-mat (config.yaml)", "megabytes": round(megabytes, 2),
-                  "documents": runs["scaledag"][0]["documents"], "tokens": tokens,
-                  "tokenizer": f"byte-level BPE trained on it, vocab {args.vocab_size}"},
+        "input": {
+            "file": "train.jsonl of corpus arxiv-cond-mat (config.yaml)",
+            "megabytes": round(megabytes, 2),
+            "documents": runs["scaledag"][0]["documents"],
+            "tokens": tokens,
+            "tokenizer": f"byte-level BPE trained on it, vocab {args.vocab_size}",
+        },
         "workers": WORKERS,
         "identical_token_ids": True,
         "rounds": args.rounds,
         "method": "approaches alternate order every round, each a fresh subprocess timed around the encode loop "
-                  "only (after imports, the Pool's workers loading their tokenizer, or ScaleDAG loading its "
-                  "encoder: startup_seconds, reported apart; speedup_with_startup counts it in); speedup = "
-                  "median over rounds of (reference seconds / scaledag seconds). The 2-core CPU "
-                  "was shared with other engineers' jobs while this ran, so absolute MB/s are noisy; the "
-                  "interleaved ratio is the comparison. cpu_time_ratio (reference CPU seconds / scaledag CPU "
-                  "seconds, workers and startup included) is the load-independent view of the same runs.",
+        "only (after imports, the Pool's workers loading their tokenizer, or ScaleDAG loading its "
+        "encoder: startup_seconds, reported apart; speedup_with_startup counts it in); speedup = "
+        "median over rounds of (reference seconds / scaledag seconds). The 2-core CPU "
+        "was shared with other engineers' jobs while this ran, so absolute MB/s are noisy; the "
+        "interleaved ratio is the comparison. cpu_time_ratio (reference CPU seconds / scaledag CPU "
+        "seconds, workers and startup included) is the load-independent view of the same runs.",
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "approaches": summary,
         "speedup": ratio,
         "speedup_with_startup": end_to_end,
         "cpu_time_ratio": cpu_ratio,
-        "per_round": [{a: {"seconds": round(runs[a][r]["seconds"], 2), "load_average": runs[a][r]["load_average"]}
-                       for a in APPROACHES} for r in range(args.rounds)],
-        "per_round_speedup_vs_megatron_hf": [round(ref["seconds"] / ours["seconds"], 2)
-                                             for ours, ref in zip(runs["scaledag"], runs["megatron-hf"])],
+        "per_round": [
+            {
+                a: {"seconds": round(runs[a][r]["seconds"], 2), "load_average": runs[a][r]["load_average"]}
+                for a in APPROACHES
+            }
+            for r in range(args.rounds)
+        ],
+        "per_round_speedup_vs_megatron_hf": [
+            round(ref["seconds"] / ours["seconds"], 2) for ours, ref in zip(runs["scaledag"], runs["megatron-hf"])
+        ],
         "goal": "scaledag >= 2x megatron-hf (Megatron-LM tools/preprocess_data.py approach)",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }
     from workflow.io import atomic_write_json
 
     atomic_write_json(args.out, report)
-    print(json.dumps({"speedup": ratio, "speedup_with_startup": end_to_end, "cpu_time_ratio": cpu_ratio, "approaches": {a: s["MB_per_s"] for a, s in summary.items()}}))
+    print(
+        json.dumps(
+            {
+                "speedup": ratio,
+                "speedup_with_startup": end_to_end,
+                "cpu_time_ratio": cpu_ratio,
+                "approaches": {a: s["MB_per_s"] for a, s in summary.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ shared with other work, so the two alternate step by step and the ratio is taken
 (median reported), beside the ratio of thread CPU time (robust to other load). The CPU shim is switched off while the plain loop runs, so it pays nothing for
 Megatron's needs. Writes benchmarks/results/train_cpu.json; a measurement, not a test. Goal >= 0.9x.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,17 @@ def _tiny_corpus(root: Path, vocab: int) -> dict:
     from workflow.data.tokenize import encode_jsonl
     from workflow.data.tokenizer import train_tokenizer
 
-    prepare_corpus({"name": "bench", "generated": {"documents": 1500, "seed": 5}, "min_chars": 50,
-                    "valid_fraction": 0.05}, root)
+    prepare_corpus(
+        {"name": "bench", "generated": {"documents": 1500, "seed": 5}, "min_chars": 50, "valid_fraction": 0.05}, root
+    )
     train_tokenizer(root / "train.jsonl", root / "tokenizer.json", vocab_size=vocab)
     for split in ("train", "valid"):
         encode_jsonl(root / f"{split}.jsonl", root / "tokenizer.json", root / "tokens" / split)
-    return {"tokenizer": str(root / "tokenizer.json"), "train_prefix": str(root / "tokens" / "train"),
-            "valid_prefix": str(root / "tokens" / "valid")}
+    return {
+        "tokenizer": str(root / "tokenizer.json"),
+        "train_prefix": str(root / "tokens" / "train"),
+        "valid_prefix": str(root / "tokens" / "valid"),
+    }
 
 
 def _spec(cfg: dict, data: dict, out: Path, steps: int) -> dict:
@@ -47,8 +52,12 @@ def _spec(cfg: dict, data: dict, out: Path, steps: int) -> dict:
 
     spec = pretrain_spec(cfg, "matgpt", "llama_tiny-1m")  # the tiny LLaMA-style run of the DAG
     spec.update(data=data, out_dir=str(out), wandb=False)
-    spec["train"] = dict(spec["train"], tokens=steps * spec["train"]["global_batch_size"] * spec["shape"]["seq_length"],
-                         save_interval=10**9, eval_interval=10**9)
+    spec["train"] = dict(
+        spec["train"],
+        tokens=steps * spec["train"]["global_batch_size"] * spec["shape"]["seq_length"],
+        save_interval=10**9,
+        eval_interval=10**9,
+    )
     return spec
 
 
@@ -60,12 +69,18 @@ class PlainLoop:
 
         from workflow.export.hf import convert_state_dict, hf_config
 
-        state = {k: v.detach().clone() for k, v in trainer.model.module.state_dict().items() if isinstance(v, torch.Tensor)}
+        state = {
+            k: v.detach().clone() for k, v in trainer.model.module.state_dict().items() if isinstance(v, torch.Tensor)
+        }
         self.model = transformers.LlamaForCausalLM(hf_config(trainer.model_spec, "LlamaForCausalLM", 0))
         self.model.load_state_dict(convert_state_dict(state, trainer.model_spec, "LlamaForCausalLM"), strict=True)
         self.model.train()
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=float(train["lr"]), betas=(0.9, 0.95),
-                                     weight_decay=float(train.get("weight_decay", 0.1)))
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=float(train["lr"]),
+            betas=(0.9, 0.95),
+            weight_decay=float(train.get("weight_decay", 0.1)),
+        )
         self.clip = float(train.get("grad_clip", 1.0))
         self.batches = trainer._batches
 
@@ -75,7 +90,9 @@ class PlainLoop:
         total = 0.0
         for b in micro:
             logits = self.model(input_ids=b["tokens"], position_ids=b["position_ids"]).logits
-            loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), b["labels"].reshape(-1))
+            loss = torch.nn.functional.cross_entropy(
+                logits.float().reshape(-1, logits.size(-1)), b["labels"].reshape(-1)
+            )
             (loss / len(micro)).backward()
             total += loss.item()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
@@ -117,7 +134,7 @@ def main() -> None:
             wall = {"scaledag": 0.0, "plain": 0.0}
             cpu = {"scaledag": 0.0, "plain": 0.0}
             for i in range(it, it + args.steps_per_round):  # alternate every step, order flipped each time
-                for name in (("scaledag", "plain") if i % 2 else ("plain", "scaledag")):
+                for name in ("scaledag", "plain") if i % 2 else ("plain", "scaledag"):
                     t0, c0 = time.perf_counter(), time.thread_time()
                     if name == "scaledag":
                         megatron_cpu.activate()
@@ -129,10 +146,20 @@ def main() -> None:
                     cpu[name] += time.thread_time() - c0
             it += args.steps_per_round
             tok = tokens_per_step * args.steps_per_round
-            rows.append({"round": r, "scaledag_tokens_per_s": tok / wall["scaledag"], "plain_tokens_per_s": tok / wall["plain"],
-                         "ratio": wall["plain"] / wall["scaledag"], "cpu_time_ratio": cpu["plain"] / cpu["scaledag"]})
-            print(f"round {r}: scaledag {rows[-1]['scaledag_tokens_per_s']:,.0f} tok/s, plain {rows[-1]['plain_tokens_per_s']:,.0f} tok/s, "
-                  f"ratio {rows[-1]['ratio']:.3f} (cpu-time ratio {rows[-1]['cpu_time_ratio']:.3f})", flush=True)
+            rows.append(
+                {
+                    "round": r,
+                    "scaledag_tokens_per_s": tok / wall["scaledag"],
+                    "plain_tokens_per_s": tok / wall["plain"],
+                    "ratio": wall["plain"] / wall["scaledag"],
+                    "cpu_time_ratio": cpu["plain"] / cpu["scaledag"],
+                }
+            )
+            print(
+                f"round {r}: scaledag {rows[-1]['scaledag_tokens_per_s']:,.0f} tok/s, plain {rows[-1]['plain_tokens_per_s']:,.0f} tok/s, "
+                f"ratio {rows[-1]['ratio']:.3f} (cpu-time ratio {rows[-1]['cpu_time_ratio']:.3f})",
+                flush=True,
+            )
         megatron_cpu.activate()
         shutdown()
     ratios = [r["ratio"] for r in rows]
@@ -140,13 +167,19 @@ def main() -> None:
         "benchmark": "train_cpu",
         "model": trainer.model_spec.to_dict(),
         "parameters": trainer.n_params,
-        "micro_batch_size": trainer.micro, "global_batch_size": trainer.global_batch, "seq_length": trainer.seq,
-        "threads": args.threads, "rounds": args.rounds, "steps_per_round": args.steps_per_round,
+        "micro_batch_size": trainer.micro,
+        "global_batch_size": trainer.global_batch,
+        "seq_length": trainer.seq,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "steps_per_round": args.steps_per_round,
         "reference": "HF transformers LlamaForCausalLM, same weights (workflow.export.hf), torch AdamW, same batches",
         "first_step_loss": {"scaledag": first_scaledag, "plain": first_plain},
         "scaledag_tokens_per_s_median": statistics.median(r["scaledag_tokens_per_s"] for r in rows),
         "plain_tokens_per_s_median": statistics.median(r["plain_tokens_per_s"] for r in rows),
-        "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+        "ratio_median": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
         # CPU time of this (single-threaded) process: what each loop costs, whatever else runs on the machine
         "cpu_time_ratio_median": statistics.median(r["cpu_time_ratio"] for r in rows),
         "goal": 0.9,
@@ -154,11 +187,15 @@ def main() -> None:
         "meets_goal_cpu_time": statistics.median(r["cpu_time_ratio"] for r in rows) >= 0.9,
         "load_average_1min": os.getloadavg()[0],
         "per_round": rows,
-        "device": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "torch": torch.__version__, "note": "CPU shared with other jobs: compare the per-round ratio, not absolute rates",
+        "device": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "note": "CPU shared with other jobs: compare the per-round ratio, not absolute rates",
     }
     if abs(first_scaledag - first_plain) > 1e-3:
-        raise SystemExit(f"error: the two loops do not train the same model (first losses {first_scaledag} vs {first_plain})")
+        raise SystemExit(
+            f"error: the two loops do not train the same model (first losses {first_scaledag} vs {first_plain})"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("per_round", "model")}, indent=1))

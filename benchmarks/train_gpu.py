@@ -10,6 +10,7 @@ appendix-F count (and 6N) of the same shape for both, MFU against the device's d
 (`workflow.telemetry.mfu`, 989 TFLOP/s on H100 SXM). Goals: MFU >= 50% and >= 1.3x HF's tokens/s.
 Writes benchmarks/results/train_gpu.json with the device name. Needs a CUDA GPU: exits 2 without.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,16 +43,24 @@ class HFLoop:
 
         from workflow.export.hf import convert_state_dict, hf_config
 
-        state = {k: v.detach().float().cpu() for k, v in trainer.model.module.state_dict().items()
-                 if isinstance(v, torch.Tensor) and not k.endswith("_extra_state")}
+        state = {
+            k: v.detach().float().cpu()
+            for k, v in trainer.model.module.state_dict().items()
+            if isinstance(v, torch.Tensor) and not k.endswith("_extra_state")
+        }
         state = _local_names(state)
         config = hf_config(trainer.model_spec, "LlamaForCausalLM", 0)
         config._attn_implementation = attn
         self.model = transformers.LlamaForCausalLM(config)
         self.model.load_state_dict(convert_state_dict(state, trainer.model_spec, "LlamaForCausalLM"), strict=True)
         self.model.cuda().train()
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=float(train["lr"]), betas=(0.9, 0.95),
-                                     weight_decay=float(train.get("weight_decay", 0.1)), fused=True)
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=float(train["lr"]),
+            betas=(0.9, 0.95),
+            weight_decay=float(train.get("weight_decay", 0.1)),
+            fused=True,
+        )
         self.clip = float(train.get("grad_clip", 1.0))
         self.batches = trainer._batches
 
@@ -62,7 +71,9 @@ class HFLoop:
         for b in micro:
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 logits = self.model(input_ids=b["tokens"], position_ids=b["position_ids"]).logits
-            loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), b["labels"].reshape(-1))
+            loss = torch.nn.functional.cross_entropy(
+                logits.float().reshape(-1, logits.size(-1)), b["labels"].reshape(-1)
+            )
             (loss / len(micro)).backward()
             total += loss.detach()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
@@ -92,7 +103,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train_gpu.json"))
     args = parser.parse_args()
     if not torch.cuda.is_available():
-        print("error: benchmarks/train_gpu.py needs a CUDA GPU and none is visible; nothing was measured", file=sys.stderr)
+        print(
+            "error: benchmarks/train_gpu.py needs a CUDA GPU and none is visible; nothing was measured", file=sys.stderr
+        )
         raise SystemExit(2)
 
     from workflow.hpc.launch import shutdown
@@ -102,14 +115,37 @@ def main() -> None:
     from workflow.train.pretrain import Trainer
 
     steps = args.warmup + args.rounds * args.steps_per_round + 1
-    train = {"tokens": steps * args.global_batch_size * SHAPE["seq_length"], "micro_batch_size": args.micro_batch_size,
-             "global_batch_size": args.global_batch_size, "lr": 2e-4, "min_lr_ratio": 0.1, "warmup_fraction": 0.01,
-             "weight_decay": 0.1, "grad_clip": 1.0, "optimizer": "adamw", "seed": 1234,
-             "log_interval": 10**9, "eval_interval": 10**9, "eval_iters": 1, "save_interval": 10**9}
+    train = {
+        "tokens": steps * args.global_batch_size * SHAPE["seq_length"],
+        "micro_batch_size": args.micro_batch_size,
+        "global_batch_size": args.global_batch_size,
+        "lr": 2e-4,
+        "min_lr_ratio": 0.1,
+        "warmup_fraction": 0.01,
+        "weight_decay": 0.1,
+        "grad_clip": 1.0,
+        "optimizer": "adamw",
+        "seed": 1234,
+        "log_interval": 10**9,
+        "eval_interval": 10**9,
+        "eval_iters": 1,
+        "save_interval": 10**9,
+    }
     with tempfile.TemporaryDirectory(prefix="scaledag-train-gpu-") as tmp:
-        spec = {"run_id": "bench.train_gpu.llama_1.3b", "study": "bench", "run": "llama_1.3b", "arch": "llama",
-                "arch_overrides": {}, "shape": SHAPE, "vocab_size": VOCAB, "data": {"random_tokens": True},
-                "train": train, "parallel": {"tp": 1, "pp": 1}, "bf16": True, "out_dir": tmp}
+        spec = {
+            "run_id": "bench.train_gpu.llama_1.3b",
+            "study": "bench",
+            "run": "llama_1.3b",
+            "arch": "llama",
+            "arch_overrides": {},
+            "shape": SHAPE,
+            "vocab_size": VOCAB,
+            "data": {"random_tokens": True},
+            "train": train,
+            "parallel": {"tp": 1, "pp": 1},
+            "bf16": True,
+            "out_dir": tmp,
+        }
         trainer = Trainer(spec)
         hf = HFLoop(trainer, train, args.hf_attention)
         first = {"scaledag": trainer._step(0)[0], "hf": hf.step(0)}
@@ -122,7 +158,7 @@ def main() -> None:
         rows = []
         for r in range(args.rounds):
             times = {}
-            for name in (("scaledag", "hf") if r % 2 == 0 else ("hf", "scaledag")):
+            for name in ("scaledag", "hf") if r % 2 == 0 else ("hf", "scaledag"):
                 _sync()
                 t0 = time.perf_counter()
                 for i in range(it, it + args.steps_per_round):
@@ -130,23 +166,42 @@ def main() -> None:
                 _sync()
                 times[name] = time.perf_counter() - t0
             it += args.steps_per_round
-            rows.append({"round": r, "scaledag_tokens_per_s": tokens / times["scaledag"], "hf_tokens_per_s": tokens / times["hf"]})
-            print(f"round {r}: scaledag {rows[-1]['scaledag_tokens_per_s']:,.0f} tok/s, hf {rows[-1]['hf_tokens_per_s']:,.0f} tok/s", flush=True)
+            rows.append(
+                {
+                    "round": r,
+                    "scaledag_tokens_per_s": tokens / times["scaledag"],
+                    "hf_tokens_per_s": tokens / times["hf"],
+                }
+            )
+            print(
+                f"round {r}: scaledag {rows[-1]['scaledag_tokens_per_s']:,.0f} tok/s, hf {rows[-1]['hf_tokens_per_s']:,.0f} tok/s",
+                flush=True,
+            )
         device = torch.cuda.get_device_name()
         peak = peak_flops(device, "bf16")
         fpt = {"chinchilla": trainer.flops_per_token_chinchilla, "6n": trainer.flops_per_token_6n}
         rate = {name: statistics.median(r[f"{name}_tokens_per_s"] for r in rows) for name in ("scaledag", "hf")}
         mfu = {name: ({k: rate[name] * f / peak for k, f in fpt.items()} if peak else None) for name in rate}
         result = {
-            "benchmark": "train_gpu", "device": device, "peak_bf16_flops": peak,
-            "model": trainer.model_spec.to_dict(), "parameters": trainer.n_params,
-            "micro_batch_size": args.micro_batch_size, "global_batch_size": args.global_batch_size,
+            "benchmark": "train_gpu",
+            "device": device,
+            "peak_bf16_flops": peak,
+            "model": trainer.model_spec.to_dict(),
+            "parameters": trainer.n_params,
+            "micro_batch_size": args.micro_batch_size,
+            "global_batch_size": args.global_batch_size,
             "layer_spec": "transformer_engine" if trainer.use_te else "local",
-            "transformer_engine": transformer_engine_available(), "hf_attention": args.hf_attention,
-            "first_step_loss": first, "tokens_per_s_median": rate, "speedup_vs_hf": rate["scaledag"] / rate["hf"],
-            "flops_per_token": fpt, "mfu": mfu, "goals": {"mfu": 0.5, "speedup_vs_hf": 1.3},
+            "transformer_engine": transformer_engine_available(),
+            "hf_attention": args.hf_attention,
+            "first_step_loss": first,
+            "tokens_per_s_median": rate,
+            "speedup_vs_hf": rate["scaledag"] / rate["hf"],
+            "flops_per_token": fpt,
+            "mfu": mfu,
+            "goals": {"mfu": 0.5, "speedup_vs_hf": 1.3},
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
-            "per_round": rows, "torch": torch.__version__,
+            "per_round": rows,
+            "torch": torch.__version__,
         }
         shutdown()
     if abs(first["scaledag"] - first["hf"]) > 0.05:  # bf16: same model, not bit-identical

@@ -9,14 +9,14 @@ checkpoint proxy_rank:
         summaries=dag.proxy_summaries,
     output:
         ranking=layout.study_file("{study}", "proxy/ranking.json"),
-    params:
-        settings=dag.proxy_settings,
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("proxy_rank", "{study}")
     log:
         layout.log("proxy_rank", "{study}"),
+    benchmark:
+        layout.benchmark("proxy_rank", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
+    params:
+        settings=dag.proxy_settings,
     shell:
         "python -m analysis.arch_proxy rank --settings {params.settings:q} --metrics {input.metrics:q}"
         " --summaries {input.summaries:q} --out {output.ranking:q} > {log:q} 2>&1"
@@ -30,14 +30,18 @@ rule proxy_report:
     output:
         report=layout.study_file("{study}", "proxy/report.json"),
         table=layout.table("{study}", "proxy"),
-        png=report(layout.figure("{study}", "proxy_predicted_vs_actual"), caption="../report/arch_proxy_ranking.rst", category="{study}"),
+        png=report(
+            layout.figure("{study}", "proxy_predicted_vs_actual"),
+            caption="../report/arch_proxy_ranking.rst",
+            category="{study}",
+        ),
         pdf=layout.figure("{study}", "proxy_predicted_vs_actual", "pdf"),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("proxy_report", "{study}")
     log:
         layout.log("proxy_report", "{study}"),
+    benchmark:
+        layout.benchmark("proxy_report", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
     shell:
         "python -m analysis.arch_proxy report --ranking {input.ranking:q} --metrics {input.metrics:q}"
         " --summaries {input.summaries:q} --report {output.report:q} --table {output.table:q}"

@@ -9,16 +9,16 @@ rule isoflop_points:
     output:
         points=layout.table("{study}", "scaling_points"),
         curves=layout.table("{study}", "scaling_curves"),
+    log:
+        layout.log("isoflop_points", "{study}"),
+    benchmark:
+        layout.benchmark("isoflop_points", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
     params:
         budgets=dag.isoflop_budgets,
         flops=lambda wildcards: dag.isoflop(wildcards)["flops_per_token"],
         counting=lambda wildcards: dag.isoflop(wildcards)["params_counting"],
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("isoflop_points", "{study}")
-    log:
-        layout.log("isoflop_points", "{study}"),
     shell:
         "python -m analysis.chinchilla.approaches points --budgets {params.budgets:q} --flops-per-token {params.flops}"
         " --params-counting {params.counting}"
@@ -38,18 +38,18 @@ rule isoflop_fit:
         minima=layout.table("{study}", "isoflop_minima"),
         envelope=layout.table("{study}", "approach1_envelope"),
         fit=layout.table("{study}", "scaling_fit.json"),
+    log:
+        layout.log("isoflop_fit", "{study}"),
+    benchmark:
+        layout.benchmark("isoflop_fit", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
     params:
         target=lambda wildcards: dag.isoflop(wildcards)["target_budget"],
         table=lambda wildcards: " ".join(f"{c:g}" for c in dag.isoflop(wildcards)["table_budgets"]),
         bootstrap=lambda wildcards: dag.isoflop(wildcards)["bootstrap"],
         conventions=dag.fit_conventions,
         out_dir=lambda wildcards, output: os.path.dirname(output.fit),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("isoflop_fit", "{study}")
-    log:
-        layout.log("isoflop_fit", "{study}"),
     shell:
         "python -m analysis.chinchilla.approaches fit --points {input.points:q} --curves {input.curves:q}"
         " --target-budget {params.target} --table-budgets {params.table} --bootstrap {params.bootstrap}"
@@ -69,12 +69,12 @@ rule isoflop_curves_figure:
             category="{study}",
         ),
         pdf=layout.figure("{study}", "isoflop_curves", "pdf"),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("isoflop_curves_figure", "{study}")
     log:
         layout.log("isoflop_curves_figure", "{study}"),
+    benchmark:
+        layout.benchmark("isoflop_curves_figure", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
     shell:
         "python -m analysis.chinchilla.figures isoflop --points {input.points:q} --minima {input.minima:q}"
         " --fit {input.fit:q} --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
@@ -91,12 +91,12 @@ rule parametric_contour_figure:
             category="{study}",
         ),
         pdf=layout.figure("{study}", "parametric_contour", "pdf"),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("parametric_contour_figure", "{study}")
     log:
         layout.log("parametric_contour_figure", "{study}"),
+    benchmark:
+        layout.benchmark("parametric_contour_figure", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
     shell:
         "python -m analysis.chinchilla.figures contour --points {input.points:q} --fit {input.fit:q}"
         " --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
@@ -111,14 +111,14 @@ checkpoint closed_loop_plan:
         plan=layout.study_file("{study}", "closed_loop/plan.json"),
         size_choice=layout.table("{study}", "size_choice"),
         size_config=layout.study_file("{study}", "closed_loop/size_choice.yaml"),
-    params:
-        settings=dag.closed_loop_settings,
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("closed_loop_plan", "{study}")
     log:
         layout.log("closed_loop_plan", "{study}"),
+    benchmark:
+        layout.benchmark("closed_loop_plan", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
+    params:
+        settings=dag.closed_loop_settings,
     shell:
         "python -m analysis.chinchilla.closed_loop plan --settings {params.settings:q} --fit {input.fit:q} --out {output.plan:q}"
         " --size-choice {output.size_choice:q} --size-config {output.size_config:q} > {log:q} 2>&1"
@@ -142,12 +142,12 @@ rule closed_loop_report:
             category="{study}",
         ),
         pdf=layout.figure("{study}", "closed_loop", "pdf"),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("closed_loop_report", "{study}")
     log:
         layout.log("closed_loop_report", "{study}"),
+    benchmark:
+        layout.benchmark("closed_loop_report", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
     shell:
         "python -m analysis.chinchilla.closed_loop report --plan {input.plan:q} --fit {input.fit:q}"
         " --metrics {input.metrics:q} --summaries {input.summaries:q}"

@@ -9,18 +9,18 @@ rule prepare_corpus:
         valid=layout.corpus_file("{corpus}", "valid.jsonl"),
         test=layout.corpus_file("{corpus}", "test.jsonl"),
         stats=layout.corpus_file("{corpus}", "stats.json"),
+    log:
+        layout.log("prepare_corpus", "{corpus}"),
+    benchmark:
+        layout.benchmark("prepare_corpus", "{corpus}")
+    conda:
+        "../envs/scaledag.yaml"
+    resources:
+        **dag.resources("prepare_corpus"),
     params:
         spec=dag.corpus_spec,
         out_dir=lambda wildcards, output: os.path.dirname(output.stats),
         downloads=layout.downloads,
-    resources:
-        **dag.resources("prepare_corpus"),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("prepare_corpus", "{corpus}")
-    log:
-        layout.log("prepare_corpus", "{corpus}"),
     shell:
         "python -m workflow.data.corpus --spec {params.spec:q} --out-dir {params.out_dir:q}"
         " --download-dir {params.downloads:q} > {log:q} 2>&1"
@@ -32,17 +32,17 @@ rule train_tokenizer:
     output:
         tokenizer=layout.corpus_file("{corpus}", "tokenizer.json"),
         hf_config=layout.corpus_file("{corpus}", "tokenizer_config.json"),
+    log:
+        layout.log("train_tokenizer", "{corpus}"),
+    benchmark:
+        layout.benchmark("train_tokenizer", "{corpus}")
+    conda:
+        "../envs/scaledag.yaml"
+    resources:
+        **dag.resources("train_tokenizer"),
     params:
         vocab_size=dag.tokenizer_vocab,
         args=dag.tokenizer_args,
-    resources:
-        **dag.resources("train_tokenizer"),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("train_tokenizer", "{corpus}")
-    log:
-        layout.log("train_tokenizer", "{corpus}"),
     shell:
         "python -m workflow.data.tokenizer --train {input.train:q} --vocab-size {params.vocab_size} {params.args}"
         " --out {output.tokenizer:q} > {log:q} 2>&1"
@@ -61,20 +61,20 @@ rule tokenize_shard:
             for ext in ("bin", "idx")
         },
         counts=temp(layout.token_shard_file("{corpus}", "{shard}", "{shards}", "counts.json")),
+    log:
+        layout.log("tokenize_shard", "{corpus}", "{shard}-of-{shards}"),
+    benchmark:
+        layout.benchmark("tokenize_shard", "{corpus}", "{shard}-of-{shards}")
     wildcard_constraints:
         shard=r"\d+",
         shards=r"\d+",
-    params:
-        prefix=lambda wildcards, output: output.train_bin[: -len("train.bin")],
+    conda:
+        "../envs/scaledag.yaml"
     threads: dag.tokenize_threads()
     resources:
         **dag.resources("tokenize_shard"),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("tokenize_shard", "{corpus}", "{shard}-of-{shards}")
-    log:
-        layout.log("tokenize_shard", "{corpus}", "{shard}-of-{shards}"),
+    params:
+        prefix=lambda wildcards, output: output.train_bin[: -len("train.bin")],
     shell:
         "python -m workflow.data.tokenize encode --tokenizer {input.tokenizer:q} --threads {threads}"
         " --shard {wildcards.shard} --num-shards {wildcards.shards}"
@@ -95,17 +95,17 @@ rule tokenize_corpus:
             for ext in ("bin", "idx")
         },
         stats=layout.corpus_file("{corpus}", "tokens/stats.json"),
+    log:
+        layout.log("tokenize_corpus", "{corpus}"),
+    benchmark:
+        layout.benchmark("tokenize_corpus", "{corpus}")
+    conda:
+        "../envs/scaledag.yaml"
+    resources:
+        **dag.resources("tokenize_corpus"),
     params:
         shard_dirs=dag.token_shard_dirs,
         out_dir=lambda wildcards, output: os.path.dirname(output.stats),
-    resources:
-        **dag.resources("tokenize_corpus"),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("tokenize_corpus", "{corpus}")
-    log:
-        layout.log("tokenize_corpus", "{corpus}"),
     shell:
         "python -m workflow.data.tokenize merge --tokenizer {input.tokenizer:q} --corpus-stats {input.stats:q}"
         " --shard-dir {params.shard_dirs:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -12,17 +12,17 @@ wildcard_constraints:
 rule benchmark_block:
     output:
         rows=layout.study_file("{study}", "block/{arch}.jsonl"),
-    params:
-        spec=dag.block_spec,
+    log:
+        layout.log("benchmark_block", "{study}", "{arch}"),
+    benchmark:
+        layout.benchmark("benchmark_block", "{study}", "{arch}")
+    conda:
+        "../envs/scaledag.yaml"
     threads: dag.run_threads
     resources:
         **dag.resources("benchmark_block"),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("benchmark_block", "{study}", "{arch}")
-    log:
-        layout.log("benchmark_block", "{study}", "{arch}"),
+    params:
+        spec=dag.block_spec,
     shell:
         "python -m workflow.bench.block --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
 
@@ -32,18 +32,18 @@ rule benchmark_gpt2:
         unpack(dag.scale_data),
     output:
         rows=layout.study_file("{study}", "gpt2/{job}.jsonl"),
-    params:
-        spec=dag.gpt2_spec,
-        launcher=dag.gpt2_launcher,
+    log:
+        layout.log("benchmark_gpt2", "{study}", "{job}"),
+    benchmark:
+        layout.benchmark("benchmark_gpt2", "{study}", "{job}")
+    conda:
+        "../envs/scaledag.yaml"
     threads: dag.gpt2_threads
     resources:
         **dag.gpt2_resources(),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("benchmark_gpt2", "{study}", "{job}")
-    log:
-        layout.log("benchmark_gpt2", "{study}", "{job}"),
+    params:
+        spec=dag.gpt2_spec,
+        launcher=dag.gpt2_launcher,
     shell:
         "{params.launcher} -m workflow.bench.gpt2 --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
 
@@ -54,23 +54,39 @@ rule efficiency_figures:
         gpt2=dag.gpt2_rows,
         external=dag.external_rows,
     output:
-        block_fig=report(layout.figure("{study}", "block_throughput"), caption="../report/efficiency_block.rst", category="{study}"),
-        seq_fig=report(layout.figure("{study}", "gpt2_seq_length"), caption="../report/efficiency_gpt2_seq_length.rst", category="{study}"),
-        accum_fig=report(layout.figure("{study}", "gpt2_grad_accum"), caption="../report/efficiency_gpt2_grad_accum.rst", category="{study}"),
-        scaling_fig=report(layout.figure("{study}", "gpt2_scaling"), caption="../report/efficiency_gpt2_scaling.rst", category="{study}"),
-        sparsity_fig=report(layout.figure("{study}", "sparsity"), caption="../report/efficiency_sparsity.rst", category="{study}"),
+        block_fig=report(
+            layout.figure("{study}", "block_throughput"), caption="../report/efficiency_block.rst", category="{study}"
+        ),
+        seq_fig=report(
+            layout.figure("{study}", "gpt2_seq_length"),
+            caption="../report/efficiency_gpt2_seq_length.rst",
+            category="{study}",
+        ),
+        accum_fig=report(
+            layout.figure("{study}", "gpt2_grad_accum"),
+            caption="../report/efficiency_gpt2_grad_accum.rst",
+            category="{study}",
+        ),
+        scaling_fig=report(
+            layout.figure("{study}", "gpt2_scaling"),
+            caption="../report/efficiency_gpt2_scaling.rst",
+            category="{study}",
+        ),
+        sparsity_fig=report(
+            layout.figure("{study}", "sparsity"), caption="../report/efficiency_sparsity.rst", category="{study}"
+        ),
         block=layout.table("{study}", "block"),
         gpt2=layout.table("{study}", "gpt2"),
         scaling=layout.table("{study}", "scaling"),
         sparsity=layout.table("{study}", "sparsity"),
-    params:
-        out_dir=layout.study_dir("{study}"),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("efficiency_figures", "{study}")
     log:
         layout.log("efficiency_figures", "{study}"),
+    benchmark:
+        layout.benchmark("efficiency_figures", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
+    params:
+        out_dir=layout.study_dir("{study}"),
     shell:
         "python -m analysis.efficiency figures --block {input.block:q} --gpt2 {input.gpt2:q} --external {input.external:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -7,15 +7,15 @@ rule export_hf:
         tokenizer=dag.run_tokenizer,
     output:
         hf=directory(layout.run_file("{study}", "{run}", "hf")),
-    params:
-        run_dir=dag.run_dir,
-    threads: dag.run_threads
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("export_hf", "{study}", "{run}")
     log:
         layout.log("export_hf", "{study}", "{run}"),
+    benchmark:
+        layout.benchmark("export_hf", "{study}", "{run}")
+    conda:
+        "../envs/scaledag.yaml"
+    threads: dag.run_threads
+    params:
+        run_dir=dag.run_dir,
     shell:
         "python -m workflow.export.hf --run-dir {params.run_dir:q} --tokenizer {input.tokenizer:q}"
         " --out {output.hf:q} --threads {threads} > {log:q} 2>&1"

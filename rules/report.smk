@@ -7,17 +7,17 @@ rule report:
         tables=dag.report_tables,
     output:
         spec=layout.study_file("{study}", "report/wandb_report.json"),
+    log:
+        layout.log("report", "{study}"),
+    benchmark:
+        layout.benchmark("report", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
     params:
         title=dag.study_title,
         runs=dag.report_runs,
         offline_runs=dag.offline_runs,
         scale=config["scale"],
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("report", "{study}")
-    log:
-        layout.log("report", "{study}"),
     shell:
         "python -m workflow.report.wandb_report build --study {wildcards.study} --scale {params.scale}"
         " --title {params.title:q} --runs {params.runs:q} --summaries {input.summaries:q}"

@@ -7,19 +7,19 @@ rule pretrain:
     output:
         metrics=layout.run_file("{study}", "{run}", "metrics.jsonl"),
         summary=layout.run_file("{study}", "{run}", "summary.json"),
-    params:
-        spec=dag.pretrain_spec,
+    log:
+        layout.log("pretrain", "{study}", "{run}"),
+    benchmark:
+        layout.benchmark("pretrain", "{study}", "{run}")
+    retries: dag.retries("pretrain")
+    conda:
+        "../envs/scaledag.yaml"
+    envmodules:
+        *dag.envmodules(),
     threads: dag.run_threads
     resources:
         **dag.resources("pretrain"),
-    retries: dag.retries("pretrain")
-    envmodules:
-        *dag.envmodules(),
-    conda:
-        "../envs/scaledag.yaml"
-    benchmark:
-        layout.benchmark("pretrain", "{study}", "{run}")
-    log:
-        layout.log("pretrain", "{study}", "{run}"),
+    params:
+        spec=dag.pretrain_spec,
     shell:
         "{resources.mpi} python -m workflow.train.pretrain --spec {params.spec:q} > {log:q} 2>&1"

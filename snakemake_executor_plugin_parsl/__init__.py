@@ -51,8 +51,10 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     run_dir: Optional[Path] = field(  # noqa: UP045
         default=None,
-        metadata={"help": "Parsl's run directory (logs, pilot job scripts); default .snakemake/parsl.",
-                  "required": False},
+        metadata={
+            "help": "Parsl's run directory (logs, pilot job scripts); default .snakemake/parsl.",
+            "required": False,
+        },
     )
 
 
@@ -105,7 +107,8 @@ class Executor(RemoteExecutor):
         if slot is None:
             raise WorkflowError(
                 f"Parsl: no executor in {self.config_path or 'the default config'} fits job {job.jobid} "
-                f"(rule {job.name}: {needs}); available: " + "; ".join(s.describe() for s in self.slots))
+                f"(rule {job.name}: {needs}); available: " + "; ".join(s.describe() for s in self.slots)
+            )
         log = self.log_dir / job.name / f"{job.jobid}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         command = f"cd {shlex.quote(self.workdir)} && {self.format_job_exec(job)}"
@@ -119,7 +122,8 @@ class Executor(RemoteExecutor):
             kwargs["parsl_resource_specification"] = spec
         future = self.apps[slot.label](command, stdout=str(log), stderr=str(log), **kwargs)
         self.report_job_submission(
-            SubmittedJobInfo(job, external_jobid=f"{slot.label}:{future.tid}", aux={"future": future, "log": log}))
+            SubmittedJobInfo(job, external_jobid=f"{slot.label}:{future.tid}", aux={"future": future, "log": log})
+        )
 
     async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]) -> AsyncGenerator[SubmittedJobInfo, None]:
         for job_info in active_jobs:
@@ -132,8 +136,10 @@ class Executor(RemoteExecutor):
                 self.report_job_success(job_info)
             else:
                 self.report_job_error(
-                    job_info, msg=f"Parsl task {job_info.external_jobid} failed: {error}. ",
-                    aux_logs=[str(job_info.aux["log"])])
+                    job_info,
+                    msg=f"Parsl task {job_info.external_jobid} failed: {error}. ",
+                    aux_logs=[str(job_info.aux["log"])],
+                )
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]):
         # Parsl futures cannot be cancelled (AppFuture.cancel raises): the tasks end with their pilot

@@ -1,6 +1,7 @@
 """Which Parsl executor a Snakemake job runs on, from its resources and each executor's workers.
 
 Kept apart from the plugin so it is testable without starting Parsl."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -24,13 +25,16 @@ class Needs:
         return self.nodes > 1 or self.tasks > 1
 
     def __str__(self):
-        return (f"cpus_per_task={self.cpus_per_task}, mem_mb={self.mem_mb}, gpus={self.gpus}, "
-                f"nodes={self.nodes}, tasks={self.tasks}")
+        return (
+            f"cpus_per_task={self.cpus_per_task}, mem_mb={self.mem_mb}, gpus={self.gpus}, "
+            f"nodes={self.nodes}, tasks={self.tasks}"
+        )
 
 
 @dataclass(frozen=True)
 class Slot:
     """What one worker of a Parsl executor offers (a whole block for an MPI executor)."""
+
     label: str
     cores: float
     mem_mb: float | None
@@ -96,8 +100,11 @@ def load_parsl_config(path: Path | None, run_dir: Path):
         from parsl.executors import HighThroughputExecutor
         from parsl.providers import LocalProvider
 
-        config = Config(executors=[HighThroughputExecutor(label="local", provider=LocalProvider(),
-                                                          max_workers_per_node=os.cpu_count())])
+        config = Config(
+            executors=[
+                HighThroughputExecutor(label="local", provider=LocalProvider(), max_workers_per_node=os.cpu_count())
+            ]
+        )
     else:
         path = Path(path)
         if not path.is_file():

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny tokenized corpus built once per session, and the ../shared data rule."""
+
 from __future__ import annotations
 
 import json
@@ -37,32 +38,72 @@ def tiny_corpus(tmp_path_factory) -> dict:
     from workflow.data.tokenizer import train_tokenizer
 
     root = tmp_path_factory.mktemp("tiny_corpus")
-    prepare_corpus({"name": "unit", "generated": {"documents": 600, "seed": 3}, "sources": None,
-                    "min_chars": 50, "valid_fraction": 0.1}, root)
+    prepare_corpus(
+        {
+            "name": "unit",
+            "generated": {"documents": 600, "seed": 3},
+            "sources": None,
+            "min_chars": 50,
+            "valid_fraction": 0.1,
+        },
+        root,
+    )
     train_tokenizer(root / "train.jsonl", root / "tokenizer.json", vocab_size=512)
     for split in ("train", "valid"):
         encode_jsonl(root / f"{split}.jsonl", root / "tokenizer.json", root / "tokens" / split)
-    return {"root": root, "tokenizer": str(root / "tokenizer.json"),
-            "train_prefix": str(root / "tokens" / "train"), "valid_prefix": str(root / "tokens" / "valid")}
+    return {
+        "root": root,
+        "tokenizer": str(root / "tokenizer.json"),
+        "train_prefix": str(root / "tokens" / "train"),
+        "valid_prefix": str(root / "tokens" / "valid"),
+    }
 
 
 def make_run_spec(corpus: dict, out_dir: Path, arch: str = "llama", steps: int = 30, **train_overrides) -> dict:
     """A run spec for a ~100k-parameter model that trains `steps` iterations in seconds."""
     seq, gbs = 64, 8
-    train = {"tokens": steps * gbs * seq, "micro_batch_size": 4, "global_batch_size": gbs, "lr": 3e-3,
-             "min_lr_ratio": 0.1, "warmup_fraction": 0.1, "weight_decay": 0.1, "grad_clip": 1.0,
-             "optimizer": "adamw", "seed": 7, "log_interval": 1, "eval_interval": 10, "eval_iters": 4,
-             "save_interval": 10}
+    train = {
+        "tokens": steps * gbs * seq,
+        "micro_batch_size": 4,
+        "global_batch_size": gbs,
+        "lr": 3e-3,
+        "min_lr_ratio": 0.1,
+        "warmup_fraction": 0.1,
+        "weight_decay": 0.1,
+        "grad_clip": 1.0,
+        "optimizer": "adamw",
+        "seed": 7,
+        "log_interval": 1,
+        "eval_interval": 10,
+        "eval_iters": 4,
+        "save_interval": 10,
+    }
     train.update(train_overrides)
-    return {"run_id": f"test.{arch}", "study": "test", "run": arch, "arch": arch, "arch_overrides": {},
-            "shape": {"layers": 2, "hidden": 64, "heads": 2, "seq_length": seq}, "vocab_size": 512,
-            "data": {k: corpus[k] for k in ("tokenizer", "train_prefix", "valid_prefix")},
-            "train": train, "parallel": {"tp": 1, "pp": 1}, "bf16": False, "threads": 1,
-            "out_dir": str(out_dir)}
+    return {
+        "run_id": f"test.{arch}",
+        "study": "test",
+        "run": arch,
+        "arch": arch,
+        "arch_overrides": {},
+        "shape": {"layers": 2, "hidden": 64, "heads": 2, "seq_length": seq},
+        "vocab_size": 512,
+        "data": {k: corpus[k] for k in ("tokenizer", "train_prefix", "valid_prefix")},
+        "train": train,
+        "parallel": {"tp": 1, "pp": 1},
+        "bf16": False,
+        "threads": 1,
+        "out_dir": str(out_dir),
+    }
 
 
-def run_module(module: str, args: list[str], env: dict | None = None, timeout: int = 300, check: bool = True,
-               launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+def run_module(
+    module: str,
+    args: list[str],
+    env: dict | None = None,
+    timeout: int = 300,
+    check: bool = True,
+    launcher: list[str] | None = None,
+) -> subprocess.CompletedProcess:
     """Run `python -m module` the way a rule does; on failure show its output."""
     import tempfile
 
@@ -79,7 +120,9 @@ def run_module(module: str, args: list[str], env: dict | None = None, timeout: i
         err.seek(0)
         proc = subprocess.CompletedProcess(cmd, code, out.read(), err.read())
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd[:3])} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd[:3])} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -99,7 +142,6 @@ def trained_run(tiny_corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "reference"
     train_run(make_run_spec(tiny_corpus, out, steps=TRAINED_STEPS))
     return out
-
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +175,9 @@ BIN = str(Path(sys.executable).parent)
 
 def snakemake(*args, cwd=REPO, timeout=120) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
-    return subprocess.run([f"{BIN}/snakemake", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [f"{BIN}/snakemake", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -164,10 +208,24 @@ def run_dag(work: Path, limit: float, *extra: str) -> tuple[int | None, str]:
     log = work / "snakemake.log"
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     with open(log, "w") as fh:
-        proc = subprocess.Popen([f"{BIN}/snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
-                                 "--configfile", str(REPO / "config.yaml"), *extra],
-                                cwd=work, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        proc = subprocess.Popen(
+            [
+                f"{BIN}/snakemake",
+                "-s",
+                str(REPO / "Snakefile"),
+                "-d",
+                str(work),
+                "--configfile",
+                str(REPO / "config.yaml"),
+                *extra,
+            ],
+            cwd=work,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         try:
             code = proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:
@@ -197,8 +255,10 @@ def tiny_dag(tmp_path_factory):
     stages = stage_table(work / "results" / "tiny" / "benchmarks")
     (work / "stage_times.txt").write_text(f"tiny DAG: {wall:.0f} s wall (limit {limit:.0f} s)\n{stages}\n")
     if code is None:
-        pytest.fail(f"tiny DAG stopped at its {limit:.0f} s limit (what the suite's {SUITE_BUDGET_S:.0f} s budget "
-                    f"left); finished jobs per rule:\n{stages}\n--- snakemake log ---\n{tail}")
+        pytest.fail(
+            f"tiny DAG stopped at its {limit:.0f} s limit (what the suite's {SUITE_BUDGET_S:.0f} s budget "
+            f"left); finished jobs per rule:\n{stages}\n--- snakemake log ---\n{tail}"
+        )
     assert code == 0, f"tiny DAG exited {code} after {wall:.0f} s; finished jobs per rule:\n{stages}\n{tail}"
     TINY_DAG_REPORTS.append(work / "stage_times.txt")
     return work

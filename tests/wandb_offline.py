@@ -1,5 +1,6 @@
 """Read a W&B offline run folder back without wandb's network or `wandb sync`: what the tests use to
 check what training logged (the `.wandb` file is a LevelDB-log framed stream of protobuf records)."""
+
 from __future__ import annotations
 
 import json
@@ -79,6 +80,8 @@ def read_offline_run(run_dir: str | os.PathLike) -> dict:
             out["summary"].update(items(record.summary.update))
     # W&B stores config values as {"value": v, "desc": ...}; unwrap ours, keep its own keys apart
     out["config"] = {
-        k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in out["config"].items() if k != "_wandb"
+        k: (v["value"] if isinstance(v, dict) and "value" in v else v)
+        for k, v in out["config"].items()
+        if k != "_wandb"
     }
     return out

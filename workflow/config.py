@@ -3,6 +3,7 @@
 The Snakefile calls `validate_config` at load (schema through `snakemake.utils.validate`, then the
 cross-references a schema cannot express) and every rule's inputs/params come from the resolvers
 below, so the rules hold no logic of their own."""
+
 from __future__ import annotations
 
 import copy
@@ -164,7 +165,8 @@ def check_run_shapes(config: dict) -> None:
         world = job.get("nodes", 1) * job.get("tasks_per_node", 1)
         if world % (tp * pp):
             raise ScaleDAGError(
-                f"config: scales.{scale}: pretrain's {world} ranks (resources.pretrain nodes × tasks_per_node) are not divisible by tp × pp ({tp} × {pp})")
+                f"config: scales.{scale}: pretrain's {world} ranks (resources.pretrain nodes × tasks_per_node) are not divisible by tp × pp ({tp} × {pp})"
+            )
         dp = world // (tp * pp)
         for study, st in config["studies"].items():
             if not st.get("runs"):
@@ -174,21 +176,28 @@ def check_run_shapes(config: dict) -> None:
             if train["global_batch_size"] % (train["micro_batch_size"] * dp):
                 raise ScaleDAGError(
                     f"config: {where}: global_batch_size ({train['global_batch_size']}) must be a multiple of "
-                    f"micro_batch_size × data-parallel size ({train['micro_batch_size']} × {dp})")
+                    f"micro_batch_size × data-parallel size ({train['micro_batch_size']} × {dp})"
+                )
             for shape_name in st.get("sizes", {}).get(scale, []):
                 shape = config["shapes"][shape_name]
                 if train["tokens"] < train["global_batch_size"] * shape["seq_length"]:
                     raise ScaleDAGError(
                         f"config: {where}.tokens ({train['tokens']:g}) is less than one global batch of shape {shape_name!r} "
-                        f"({train['global_batch_size']} × {shape['seq_length']} tokens)")
+                        f"({train['global_batch_size']} × {shape['seq_length']} tokens)"
+                    )
                 for variant, run in st["runs"].items():
                     try:
-                        spec = make_model_spec(run["arch"], shape, corpus_tokenizer(config, run.get("corpus"))["vocab_size"],
-                                               run.get("overrides"))
+                        spec = make_model_spec(
+                            run["arch"],
+                            shape,
+                            corpus_tokenizer(config, run.get("corpus"))["vocab_size"],
+                            run.get("overrides"),
+                        )
                         check_parallel(spec, tp, pp)
                     except ScaleDAGError as exc:
                         raise ScaleDAGError(
-                            f"config: studies.{study}.runs.{variant} at shape {shape_name!r} (scale {scale}, tp {tp}, pp {pp}): {exc}") from None
+                            f"config: studies.{study}.runs.{variant} at shape {shape_name!r} (scale {scale}, tp {tp}, pp {pp}): {exc}"
+                        ) from None
 
 
 def validate_config(config: dict) -> dict:
@@ -211,10 +220,14 @@ def load_config(path: str | Path = "config.yaml", overrides: dict | None = None)
 
 # -- resolvers ------------------------------------------------------------------------------------
 
+
 def enabled_studies(config: dict) -> list[str]:
     """Enabled studies that have something to do at this scale (a `runs` study lists sizes for it)."""
-    return [s for s, st in config["studies"].items() if st.get("enabled", True)
-            and (study_kind(config, s) != "runs" or st["sizes"].get(config["scale"]))]
+    return [
+        s
+        for s, st in config["studies"].items()
+        if st.get("enabled", True) and (study_kind(config, s) != "runs" or st["sizes"].get(config["scale"]))
+    ]
 
 
 def study_runs(config: dict, study: str) -> dict[str, dict]:
@@ -269,7 +282,9 @@ def pretrain_spec(config: dict, study: str, run: str) -> dict:
     """The resolved spec `workflow.train.pretrain` runs from (JSON-serialisable)."""
     runs = trainable_runs(config, study)
     if run not in runs:
-        raise ScaleDAGError(f"study {study!r} has no run {run!r} at scale {config['scale']!r}; expected one of {sorted(runs)}")
+        raise ScaleDAGError(
+            f"study {study!r} has no run {run!r} at scale {config['scale']!r}; expected one of {sorted(runs)}"
+        )
     r = runs[run]
     sc = scale_config(config)
     ddir = data_dir(config, r.get("corpus"))
@@ -288,7 +303,11 @@ def pretrain_spec(config: dict, study: str, run: str) -> dict:
             "valid_prefix": f"{ddir}/tokens/valid",
         },
         # scale's train block < the study's per-scale overrides < the run's own (generators)
-        "train": {**sc["train"], **config["studies"][study].get("train", {}).get(config["scale"], {}), **r.get("train", {})},
+        "train": {
+            **sc["train"],
+            **config["studies"][study].get("train", {}).get(config["scale"], {}),
+            **r.get("train", {}),
+        },
         "parallel": dict(sc.get("parallel", {"tp": 1, "pp": 1})),
         "bf16": sc["device"] == "gpu",
         "threads": sc.get("threads_per_run"),

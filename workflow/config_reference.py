@@ -11,6 +11,7 @@ allowed values, description), and tests/unit/test_config_reference.py fails when
 Key paths: `<name>` stands for any key of a map (additionalProperties / patternProperties), `[]`
 for an array's items, and `{tiny,small,paper}` for sibling keys that share one schema.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,7 @@ def resolve(schema: dict, root: dict) -> dict:
 
 
 # -- one table cell per column ---------------------------------------------------------------------
+
 
 def literal(value) -> str:
     """A value as it would be written in config.yaml (YAML flow style)."""
@@ -108,6 +110,7 @@ def cell(text: str, code: bool = False) -> str:
 
 # -- the walk ----------------------------------------------------------------------------------------
 
+
 def _grouped(properties: dict) -> list[tuple[list[str], dict]]:
     """Consecutive properties with the same schema become one group (e.g. tiny, small, paper)."""
     groups: list[tuple[list[str], dict]] = []
@@ -121,8 +124,12 @@ def _grouped(properties: dict) -> list[tuple[list[str], dict]]:
 
 def _has_keys(schema: dict, root: dict) -> bool:
     s = resolve(schema, root)
-    return bool(s.get("properties") or s.get("patternProperties") or isinstance(s.get("additionalProperties"), dict)
-                or any(_has_keys(b, root) for key in BRANCHES for b in s.get(key, [])))
+    return bool(
+        s.get("properties")
+        or s.get("patternProperties")
+        or isinstance(s.get("additionalProperties"), dict)
+        or any(_has_keys(b, root) for key in BRANCHES for b in s.get(key, []))
+    )
 
 
 def rows(schema: dict, root: dict, path: str, required: bool = False):
@@ -149,6 +156,7 @@ def _child_rows(s: dict, root: dict, path: str):
 
 # -- the page ----------------------------------------------------------------------------------------
 
+
 def render(schema: dict, source: str = SOURCE) -> str:
     """The whole reference: one section per top-level key, one table row per key below it."""
     top = schema["properties"]
@@ -170,17 +178,27 @@ def render(schema: dict, source: str = SOURCE) -> str:
         *[f"- [`{name}`](#{name.lower()})" for name in top],
     ]
     for name, sub in top.items():
-        lines += ["", f"## `{name}`", "",
-                  "| Key | Type | Required | Default | Values | Description |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## `{name}`",
+            "",
+            "| Key | Type | Required | Default | Values | Description |",
+            "|---|---|---|---|---|---|",
+        ]
         seen = set()
         for path, s, req in rows(sub, schema, name, name in required):
             if path in seen:  # the same key in two alternatives of a oneOf
                 continue
             seen.add(path)
             default = cell(literal(s["default"]), code=True) if "default" in s else ""
-            cells = [cell(path, code=True), cell(type_text(s, schema)), "yes" if req else "", default,
-                     values_text(s, schema), cell(s.get("description", ""))]
+            cells = [
+                cell(path, code=True),
+                cell(type_text(s, schema)),
+                "yes" if req else "",
+                default,
+                values_text(s, schema),
+                cell(s.get("description", "")),
+            ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -197,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(DOC_PATH), help="the Markdown file to write or check (docs/CONFIG.md)")
     parser.add_argument("--schema", default=str(SCHEMA_PATH), help="the JSON schema (YAML) to render")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if --out differs from what would be written")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if --out differs from what would be written"
+    )
     args = parser.parse_args(argv)
     text = render(load_schema(args.schema), SOURCE if Path(args.schema).resolve() == SCHEMA_PATH else args.schema)
     out = Path(args.out)

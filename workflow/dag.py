@@ -8,6 +8,7 @@ the studies; `final_targets` asks every study's section which outputs `rule all`
 
 Nothing here imports torch or megatron: the DAG is parsed by every Snakemake process.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,16 @@ from workflow.studies import isoflop, proxy
 EFFICIENCY_FIGURES = ("block_throughput", "gpt2_seq_length", "gpt2_grad_accum", "gpt2_scaling", "sparsity")
 EFFICIENCY_TABLES = ("block", "gpt2", "scaling", "sparsity")
 # Chinchilla's outputs (analysis/chinchilla/approaches.py fit).
-ISOFLOP_TABLES = ("scaling_points.csv", "scaling_curves.csv", "scaling_exponents.csv", "compute_optimal_allocation.csv",
-                  "target_prediction.csv", "isoflop_minima.csv", "approach1_envelope.csv", "scaling_fit.json")
+ISOFLOP_TABLES = (
+    "scaling_points.csv",
+    "scaling_curves.csv",
+    "scaling_exponents.csv",
+    "compute_optimal_allocation.csv",
+    "target_prediction.csv",
+    "isoflop_minima.csv",
+    "approach1_envelope.csv",
+    "scaling_fit.json",
+)
 ISOFLOP_FIGURES = ("isoflop_curves", "parametric_contour")
 CLOSED_LOOP_TABLES = ("closed_loop", "size_choice")
 
@@ -105,8 +114,9 @@ class Dag:
 
     def token_shards(self, wildcards) -> list[str]:
         dirs = self.token_shard_dirs(wildcards)
-        return [f"{d}/{split}.{ext}" for d in dirs for split in ("train", "valid", "test") for ext in ("bin", "idx")] + [
-            f"{d}/counts.json" for d in dirs]
+        return [
+            f"{d}/{split}.{ext}" for d in dirs for split in ("train", "valid", "test") for ext in ("bin", "idx")
+        ] + [f"{d}/counts.json" for d in dirs]
 
     # -- training and evaluation stages ---------------------------------------------------------------
     def pretrain_spec(self, wildcards) -> str:
@@ -159,9 +169,11 @@ class Dag:
         return [str(p) for p in task_files(wildcards.task, cfg.input_path(self.zeroshot["data_dir"]))]
 
     def zeroshot_inputs(self, wildcards) -> dict[str, str]:
-        return {"summary": self.layout.run_file(wildcards.study, wildcards.run, "summary.json"),
-                "tokenizer": self.run_tokenizer(wildcards),
-                **{task: self.layout.zeroshot_task(task) for task in self.zeroshot_tasks}}
+        return {
+            "summary": self.layout.run_file(wildcards.study, wildcards.run, "summary.json"),
+            "tokenizer": self.run_tokenizer(wildcards),
+            **{task: self.layout.zeroshot_task(task) for task in self.zeroshot_tasks},
+        }
 
     def zeroshot_args(self, wildcards, input, output) -> str:
         data = " ".join(shlex.quote(f"{t}={input[t]}") for t in self.zeroshot_tasks)
@@ -169,8 +181,11 @@ class Dag:
         return f"--data {data} --out {out}"
 
     def study_zeroshot(self, wildcards) -> list[str]:
-        return [self.layout.run_file(wildcards.study, run, f"zeroshot/{task}.json")
-                for run in self.run_names(wildcards.study) for task in self.zeroshot_tasks]
+        return [
+            self.layout.run_file(wildcards.study, run, f"zeroshot/{task}.json")
+            for run in self.run_names(wildcards.study)
+            for task in self.zeroshot_tasks
+        ]
 
     def study_runs_json(self, wildcards) -> str:
         return json.dumps(cfg.study_runs(self.config, wildcards.study))
@@ -189,8 +204,10 @@ class Dag:
 
     def downstream_inputs(self, wildcards) -> dict:
         study = wildcards.study
-        inputs = {"zeroshot": self.layout.table(study, "zeroshot"),
-                  "evals": self.layout.run_files(study, self.run_names(study), "eval_loss.json")}
+        inputs = {
+            "zeroshot": self.layout.table(study, "zeroshot"),
+            "evals": self.layout.run_files(study, self.run_names(study), "eval_loss.json"),
+        }
         if self._downstream(study, "bandgap"):
             inputs["bandgap"] = self.layout.table(study, "bandgap")
         return inputs
@@ -203,11 +220,15 @@ class Dag:
         """Zero-shot and band-gap tables of a study, each only when its offline data is there."""
         zs, bg = self._downstream(study, "zeroshot"), self._downstream(study, "bandgap")
         if zs and self.zeroshot_missing:
-            self._warn_once(f"ScaleDAG warning: zero-shot evaluation of {study} skipped: {self.zeroshot_missing[0]}"
-                            " is missing (zeroshot.data_dir)")
+            self._warn_once(
+                f"ScaleDAG warning: zero-shot evaluation of {study} skipped: {self.zeroshot_missing[0]}"
+                " is missing (zeroshot.data_dir)"
+            )
         if bg and self.bandgap_missing:
-            self._warn_once(f"ScaleDAG warning: band-gap evaluation of {study} skipped: {self.bandgap_missing[0]}"
-                            " is missing (bandgap.data_dir)")
+            self._warn_once(
+                f"ScaleDAG warning: band-gap evaluation of {study} skipped: {self.bandgap_missing[0]}"
+                " is missing (bandgap.data_dir)"
+            )
         zs, bg_ok = zs and not self.zeroshot_missing, bg and not self.bandgap_missing
         targets = [self.layout.table(study, "zeroshot")] if zs else []
         if bg_ok:
@@ -235,14 +256,26 @@ class Dag:
 
     def report_tables(self, wildcards) -> list[str]:
         """The CSV tables the other stages produce for this study (from its final targets)."""
-        return sorted({t for t in self.study_targets(wildcards.study, report=False)
-                       if t.endswith(".csv") and os.path.basename(os.path.dirname(t)) == "tables"})
+        return sorted(
+            {
+                t
+                for t in self.study_targets(wildcards.study, report=False)
+                if t.endswith(".csv") and os.path.basename(os.path.dirname(t)) == "tables"
+            }
+        )
 
     def report_runs(self, wildcards) -> str:
         """run name -> {run_id, variant}, as JSON for workflow.report.wandb_report."""
         runs = cfg.study_runs(self.config, wildcards.study)
-        return json.dumps({run: {"run_id": cfg.run_id(self.config, wildcards.study, run),
-                                 "variant": info.get("variant") or run.split("_")[0]} for run, info in runs.items()})
+        return json.dumps(
+            {
+                run: {
+                    "run_id": cfg.run_id(self.config, wildcards.study, run),
+                    "variant": info.get("variant") or run.split("_")[0],
+                }
+                for run, info in runs.items()
+            }
+        )
 
     def offline_runs(self, wildcards) -> str:
         return self.layout.run_file(wildcards.study, "*", "wandb/offline-run-*")
@@ -281,11 +314,15 @@ class Dag:
 
     def block_rows(self, wildcards) -> list[str]:
         sweep = bench.block_sweep(self.config, wildcards.study)
-        return [self.layout.study_file(wildcards.study, f"block/{arch}.jsonl") for arch in (sweep["archs"] if sweep else [])]
+        return [
+            self.layout.study_file(wildcards.study, f"block/{arch}.jsonl") for arch in (sweep["archs"] if sweep else [])
+        ]
 
     def gpt2_rows(self, wildcards) -> list[str]:
-        return [self.layout.study_file(wildcards.study, f"gpt2/{job}.jsonl")
-                for job in bench.gpt2_jobs(self.config, wildcards.study)]
+        return [
+            self.layout.study_file(wildcards.study, f"gpt2/{job}.jsonl")
+            for job in bench.gpt2_jobs(self.config, wildcards.study)
+        ]
 
     def external_rows(self, wildcards) -> list[str]:
         """Benchmark rows measured on other machines (committed under benchmarks/results/), shown beside ours."""
@@ -293,7 +330,8 @@ class Dag:
 
     def efficiency_targets(self, study: str) -> list[str]:
         return [self.layout.figure(study, f) for f in EFFICIENCY_FIGURES] + [
-            self.layout.table(study, t) for t in EFFICIENCY_TABLES]
+            self.layout.table(study, t) for t in EFFICIENCY_TABLES
+        ]
 
     # -- studies.arch_proxy (kind: proxy) -------------------------------------------------------------
     def _proxy_runs(self, study: str, variant: str) -> list[str]:
@@ -346,9 +384,12 @@ class Dag:
         iso, study = self.isoflop(wildcards), wildcards.study
         sweep, horizons = sorted(iso["budgets"]), iso["approach1_runs"]
         files = self.layout.run_files
-        return {"metrics": files(study, sweep, "metrics.jsonl"), "summaries": files(study, sweep, "summary.json"),
-                "curve_metrics": files(study, horizons, "metrics.jsonl"),
-                "curve_summaries": files(study, horizons, "summary.json")}
+        return {
+            "metrics": files(study, sweep, "metrics.jsonl"),
+            "summaries": files(study, sweep, "summary.json"),
+            "curve_metrics": files(study, horizons, "metrics.jsonl"),
+            "curve_summaries": files(study, horizons, "summary.json"),
+        }
 
     def closed_loop_budgets(self, study: str) -> list[float]:
         return isoflop.closed_loop_settings(self.config, study)["budgets"]
@@ -371,7 +412,9 @@ class Dag:
         targets = [self.layout.table(study, name) for name in ISOFLOP_TABLES]
         targets += [f for fig in ISOFLOP_FIGURES for f in self.layout.figures(study, fig)]
         if self.closed_loop_budgets(study):
-            targets += [self.layout.table(study, t) for t in CLOSED_LOOP_TABLES] + self.layout.figures(study, "closed_loop")
+            targets += [self.layout.table(study, t) for t in CLOSED_LOOP_TABLES] + self.layout.figures(
+                study, "closed_loop"
+            )
         return targets
 
     # -- rule all -------------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """One exception type for bad input, so every entry point can print it on one line and exit 2."""
 
-
 EXIT_IO = 74  # EX_IOERR: an output or checkpoint could not be written (full disk, permissions)
 
 

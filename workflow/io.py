@@ -1,4 +1,5 @@
 """Atomic output writing: a killed job must never leave a file that looks complete."""
+
 from __future__ import annotations
 
 import contextlib

@@ -14,6 +14,7 @@ and Python code builds concrete paths from the same methods, so the two cannot d
     results/downloads/                           content-addressed source downloads, shared by every scale
     logs/<scale>/<rule>/<wildcards>.log
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ tokenizer settings, run ids, study kinds and the roots of the results layout.
 They sit below workflow.config (which validates config and expands studies into runs) so that the
 study and data modules config.py calls can use them without importing config.py back.
 """
+
 from __future__ import annotations
 
 from workflow.layout import Layout

@@ -18,6 +18,7 @@ An approach that cannot be fitted on the sweep (e.g. approach 2 with no convex I
 gets a row of NaNs and a `note` saying why, rather than stopping the DAG: a small sweep may
 honestly not bracket its optimum, and the tables should say so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,14 +70,28 @@ def _flops_per_token(summary: dict, counting: str) -> float:
     from workflow.model.flops import Shape, table_a4_training_flops_per_token
 
     m = summary["model"]
-    return table_a4_training_flops_per_token(Shape(m["layers"], m["hidden"], m["heads"], m["ffn_hidden"],
-                                                   m["vocab_size"], m["seq_length"], glu=m.get("activation") == "swiglu"))
+    return table_a4_training_flops_per_token(
+        Shape(
+            m["layers"],
+            m["hidden"],
+            m["heads"],
+            m["ffn_hidden"],
+            m["vocab_size"],
+            m["seq_length"],
+            glu=m.get("activation") == "swiglu",
+        )
+    )
 
 
-def collect_points(budgets: dict[str, float], metrics: list[str], summaries: list[str],
-                   flops_per_token: str = "chinchilla", params_counting: str = "one_embedding",
-                   curve_metrics: list[str] | None = None, curve_summaries: list[str] | None = None,
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def collect_points(
+    budgets: dict[str, float],
+    metrics: list[str],
+    summaries: list[str],
+    flops_per_token: str = "chinchilla",
+    params_counting: str = "one_embedding",
+    curve_metrics: list[str] | None = None,
+    curve_summaries: list[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(final points, curves) from each run's summary.json and metrics.jsonl.
 
     `params` is N as `params_counting` says (workflow.studies.isoflop.fit_params); `params_all` is every
@@ -102,22 +117,41 @@ def collect_points(budgets: dict[str, float], metrics: list[str], summaries: lis
         if not valid:
             raise ScaleDAGError(f"{by_run[run]}: no validation rows")
         m = s["model"]
-        base = {"run": run, "budget": float(budgets[run]), "layers": m["layers"], "hidden": m["hidden"],
-                "heads": m["heads"], "params": fit_params(s, params_counting), "params_all": int(s["parameters"]),
-                "params_non_embedding": int(s["parameters"]) - _embedding_params(m)}
-        final.append({**base, "tokens": int(s["tokens"]), "flops": s["tokens"] * fpt,
-                      "flops_6n": s["tokens"] * float(s["flops_per_token"]["6n"]),
-                      "loss": float(valid[-1]["loss"]), "final_train_loss": float(s["final_train_loss"])})
-        curves += [{**base, "step": r["step"], "tokens": r["tokens"], "flops": r["tokens"] * fpt, "loss": r["loss"]}
-                   for r in valid if r["tokens"] > 0]
+        base = {
+            "run": run,
+            "budget": float(budgets[run]),
+            "layers": m["layers"],
+            "hidden": m["hidden"],
+            "heads": m["heads"],
+            "params": fit_params(s, params_counting),
+            "params_all": int(s["parameters"]),
+            "params_non_embedding": int(s["parameters"]) - _embedding_params(m),
+        }
+        final.append(
+            {
+                **base,
+                "tokens": int(s["tokens"]),
+                "flops": s["tokens"] * fpt,
+                "flops_6n": s["tokens"] * float(s["flops_per_token"]["6n"]),
+                "loss": float(valid[-1]["loss"]),
+                "final_train_loss": float(s["final_train_loss"]),
+            }
+        )
+        curves += [
+            {**base, "step": r["step"], "tokens": r["tokens"], "flops": r["tokens"] * fpt, "loss": r["loss"]}
+            for r in valid
+            if r["tokens"] > 0
+        ]
     missing = sorted(set(budgets) - {Path(p).parent.name for p in summaries})
     if missing:
         raise ScaleDAGError(f"points: no summary.json given for run(s) {missing}")
     if curve_summaries:
         horizons = {Path(p).parent.name: float("nan") for p in curve_summaries}
         _, curves = collect_points(horizons, curve_metrics or [], curve_summaries, flops_per_token, params_counting)
-    return (pd.DataFrame(final).sort_values(["budget", "params"], ignore_index=True),
-            pd.DataFrame(curves).sort_values(["run", "step"], ignore_index=True))
+    return (
+        pd.DataFrame(final).sort_values(["budget", "params"], ignore_index=True),
+        pd.DataFrame(curves).sort_values(["run", "step"], ignore_index=True),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,8 +167,9 @@ def _try(name: str, func, notes: dict):
         return None
 
 
-def fit_study(points: pd.DataFrame, curves: pd.DataFrame, bootstrap_k: int = 100, seed: int = 0,
-              starts: int | None = 100) -> dict:
+def fit_study(
+    points: pd.DataFrame, curves: pd.DataFrame, bootstrap_k: int = 100, seed: int = 0, starts: int | None = 100
+) -> dict:
     """Approaches 1-3 on the sweep; a failed approach is None with its reason in `notes`.
     `starts`: approach 3's L-BFGS runs from the best of the paper's 4500 initialisations."""
     notes: dict[str, str] = {}
@@ -169,7 +204,9 @@ def edge_notes(res1: dict | None, res2: dict | None) -> dict[str, str]:
     if res1 is not None:
         sizes = res1["envelope"].query("used")["params"].nunique()
         if sizes < 3:
-            notes["approach1"] = f"envelope won by only {sizes} distinct model size(s) (< 3): the exponent rests on too few sizes"
+            notes["approach1"] = (
+                f"envelope won by only {sizes} distinct model size(s) (< 3): the exponent rests on too few sizes"
+            )
     return notes
 
 
@@ -183,8 +220,11 @@ def exponents_table(study: dict) -> pd.DataFrame:
             continue
         if name == "approach3":
             iv = study["approach3_intervals"]
-            rows[name] = {"fit": res, "intervals": {k: iv[k] for k in ("a", "b")} if iv else {},
-                          "intervals_95": {k: iv["intervals_95"][k] for k in ("a", "b")} if iv else {}}
+            rows[name] = {
+                "fit": res,
+                "intervals": {k: iv[k] for k in ("a", "b")} if iv else {},
+                "intervals_95": {k: iv["intervals_95"][k] for k in ("a", "b")} if iv else {},
+            }
         else:
             rows[name] = res
     table = table_exponents(rows).set_index("approach").reindex(list(APPROACHES)).reset_index()
@@ -223,18 +263,43 @@ def allocation_table(study: dict, budgets) -> pd.DataFrame:
         else:
             n_opt, d_opt = power_law_allocation(res, budgets)
         for i, c in enumerate(budgets):
-            rows.append({"approach": name, "budget": c, "N_opt": n_opt[i], "D_opt": d_opt[i],
-                         "tokens_per_param": d_opt[i] / n_opt[i], "loss": loss[i],
-                         "N_opt_lo": n_lo[i], "N_opt_hi": n_hi[i], "N_opt_lo95": n_lo95[i], "N_opt_hi95": n_hi95[i]})
+            rows.append(
+                {
+                    "approach": name,
+                    "budget": c,
+                    "N_opt": n_opt[i],
+                    "D_opt": d_opt[i],
+                    "tokens_per_param": d_opt[i] / n_opt[i],
+                    "loss": loss[i],
+                    "N_opt_lo": n_lo[i],
+                    "N_opt_hi": n_hi[i],
+                    "N_opt_lo95": n_lo95[i],
+                    "N_opt_hi95": n_hi95[i],
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def write_study_tables(study: dict, points: pd.DataFrame, out_dir: str | Path, target_budget: float,
-                       table_budgets, conventions: dict | None = None) -> dict[str, Path]:
+def write_study_tables(
+    study: dict,
+    points: pd.DataFrame,
+    out_dir: str | Path,
+    target_budget: float,
+    table_budgets,
+    conventions: dict | None = None,
+) -> dict[str, Path]:
     out = Path(out_dir)
-    paths = {k: out / f"{k}.{ext}" for k, ext in (
-        ("scaling_exponents", "csv"), ("compute_optimal_allocation", "csv"), ("target_prediction", "csv"),
-        ("isoflop_minima", "csv"), ("approach1_envelope", "csv"), ("scaling_fit", "json"))}
+    paths = {
+        k: out / f"{k}.{ext}"
+        for k, ext in (
+            ("scaling_exponents", "csv"),
+            ("compute_optimal_allocation", "csv"),
+            ("target_prediction", "csv"),
+            ("isoflop_minima", "csv"),
+            ("approach1_envelope", "csv"),
+            ("scaling_fit", "json"),
+        )
+    }
     exponents = exponents_table(study)
     for key, value in (conventions or {}).items():  # every table row says how N, C and the curves were counted
         exponents[key] = value
@@ -242,10 +307,19 @@ def write_study_tables(study: dict, points: pd.DataFrame, out_dir: str | Path, t
     write_table(allocation_table(study, table_budgets), paths["compute_optimal_allocation"])
     write_table(allocation_table(study, [target_budget]), paths["target_prediction"])
     res2, res1 = study["approach2"], study["approach1"]
-    minima = res2["minima"] if res2 is not None else pd.DataFrame(
-        columns=["budget", "N_opt", "D_opt", "loss_opt", "n_points", "ok", "inside", "edge", "p2", "p1", "p0"])
+    minima = (
+        res2["minima"]
+        if res2 is not None
+        else pd.DataFrame(
+            columns=["budget", "N_opt", "D_opt", "loss_opt", "n_points", "ok", "inside", "edge", "p2", "p1", "p0"]
+        )
+    )
     write_table(minima, paths["isoflop_minima"])
-    env = res1["envelope"] if res1 is not None else pd.DataFrame(columns=["flops", "loss", "run", "params", "tokens", "used"])
+    env = (
+        res1["envelope"]
+        if res1 is not None
+        else pd.DataFrame(columns=["flops", "loss", "run", "params", "tokens", "used"])
+    )
     write_table(env, paths["approach1_envelope"])
     fit = study["approach3"]
     summary = {
@@ -254,17 +328,25 @@ def write_study_tables(study: dict, points: pd.DataFrame, out_dir: str | Path, t
         "target_budget": float(target_budget),
         "notes": study["notes"],
         "approach3": fit.to_dict() if fit is not None else None,
-        "approach3_intervals": ({k: list(v) for k, v in study["approach3_intervals"].items()
-                                 if k not in ("samples", "intervals_95")}
-                                if study["approach3_intervals"] is not None else None),
-        "approach3_intervals_95": ({k: list(v) for k, v in study["approach3_intervals"]["intervals_95"].items()}
-                                   if study["approach3_intervals"] is not None else None),
+        "approach3_intervals": (
+            {k: list(v) for k, v in study["approach3_intervals"].items() if k not in ("samples", "intervals_95")}
+            if study["approach3_intervals"] is not None
+            else None
+        ),
+        "approach3_intervals_95": (
+            {k: list(v) for k, v in study["approach3_intervals"]["intervals_95"].items()}
+            if study["approach3_intervals"] is not None
+            else None
+        ),
         "interval_percentiles": list(DEFAULT_PERCENTILES),
         "interval_95_percentiles": list(WIDE_PERCENTILES),
         "conventions": dict(conventions or {}),
         # every bootstrap refit, so later steps (the closed loop) can put intervals on predictions
-        "approach3_samples": (study["approach3_intervals"]["samples"][["E", "A", "B", "alpha", "beta"]].to_dict("records")
-                              if study["approach3_intervals"] is not None else []),
+        "approach3_samples": (
+            study["approach3_intervals"]["samples"][["E", "A", "B", "alpha", "beta"]].to_dict("records")
+            if study["approach3_intervals"] is not None
+            else []
+        ),
     }
     for name in ("approach1", "approach2"):
         res = study[name]
@@ -290,7 +372,9 @@ def _read_csv(path: str, what: str) -> pd.DataFrame:
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.chinchilla.approaches", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.chinchilla.approaches", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("points", help="collect the sweep's runs into points and curves CSVs")
     p.add_argument("--budgets", required=True, help="JSON object: run name -> budget (FLOPs)")
@@ -311,12 +395,21 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--starts", type=int, default=100, help="approach 3: L-BFGS from the best K grid inits (0 = all)")
     f.add_argument("--out-dir", required=True)
-    f.add_argument("--conventions", default="{}", help="JSON: how N, FLOPs and approach 1's curves were counted (recorded)")
+    f.add_argument(
+        "--conventions", default="{}", help="JSON: how N, FLOPs and approach 1's curves were counted (recorded)"
+    )
     args = parser.parse_args(argv)
     if args.command == "points":
         budgets = json_option("--budgets", args.budgets)
-        points, curves = collect_points(budgets, args.metrics, args.summaries, args.flops_per_token, args.params_counting,
-                                        args.curve_metrics, args.curve_summaries)
+        points, curves = collect_points(
+            budgets,
+            args.metrics,
+            args.summaries,
+            args.flops_per_token,
+            args.params_counting,
+            args.curve_metrics,
+            args.curve_summaries,
+        )
         write_table(points, args.points)
         write_table(curves, args.curves)
         print(f"{len(points)} runs, {len(curves)} intermediate points")
@@ -324,8 +417,14 @@ def main(argv: list[str] | None = None) -> int:
     points, curves = _read_csv(args.points, "points"), _read_csv(args.curves, "curves")
     print(f"fitting {len(points)} runs ({points['budget'].nunique()} budgets), bootstrap {args.bootstrap}", flush=True)
     study = fit_study(points, curves, bootstrap_k=args.bootstrap, seed=args.seed, starts=args.starts or None)
-    paths = write_study_tables(study, points, args.out_dir, args.target_budget, args.table_budgets,
-                               json_option("--conventions", args.conventions))
+    paths = write_study_tables(
+        study,
+        points,
+        args.out_dir,
+        args.target_budget,
+        args.table_budgets,
+        json_option("--conventions", args.conventions),
+    )
     for name, note in study["notes"].items():
         print(f"{name}: {note}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))

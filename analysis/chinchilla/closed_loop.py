@@ -21,6 +21,7 @@ each interval, and whether the predicted optimum beat the over- and under-sized 
 intervals are the fit's uncertainty only: run-to-run noise (seed, data order) is not in them, so
 a miss by less than that noise is not evidence against the law.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,21 +79,31 @@ def plan_runs(settings: dict, fit: dict) -> dict:
         for budget, role, n, ref in targets:
             run = loop_run(settings, budget, n, candidates)
             if run["iterations"] < MIN_ITERATIONS:
-                notes.append(f"budget {budget:.3g}: {role} ({run['shape_name']}, {n:.3g} parameters) gets only "
-                             f"{run['iterations']} steps; not trained")
+                notes.append(
+                    f"budget {budget:.3g}: {role} ({run['shape_name']}, {n:.3g} parameters) gets only "
+                    f"{run['iterations']} steps; not trained"
+                )
                 continue
             if role in ("over", "under") and run["run"] in runs and ref in runs[run["run"]]["roles"]:
-                notes.append(f"budget {budget:.3g}: the {role}-sized target ({n:.3g} parameters) maps to the "
-                             f"optimum's own shape {run['shape_name']} (the shape rule has nothing "
-                             f"{'larger' if role == 'over' else 'smaller'} that is closer)")
+                notes.append(
+                    f"budget {budget:.3g}: the {role}-sized target ({n:.3g} parameters) maps to the "
+                    f"optimum's own shape {run['shape_name']} (the shape rule has nothing "
+                    f"{'larger' if role == 'over' else 'smaller'} that is closer)"
+                )
             entry = runs.setdefault(run["run"], {**run, "roles": [], "targets": {}, "reference": ref})
             entry["roles"].append(role)
             entry["targets"][role] = n
-    return {"budgets": settings["budgets"], "size_factor": settings["size_factor"], "runs": list(runs.values()),
-            "params_counting": settings["iso"]["params_counting"], "notes": notes}
+    return {
+        "budgets": settings["budgets"],
+        "size_factor": settings["size_factor"],
+        "runs": list(runs.values()),
+        "params_counting": settings["iso"]["params_counting"],
+        "notes": notes,
+    }
 
 
 # -- which model for a budget of GPU-hours --------------------------------------------------------
+
 
 def sustained_flops(choice: dict, peaks: dict | None) -> tuple[float, str]:
     """FLOP/s one device sustains in training, and where the number comes from."""
@@ -102,8 +113,10 @@ def sustained_flops(choice: dict, peaks: dict | None) -> tuple[float, str]:
         return float(choice["achieved_tflops"]) * 1e12, f"measured {choice['achieved_tflops']} TFLOP/s per device"
     peak = peak_flops(choice["device"], choice.get("dtype", "bf16"), peaks)
     if peak is None:
-        raise ScaleDAGError(f"size_choice: no published {choice.get('dtype', 'bf16')} peak for device "
-                            f"{choice['device']!r}; give achieved_tflops or add it to device_peaks")
+        raise ScaleDAGError(
+            f"size_choice: no published {choice.get('dtype', 'bf16')} peak for device "
+            f"{choice['device']!r}; give achieved_tflops or add it to device_peaks"
+        )
     return peak * float(choice["mfu"]), f"MFU {choice['mfu']} x {peak / 1e12:g} TFLOP/s peak of {choice['device']}"
 
 
@@ -112,13 +125,28 @@ def size_choice(settings: dict, fit: dict) -> tuple[pd.DataFrame, str]:
     from workflow.studies.isoflop import loop_candidates, loop_run
 
     choice = settings.get("size_choice")
-    columns = ["gpu_hours", "flops", "approach", "N_opt", "D_opt", "shape", "layers", "hidden", "heads",
-               "params", "tokens", "predicted_loss", "throughput"]
+    columns = [
+        "gpu_hours",
+        "flops",
+        "approach",
+        "N_opt",
+        "D_opt",
+        "shape",
+        "layers",
+        "hidden",
+        "heads",
+        "params",
+        "tokens",
+        "predicted_loss",
+        "throughput",
+    ]
     if not choice:
         return pd.DataFrame(columns=columns), "# no size_choice configured at this scale\n"
     rate, source = sustained_flops(choice, settings.get("device_peaks"))
-    rows, snippet = [], [f"# Shapes chosen for GPU-hour budgets ({source}); paste under `shapes:` in config.yaml.",
-                         "shapes:"]
+    rows, snippet = (
+        [],
+        [f"# Shapes chosen for GPU-hour budgets ({source}); paste under `shapes:` in config.yaml.", "shapes:"],
+    )
     f3 = _fit3(fit)
     for hours in choice["gpu_hours"]:
         c = float(hours) * 3600.0 * rate
@@ -128,17 +156,33 @@ def size_choice(settings: dict, fit: dict) -> tuple[pd.DataFrame, str]:
             run = loop_run(settings, c, n, candidates)
             shape = run["shape"]
             loss = float(f3.predict(run["n"], run["tokens"])) if f3 is not None else math.nan
-            rows.append({"gpu_hours": hours, "flops": c, "approach": approach, "N_opt": n, "D_opt": c / (6 * n),
-                         "shape": run["shape_name"], "layers": shape["layers"], "hidden": shape["hidden"],
-                         "heads": shape["heads"], "params": run["n"], "tokens": run["tokens"],
-                         "predicted_loss": loss, "throughput": source})
-            snippet.append(f"  {settings['study']}-{hours:g}gpuh-{approach}: {{layers: {shape['layers']}, hidden: "
-                           f"{shape['hidden']}, heads: {shape['heads']}, seq_length: {shape['seq_length']}}}"
-                           f"  # train {run['tokens']:.3g} tokens")
+            rows.append(
+                {
+                    "gpu_hours": hours,
+                    "flops": c,
+                    "approach": approach,
+                    "N_opt": n,
+                    "D_opt": c / (6 * n),
+                    "shape": run["shape_name"],
+                    "layers": shape["layers"],
+                    "hidden": shape["hidden"],
+                    "heads": shape["heads"],
+                    "params": run["n"],
+                    "tokens": run["tokens"],
+                    "predicted_loss": loss,
+                    "throughput": source,
+                }
+            )
+            snippet.append(
+                f"  {settings['study']}-{hours:g}gpuh-{approach}: {{layers: {shape['layers']}, hidden: "
+                f"{shape['hidden']}, heads: {shape['heads']}, seq_length: {shape['seq_length']}}}"
+                f"  # train {run['tokens']:.3g} tokens"
+            )
     return pd.DataFrame(rows, columns=columns), "\n".join(snippet) + "\n"
 
 
 # -- the report: prediction against outcome ---------------------------------------------------------
+
 
 def _samples(fit: dict) -> list[ParametricFit]:
     return [ParametricFit.from_law(s) for s in fit.get("approach3_samples") or []]
@@ -165,9 +209,15 @@ def report_table(plan: dict, fit: dict, metrics: list[str], summaries: list[str]
             raise ScaleDAGError(f"report: no metrics/summary given for planned run {r['run']!r}")
         n = float(fit_params(sums[r["run"]], plan.get("params_counting", "one_embedding")))
         d = float(sums[r["run"]]["tokens"])
-        row = {"budget": r["budget"], "run": r["run"], "roles": "+".join(r["roles"]), "params": n, "tokens": d,
-               "achieved_loss": _final_loss(by_run[r["run"]]),
-               "predicted_loss": float(f3.predict(n, d)) if f3 is not None else math.nan}
+        row = {
+            "budget": r["budget"],
+            "run": r["run"],
+            "roles": "+".join(r["roles"]),
+            "params": n,
+            "tokens": d,
+            "achieved_loss": _final_loss(by_run[r["run"]]),
+            "predicted_loss": float(f3.predict(n, d)) if f3 is not None else math.nan,
+        }
         draws = np.array([s.predict(n, d) for s in samples]) if samples else np.array([])
         for name, (lo, hi) in INTERVALS.items():
             lo_v, hi_v = np.percentile(draws, [lo, hi]) if draws.size >= 2 else (math.nan, math.nan)
@@ -201,17 +251,24 @@ def draw(table: pd.DataFrame, fit: dict, png: str, pdf: str) -> None:
         n_grid = np.geomspace(group["params"].min() / 2, group["params"].max() * 2, 60)
         d_grid = budget / (6 * n_grid)
         if f3 is not None:
-            line, = ax.plot(n_grid, f3.predict(n_grid, d_grid), label=f"approach 3 at C={budget:.2g}")
+            (line,) = ax.plot(n_grid, f3.predict(n_grid, d_grid), label=f"approach 3 at C={budget:.2g}")
             if len(samples) >= 2:
                 draws = np.array([s.predict(n_grid, d_grid) for s in samples])
                 lo, hi = np.percentile(draws, INTERVALS["95"], axis=0)
                 ax.fill_between(n_grid, lo, hi, color=line.get_color(), alpha=0.2, label="2.5-97.5 % (fit only)")
         for _, r in group.iterrows():
-            ax.errorbar(r["params"], r["predicted_loss"], yerr=[[r["predicted_loss"] - r["predicted_lo_95"]],
-                        [r["predicted_hi_95"] - r["predicted_loss"]]], fmt="none", ecolor="grey", capsize=3)
+            ax.errorbar(
+                r["params"],
+                r["predicted_loss"],
+                yerr=[[r["predicted_loss"] - r["predicted_lo_95"]], [r["predicted_hi_95"] - r["predicted_loss"]]],
+                fmt="none",
+                ecolor="grey",
+                capsize=3,
+            )
             ax.scatter(r["params"], r["achieved_loss"], marker="o", zorder=3, color="black")
-            ax.annotate(r["roles"], (r["params"], r["achieved_loss"]), textcoords="offset points", xytext=(4, 4),
-                        fontsize=7)
+            ax.annotate(
+                r["roles"], (r["params"], r["achieved_loss"]), textcoords="offset points", xytext=(4, 4), fontsize=7
+            )
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("final validation loss (nats/token)")
@@ -232,7 +289,9 @@ def _read_json(path: str, what: str) -> dict:
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.chinchilla.closed_loop", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.chinchilla.closed_loop", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plan", help="the runs that test the fit's prediction, and the GPU-hour size choice")
     p.add_argument("--settings", required=True, help="JSON from workflow.studies.isoflop.closed_loop_settings")
@@ -259,7 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         write_table(table, args.size_choice)
         atomic_write_text(args.size_config, snippet)
         atomic_write_json(args.out, plan)
-        print(f"{len(plan['runs'])} closed-loop runs: " + ", ".join(f"{r['run']} ({'+'.join(r['roles'])})" for r in plan["runs"]))
+        print(
+            f"{len(plan['runs'])} closed-loop runs: "
+            + ", ".join(f"{r['run']} ({'+'.join(r['roles'])})" for r in plan["runs"])
+        )
         return 0
     plan = _read_json(args.plan, "closed-loop plan")
     table = report_table(plan, fit, args.metrics, args.summaries)

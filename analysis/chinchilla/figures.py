@@ -4,6 +4,7 @@ contours with its efficient frontier (Fig. 4), from the tables `analysis.chinchi
     python -m analysis.chinchilla.figures isoflop --points CSV --minima CSV --fit JSON --png P --pdf P
     python -m analysis.chinchilla.figures contour --points CSV --fit JSON --png P --pdf P
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,13 +51,19 @@ def plot_isoflop(points: pd.DataFrame, minima: pd.DataFrame, summary: dict, png:
             x = np.linspace(np.log(g["params"].min()) - 0.3, np.log(g["params"].max()) + 0.3, 100)
             ax.plot(np.exp(x), m["p2"] * x * x + m["p1"] * x + m["p0"], "-", color=color, lw=1)
             if m["ok"]:
-                ax.plot(m["N_opt"], m["loss_opt"], "D", ms=7, color=color,
-                        mfc=color if m["inside"] else "none")
+                ax.plot(m["N_opt"], m["loss_opt"], "D", ms=7, color=color, mfc=color if m["inside"] else "none")
             edge = m.get("edge") if isinstance(m.get("edge"), str) else ""
             if edge:  # the lowest loss sits at the window's edge: the optimum may lie beyond it
                 at = g.iloc[0] if edge == "smallest" else g.iloc[-1]
-                ax.annotate("edge", (at["params"], at["loss"]), xytext=(0, -12), textcoords="offset points",
-                            ha="center", fontsize=7, color=color)
+                ax.annotate(
+                    "edge",
+                    (at["params"], at["loss"]),
+                    xytext=(0, -12),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=7,
+                    color=color,
+                )
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("final validation loss (nats)")
@@ -111,8 +118,7 @@ def plot_contour(points: pd.DataFrame, summary: dict, png: str, pdf: str) -> Non
         fig.colorbar(cs, ax=ax, label="predicted loss")
         c_line = np.geomspace(c_lo, c_hi, 100)
         ax.plot(c_line, frontier(fit, c_line)[0], "-", color="C3", lw=2, label=f"efficient frontier (a = {fit.a:.2f})")
-        ax.plot(target, n_t, "*", color="C3", ms=14, mec="k",
-                label=f"target C = {target:.2g}: N = {n_t:.3g}")
+        ax.plot(target, n_t, "*", color="C3", ms=14, mec="k", label=f"target C = {target:.2g}: N = {n_t:.3g}")
         ax.set_title(f"L = {fit.E:.2f} + {fit.A:.3g}/N^{fit.alpha:.2f} + {fit.B:.3g}/D^{fit.beta:.2f}", fontsize=10)
     else:
         ax.set_title("parametric fit failed: " + summary.get("notes", {}).get("approach3", "")[:60], fontsize=9)

@@ -16,6 +16,7 @@ Approach 3 optimisation the paper also writes a = log A, b = log B — this code
 - Approach 2 (`approach2`): IsoFLOP profiles; a parabola in log N per budget.
 - Approach 3 (`fit_parametric`, `bootstrap`, `frontier`): fit L(N, D) = E + A/N^α + B/D^β.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -262,27 +263,38 @@ def approach2(
         x = np.log(g["params"].to_numpy(float))
         y = g["loss"].to_numpy(float)
         lowest = x[int(np.argmin(y))]
-        row = {"budget": float(budget), "N_opt": np.nan, "D_opt": np.nan, "loss_opt": np.nan,
-               "n_points": int(x.size), "ok": False, "inside": False,
-               # the lowest sampled loss at the smallest or largest size: the optimum may lie beyond
-               "edge": "smallest" if lowest == x.min() else "largest" if lowest == x.max() else "",
-               "p2": np.nan, "p1": np.nan, "p0": np.nan}
+        row = {
+            "budget": float(budget),
+            "N_opt": np.nan,
+            "D_opt": np.nan,
+            "loss_opt": np.nan,
+            "n_points": int(x.size),
+            "ok": False,
+            "inside": False,
+            # the lowest sampled loss at the smallest or largest size: the optimum may lie beyond
+            "edge": "smallest" if lowest == x.min() else "largest" if lowest == x.max() else "",
+            "p2": np.nan,
+            "p1": np.nan,
+            "p0": np.nan,
+        }
         if np.unique(x).size >= 3:
             p2, p1, p0 = np.polyfit(x, y, 2)
             row.update(p2=float(p2), p1=float(p1), p0=float(p0))
             if p2 > 0:
                 x_opt = -p1 / (2 * p2)
                 k, c = np.polyfit(x, np.log(g["tokens"].to_numpy(float)), 1)
-                row.update(N_opt=float(np.exp(x_opt)), D_opt=float(np.exp(k * x_opt + c)),
-                           loss_opt=float(p0 - p1 * p1 / (4 * p2)), ok=True,
-                           inside=bool(x.min() <= x_opt <= x.max()))
+                row.update(
+                    N_opt=float(np.exp(x_opt)),
+                    D_opt=float(np.exp(k * x_opt + c)),
+                    loss_opt=float(p0 - p1 * p1 / (4 * p2)),
+                    ok=True,
+                    inside=bool(x.min() <= x_opt <= x.max()),
+                )
         rows.append(row)
     minima = pd.DataFrame(rows)
     ok = minima[minima["ok"]]
     if len(ok) < 2:
-        raise ScaleDAGError(
-            f"approach2: need >= 2 budgets with >= 3 model sizes and a convex profile, got {len(ok)}"
-        )
+        raise ScaleDAGError(f"approach2: need >= 2 budgets with >= 3 model sizes and a convex profile, got {len(ok)}")
     result = _power_law_fit(ok["budget"], ok["N_opt"], ok["D_opt"], bootstrap_k, seed, percentiles)
     result["minima"] = minima
     return result
@@ -543,10 +555,19 @@ def fit_parametric(
     res, value = runs[best]
     log_a, log_b, log_e, alpha, beta = res.x
     return ParametricFit(
-        E=float(np.exp(log_e)), A=float(np.exp(log_a)), B=float(np.exp(log_b)),
-        alpha=float(alpha), beta=float(beta), objective=value, n_points=int(N.size),
-        converged=bool(res.success), message=str(res.message), n_iter=int(res.nit),
-        start_index=int(order[best]), start=tuple(float(v) for v in grid[order[best]]), n_starts=int(order.size),
+        E=float(np.exp(log_e)),
+        A=float(np.exp(log_a)),
+        B=float(np.exp(log_b)),
+        alpha=float(alpha),
+        beta=float(beta),
+        objective=value,
+        n_points=int(N.size),
+        converged=bool(res.success),
+        message=str(res.message),
+        n_iter=int(res.nit),
+        start_index=int(order[best]),
+        start=tuple(float(v) for v in grid[order[best]]),
+        n_starts=int(order.size),
     )
 
 
@@ -598,7 +619,9 @@ def bootstrap(
     samples = pd.DataFrame(rows)
     keys = ("E", "A", "B", "alpha", "beta", "a", "b")
     intervals = {key: tuple(float(v) for v in np.percentile(samples[key], percentiles)) for key in keys}
-    intervals["intervals_95"] = {key: tuple(float(v) for v in np.percentile(samples[key], WIDE_PERCENTILES)) for key in keys}
+    intervals["intervals_95"] = {
+        key: tuple(float(v) for v in np.percentile(samples[key], WIDE_PERCENTILES)) for key in keys
+    }
     intervals["samples"] = samples
     return intervals
 
@@ -667,8 +690,9 @@ def table_exponents(results: dict[str, dict | ParametricFit]) -> pd.DataFrame:
             for q in ("a", "b"):
                 row[f"{q}_lo{suffix}"], row[f"{q}_hi{suffix}"] = iv.get(q, (np.nan, np.nan))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["approach", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi",
-                                       "a_lo95", "a_hi95", "b_lo95", "b_hi95"])
+    return pd.DataFrame(
+        rows, columns=["approach", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi", "a_lo95", "a_hi95", "b_lo95", "b_hi95"]
+    )
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
@@ -710,9 +734,7 @@ def load_points(path: str | Path) -> pd.DataFrame:
         needed = ["params", "tokens", "loss"]
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        raise ScaleDAGError(
-            f"{path}: missing column(s) {missing}; expected params,tokens,loss or params,flops,loss"
-        )
+        raise ScaleDAGError(f"{path}: missing column(s) {missing}; expected params,tokens,loss or params,flops,loss")
     out = pd.DataFrame()
     for col in needed:
         values = pd.to_numeric(df[col], errors="coerce")
@@ -800,8 +822,9 @@ def parse_params(text: str) -> ParametricFit:
     missing = [k for k in PARAM_KEYS if k not in raw]
     unknown = sorted(set(raw) - set(PARAM_KEYS))
     if missing or unknown:
-        what = "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
-                                       unknown and f"unknown {', '.join(unknown)}"]))
+        what = "; ".join(
+            filter(None, [missing and f"missing {', '.join(missing)}", unknown and f"unknown {', '.join(unknown)}"])
+        )
         raise ScaleDAGError(f"--params: {what} (expected {','.join(PARAM_KEYS)})")
     values = {k: _number(f"--params {k}", raw[k]) for k in PARAM_KEYS}
     for key in ("A", "B", "alpha", "beta"):
@@ -832,7 +855,9 @@ def _cmd_allocate(args) -> dict:
     table["tokens_per_param"] = table["D_opt"] / table["N_opt"]
     return {
         "params": {k: getattr(fit, k) for k in PARAM_KEYS},
-        "a": fit.a, "b": fit.b, "G": fit.G,
+        "a": fit.a,
+        "b": fit.b,
+        "G": fit.G,
         "allocations": [{k: float(v) for k, v in row.items()} for row in table.to_dict("records")],
     }
 
@@ -845,15 +870,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("csv", help="CSV with columns params,tokens,loss (or params,flops,loss)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="bootstrap replicates for intervals")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--drop-outliers", nargs="?", const="mad", choices=DROP_RULES, default=None,
-                   help="refit without outliers: mad (default; log-loss residual over 3 x 1.4826 MAD of a first fit) "
-                        "or epoch5 (Epoch AI's: the 5 highest losses)")
+    p.add_argument(
+        "--drop-outliers",
+        nargs="?",
+        const="mad",
+        choices=DROP_RULES,
+        default=None,
+        help="refit without outliers: mad (default; log-loss residual over 3 x 1.4826 MAD of a first fit) "
+        "or epoch5 (Epoch AI's: the 5 highest losses)",
+    )
     p.add_argument("--delta", type=float, default=HUBER_DELTA, help="Huber delta (paper: 1e-3)")
-    p.add_argument("--starts", type=int, default=100,
-                   help="L-BFGS runs from the best K of the 4500 grid inits (0 = all)")
+    p.add_argument(
+        "--starts", type=int, default=100, help="L-BFGS runs from the best K of the 4500 grid inits (0 = all)"
+    )
     q = sub.add_parser("allocate", help="compute-optimal N, D and loss per budget from a law; prints one JSON object")
-    q.add_argument("--params", required=True, metavar="E=..,A=..,B=..,alpha=..,beta=..",
-                   help="the law L = E + A/N^alpha + B/D^beta (or a JSON object with those keys)")
+    q.add_argument(
+        "--params",
+        required=True,
+        metavar="E=..,A=..,B=..,alpha=..,beta=..",
+        help="the law L = E + A/N^alpha + B/D^beta (or a JSON object with those keys)",
+    )
     q.add_argument("--budgets", nargs="+", required=True, metavar="C", help="training FLOPs (C = 6 N D)")
     args = parser.parse_args(argv)
     if args.command == "allocate":

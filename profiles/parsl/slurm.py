@@ -6,6 +6,7 @@ SCALEDAG_PARSL_MPI_NODES nodes and launch ranks with srun. Cluster specifics com
 environment, so the file needs no edits: SBATCH_ACCOUNT, SCALEDAG_PARSL_PARTITION,
 SCALEDAG_PARSL_CORES (cores a block asks for), SCALEDAG_PARSL_MEM_GB, SCALEDAG_PARSL_WALLTIME,
 SCALEDAG_PARSL_EXCLUSIVE (1: whole nodes)."""
+
 import os
 import sys
 
@@ -30,8 +31,10 @@ def provider(nodes=1, launcher=None):
         cores_per_node=CORES,
         mem_per_node=MEM_GB,
         exclusive=env("SCALEDAG_PARSL_EXCLUSIVE", "0") == "1",
-        init_blocks=0, min_blocks=0, max_blocks=MAX_BLOCKS,
-        parallelism=1.0,            # one block per waiting job, up to max_blocks
+        init_blocks=0,
+        min_blocks=0,
+        max_blocks=MAX_BLOCKS,
+        parallelism=1.0,  # one block per waiting job, up to max_blocks
         walltime=env("SCALEDAG_PARSL_WALLTIME", "01:00:00"),
         worker_init=WORKER_INIT,
         launcher=launcher or SrunLauncher(overrides=f"--cpus-per-task={CORES}"),
@@ -45,8 +48,12 @@ config = Config(
         # Multi-threaded jobs: one worker with the block's cores.
         HighThroughputExecutor(label="node", cores_per_worker=CORES, max_workers_per_node=1, provider=provider()),
         # Multi-node / multi-task jobs: the worker on the block's first node launches ranks with srun.
-        MPIExecutor(label="mpi", mpi_launcher="srun", max_workers_per_block=1,
-                    provider=provider(nodes=MPI_NODES, launcher=SimpleLauncher())),
+        MPIExecutor(
+            label="mpi",
+            mpi_launcher="srun",
+            max_workers_per_block=1,
+            provider=provider(nodes=MPI_NODES, launcher=SimpleLauncher()),
+        ),
     ],
     max_idletime=float(env("SCALEDAG_PARSL_IDLE", "30")),
     strategy="htex_auto_scale",

@@ -1,4 +1,5 @@
 """workflow.hpc.resources: Frontier walltime bins, partition choice, launcher and per-rule resources."""
+
 import copy
 
 import pytest
@@ -37,8 +38,8 @@ def test_batch_bins_follow_the_node_count(nodes, limit):
 def test_long_small_jobs_go_to_extended_and_big_ones_are_cut_to_their_bin():
     assert choose_partition(FRONTIER, 16, 100) == ("batch", 100)
     assert choose_partition(FRONTIER, 16, 600) == ("extended", 600)
-    assert choose_partition(FRONTIER, 16, 5000) == ("batch", 120)     # resumes in the next job
-    assert choose_partition(FRONTIER, 100, 600) == ("batch", 360)     # too many nodes for extended
+    assert choose_partition(FRONTIER, 16, 5000) == ("batch", 120)  # resumes in the next job
+    assert choose_partition(FRONTIER, 100, 600) == ("batch", 360)  # too many nodes for extended
     assert choose_partition(FRONTIER, 4, None) == ("batch", 120)
     assert choose_partition(LOCAL, 4, 5000) == (None, 5000)
 
@@ -85,7 +86,7 @@ def test_schema_rejects_unknown_resource_keys(base):
 def test_account_is_required_only_for_frontier_on_slurm(base):
     paper, tiny = at(base, "paper"), at(base, "tiny")
     assert "SBATCH_ACCOUNT" in account_problem(paper, "slurm", {})
-    assert "SBATCH_ACCOUNT" in account_problem(paper, None, {})        # dry run: warned
+    assert "SBATCH_ACCOUNT" in account_problem(paper, None, {})  # dry run: warned
     assert account_problem(paper, "slurm", {"SBATCH_ACCOUNT": "abc123"}) is None
     assert account_problem(paper, "local", {}) is None
     assert account_problem(tiny, "slurm", {}) is None

@@ -1,4 +1,5 @@
 """The Parsl executor plugin: placement of jobs on executors, and real Snakemake runs through Parsl."""
+
 import os
 import signal
 import subprocess
@@ -21,9 +22,16 @@ def run_snakemake(args, cwd, env=None, timeout=300, inherit=True) -> subprocess.
     `env` adds to this process's environment, or replaces it with inherit=False."""
     full_env = dict(os.environ if inherit else {}, **(env or {}))
     full_env["PATH"] = f"{BIN}{os.pathsep}{full_env.get('PATH', '')}"
-    proc = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=cwd, env=full_env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            preexec_fn=default_sigint)
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), *args],
+        cwd=cwd,
+        env=full_env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=default_sigint,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -33,7 +41,9 @@ def run_snakemake(args, cwd, env=None, timeout=300, inherit=True) -> subprocess.
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
-        raise AssertionError(f"snakemake {' '.join(args[:4])} timed out after {timeout}s:\n{out[-3000:]}\n{err[-3000:]}") from None
+        raise AssertionError(
+            f"snakemake {' '.join(args[:4])} timed out after {timeout}s:\n{out[-3000:]}\n{err[-3000:]}"
+        ) from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
@@ -46,29 +56,42 @@ def default_sigint():
 def slots():
     return [
         Slot.from_executor(HighThroughputExecutor(label="core", cores_per_worker=1, provider=LocalProvider())),
-        Slot.from_executor(HighThroughputExecutor(label="gcd", cores_per_worker=7, available_accelerators=8,
-                                                  provider=LocalProvider())),
-        Slot.from_executor(HighThroughputExecutor(label="fat", cores_per_worker=56, mem_per_worker=400,
-                                                  provider=LocalProvider())),
-        Slot.from_executor(MPIExecutor(label="mpi", mpi_launcher="srun", provider=SlurmProvider(
-            nodes_per_block=16, cores_per_node=56, gpus_per_node=8, launcher=SimpleLauncher()))),
+        Slot.from_executor(
+            HighThroughputExecutor(label="gcd", cores_per_worker=7, available_accelerators=8, provider=LocalProvider())
+        ),
+        Slot.from_executor(
+            HighThroughputExecutor(label="fat", cores_per_worker=56, mem_per_worker=400, provider=LocalProvider())
+        ),
+        Slot.from_executor(
+            MPIExecutor(
+                label="mpi",
+                mpi_launcher="srun",
+                provider=SlurmProvider(
+                    nodes_per_block=16, cores_per_node=56, gpus_per_node=8, launcher=SimpleLauncher()
+                ),
+            )
+        ),
     ]
 
 
-@pytest.mark.parametrize("needs,label", [
-    (Needs(1, None, 0, 1, 1), "core"),              # smallest worker that fits
-    (Needs(4, None, 0, 1, 1), "fat"),               # CPU jobs leave the GPU workers free
-    (Needs(7, 8000, 1, 1, 1), "gcd"),               # one GPU: a one-GCD worker
-    (Needs(56, 300_000, 0, 1, 1), "fat"),
-    (Needs(7, None, 128, 16, 128), "mpi"),          # 16 nodes x 8 ranks, one GCD each
-    (Needs(7, None, 0, 1, 8), "mpi"),               # several ranks on one node: MPI mode too
-])
+@pytest.mark.parametrize(
+    "needs,label",
+    [
+        (Needs(1, None, 0, 1, 1), "core"),  # smallest worker that fits
+        (Needs(4, None, 0, 1, 1), "fat"),  # CPU jobs leave the GPU workers free
+        (Needs(7, 8000, 1, 1, 1), "gcd"),  # one GPU: a one-GCD worker
+        (Needs(56, 300_000, 0, 1, 1), "fat"),
+        (Needs(7, None, 128, 16, 128), "mpi"),  # 16 nodes x 8 ranks, one GCD each
+        (Needs(7, None, 0, 1, 8), "mpi"),  # several ranks on one node: MPI mode too
+    ],
+)
 def test_jobs_go_to_the_smallest_executor_that_fits(needs, label):
     assert choose_slot(slots(), needs).label == label
 
 
-@pytest.mark.parametrize("needs", [Needs(64, None, 0, 1, 1), Needs(1, None, 2, 1, 1),
-                                   Needs(7, None, 0, 32, 256), Needs(8, None, 0, 2, 16)])
+@pytest.mark.parametrize(
+    "needs", [Needs(64, None, 0, 1, 1), Needs(1, None, 2, 1, 1), Needs(7, None, 0, 32, 256), Needs(8, None, 0, 2, 16)]
+)
 def test_jobs_no_executor_can_hold_are_refused(needs):
     assert choose_slot(slots(), needs) is None
 
@@ -79,7 +102,7 @@ def test_memory_is_checked_where_an_executor_declares_it():
     assert choose_slot(fat, Needs(1, 401 * 1024, 0, 1, 1)) is None
 
 
-SNAKEFILE = textwrap.dedent('''
+SNAKEFILE = textwrap.dedent("""
     rule all:
         input: "a.txt", "b.txt"
 
@@ -97,7 +120,7 @@ SNAKEFILE = textwrap.dedent('''
         output: "c.txt"
         log: "logs/broken.log"
         shell: "echo 'tokenizer exploded on line 7' > {log}; exit 3"
-''')
+""")
 
 
 # Real Parsl, without pilot processes: the plugin's submit/poll/fail protocol is tested here; the
@@ -122,17 +145,18 @@ def test_jobs_run_as_parsl_tasks(flow):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (flow / "a.txt").exists() and (flow / "b.txt").read_text().strip() == "2"
     assert "Parsl executors: threads:" in proc.stderr
-    assert len(list((flow / ".snakemake/parsl_logs").glob("*/*.log"))) == 2   # one Parsl task per job
+    assert len(list((flow / ".snakemake/parsl_logs").glob("*/*.log"))) == 2  # one Parsl task per job
     assert list((flow / ".snakemake/parsl").glob("*/parsl.log"))
 
 
 def test_a_failed_job_is_reported_failed_with_its_log(flow):
-    proc = run_snakemake(["--executor", "parsl", "--parsl-config", "threads.py", "--jobs", "1",
-                          "--show-failed-logs", "c.txt"], cwd=flow)
+    proc = run_snakemake(
+        ["--executor", "parsl", "--parsl-config", "threads.py", "--jobs", "1", "--show-failed-logs", "c.txt"], cwd=flow
+    )
     assert proc.returncode != 0
     assert "Error in rule broken" in proc.stderr
-    assert "tokenizer exploded on line 7" in proc.stderr       # the rule's log, shown
-    assert "parsl_logs/broken/" in proc.stderr                 # and the task's own log path
+    assert "tokenizer exploded on line 7" in proc.stderr  # the rule's log, shown
+    assert "parsl_logs/broken/" in proc.stderr  # and the task's own log path
 
 
 def test_a_bad_parsl_config_is_one_clear_error(tmp_path, flow):

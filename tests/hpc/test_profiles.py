@@ -1,5 +1,6 @@
 """Profiles: the paper DAG under --profile frontier without Slurm (dry run), its job counts,
 nodes and walltimes inside Frontier's bins, dot renderings, and the account rule."""
+
 import os
 import re
 
@@ -18,8 +19,13 @@ def frontier(*args, env=None, timeout=180):
     """Snakemake with the Frontier profile at paper scale, without SBATCH_ACCOUNT unless given."""
     full = {k: v for k, v in os.environ.items() if k != "SBATCH_ACCOUNT"}
     full.update(env or {})
-    return run_snakemake(["--profile", "profiles/frontier", "--config", "scale=paper", *args], cwd=REPO,
-                         env=full, timeout=timeout, inherit=False)
+    return run_snakemake(
+        ["--profile", "profiles/frontier", "--config", "scale=paper", *args],
+        cwd=REPO,
+        env=full,
+        timeout=timeout,
+        inherit=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +44,13 @@ def jobs_of(output: str) -> list[dict]:
             continue
         res = re.search(r"^\s+resources: (.*)$", block, re.M)
         wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
-        jobs.append({"rule": m.group(1),
-                     "wildcards": wc.group(1) if wc else "",
-                     "resources": dict(kv.split("=", 1) for kv in re.split(r", (?=\w+=)", res.group(1))) if res else {}})
+        jobs.append(
+            {
+                "rule": m.group(1),
+                "wildcards": wc.group(1) if wc else "",
+                "resources": dict(kv.split("=", 1) for kv in re.split(r", (?=\w+=)", res.group(1))) if res else {},
+            }
+        )
     return jobs
 
 
@@ -53,8 +63,8 @@ def test_paper_dag_job_counts(paper_dry_run):
     counts = job_counts(paper_dry_run.stdout)
     config = load_config(REPO / "config.yaml", {"scale": "paper"})
     matgpt = study_runs(config, "matgpt")
-    assert len(matgpt) == 4                                    # {gpt-neox, llama} x {1.7B, 6.7B}
-    assert counts["pretrain"] >= len(matgpt)                   # other studies add their runs
+    assert len(matgpt) == 4  # {gpt-neox, llama} x {1.7B, 6.7B}
+    assert counts["pretrain"] >= len(matgpt)  # other studies add their runs
     assert counts["evaluate_loss"] >= len(matgpt)
     assert counts["prepare_corpus"] >= 1 and counts["train_tokenizer"] >= 1 and counts["tokenize_corpus"] >= 1
     assert counts["loss_curves"] >= 1
@@ -69,7 +79,9 @@ def test_every_job_lists_nodes_and_runtime_inside_its_frontier_bin(paper_dry_run
         nodes, minutes, partition = int(res["nodes"]), int(res["runtime"]), res.get("slurm_partition")
         assert partition in BINS, job
         limit = next(m for n, m in BINS[partition] if nodes <= n)
-        assert minutes <= limit, f"{job['rule']} {job['wildcards']}: {minutes} min on {nodes} nodes > {limit} ({partition})"
+        assert minutes <= limit, (
+            f"{job['rule']} {job['wildcards']}: {minutes} min on {nodes} nodes > {limit} ({partition})"
+        )
 
 
 def test_matgpt_pretrain_launches_multi_node_with_srun_and_the_pre_walltime_signal(paper_dry_run):
@@ -80,8 +92,10 @@ def test_matgpt_pretrain_launches_multi_node_with_srun_and_the_pre_walltime_sign
         assert int(res["nodes"]) > 1 and int(res["tasks"]) == 8 * int(res["nodes"])
         assert f"srun -N {res['nodes']} -n {res['tasks']} -c 7 --gpus-per-task=1 --gpu-bind=closest" in res["mpi"]
         assert res["slurm_extra"] == "--signal=USR1@600"
-    assert re.search(r"Shell command: env NCCL_SOCKET_IFNAME=hsn0 .*srun -N 16 .* python -m workflow.train.pretrain",
-                     paper_dry_run.stdout)
+    assert re.search(
+        r"Shell command: env NCCL_SOCKET_IFNAME=hsn0 .*srun -N 16 .* python -m workflow.train.pretrain",
+        paper_dry_run.stdout,
+    )
 
 
 def test_data_heavy_rules_ask_for_node_local_nvme(paper_dry_run):
@@ -94,13 +108,20 @@ def test_data_heavy_rules_ask_for_node_local_nvme(paper_dry_run):
 def test_dag_and_rulegraph_render_as_dot(flag):
     proc = frontier(flag)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    dot = proc.stdout[proc.stdout.index("digraph"):]
+    dot = proc.stdout[proc.stdout.index("digraph") :]
     assert dot.rstrip().endswith("}") and "pretrain" in dot and "->" in dot
 
 
 def test_a_real_frontier_run_without_account_stops_before_submitting(tmp_path):
-    proc = frontier("-d", str(tmp_path), "--configfile", str(REPO / "config.yaml"), "-s", str(REPO / "Snakefile"),
-                    env={"SLURM_CONF": str(tmp_path / "no-slurm.conf")})
+    proc = frontier(
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        "-s",
+        str(REPO / "Snakefile"),
+        env={"SLURM_CONF": str(tmp_path / "no-slurm.conf")},
+    )
     assert proc.returncode != 0
     assert "ScaleDAG SBATCH_ACCOUNT is not set" in proc.stderr
     assert "submitted" not in proc.stdout + proc.stderr

@@ -4,6 +4,7 @@ through `--profile profiles/slurm` and through `--executor parsl` with a SlurmPr
 Needs root (tests/slurm/start.sh installs and starts munged, slurmctld and slurmd); skipped otherwise.
 Checks that jobs really went through sbatch, that a job killed with scancel is retried, that Parsl
 blocks scale out and back in, that Ctrl-C cancels pilot jobs, and that outputs equal a local run."""
+
 import json
 import os
 import re
@@ -20,8 +21,11 @@ from test_parsl_executor import BIN, default_sigint, run_snakemake
 
 pytestmark = [
     pytest.mark.slurm,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: tests/slurm/start.sh installs and starts munged, "
-                                                 "slurmctld and slurmd for a one-node Slurm cluster"),
+    pytest.mark.skipif(
+        os.geteuid() != 0,
+        reason="needs root: tests/slurm/start.sh installs and starts munged, "
+        "slurmctld and slurmd for a one-node Slurm cluster",
+    ),
 ]
 
 SLURM_DIR = Path(os.environ.get("SCALEDAG_SLURM_DIR", "/tmp/scaledag-slurm"))
@@ -30,13 +34,24 @@ RUNS = ["gpt-neox_tiny-1m", "llama_tiny-1m"]
 TARGETS = [f"results/tiny/matgpt/runs/{run}/summary.json" for run in RUNS]
 # Outputs compared byte for byte with the local run; metrics are compared on their losses (the
 # rows also carry tokens/s, which differ run to run).
-SAME_FILES = ["results/tiny/data/synthetic/train.jsonl", "results/tiny/data/synthetic/tokenizer.json",
-              *(f"results/tiny/data/synthetic/tokens/{s}.{e}" for s in ("train", "valid") for e in ("bin", "idx"))]
+SAME_FILES = [
+    "results/tiny/data/synthetic/train.jsonl",
+    "results/tiny/data/synthetic/tokenizer.json",
+    *(f"results/tiny/data/synthetic/tokens/{s}.{e}" for s in ("train", "valid") for e in ("bin", "idx")),
+]
 
 
 def common_args(work: Path) -> list[str]:
-    return [*TARGETS, "-s", str(REPO / "Snakefile"), "-d", str(work),
-            "--configfile", str(REPO / "config.yaml"), str(SUBSET)]
+    return [
+        *TARGETS,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(work),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        str(SUBSET),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +60,9 @@ def cluster():
     env = dict(os.environ, SCALEDAG_SLURM_DIR=str(SLURM_DIR))
     pid = SLURM_DIR / "slurmctld.pid"
     was_up = pid.exists() and subprocess.run(["kill", "-0", pid.read_text().strip()]).returncode == 0
-    proc = subprocess.run(["bash", str(REPO / "tests/slurm/start.sh")], env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        ["bash", str(REPO / "tests/slurm/start.sh")], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     conf = re.search(r"export SLURM_CONF=(\S+)", proc.stdout).group(1)
     yield {"SLURM_CONF": conf}
@@ -55,13 +71,20 @@ def cluster():
 
 
 def squeue(cluster, fmt: str, *args) -> list[list[str]]:
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", fmt, *args], env=dict(os.environ, **cluster),
-                         capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", fmt, *args],
+        env=dict(os.environ, **cluster),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     return [line.split("|") for line in out.splitlines() if line.strip()]
 
 
 def losses(work: Path, run: str) -> list:
-    rows = (json.loads(line) for line in (work / f"results/tiny/matgpt/runs/{run}/metrics.jsonl").read_text().splitlines())
+    rows = (
+        json.loads(line) for line in (work / f"results/tiny/matgpt/runs/{run}/metrics.jsonl").read_text().splitlines()
+    )
     return [(r["kind"], r["step"], r["loss"]) for r in rows]
 
 
@@ -106,21 +129,40 @@ def test_subset_through_the_slurm_profile_with_a_cancelled_job_retried(cluster, 
     watcher = Watcher(cluster, cancel_rule="pretrain")
     watcher.start()
     try:
-        proc = run_snakemake([*common_args(tmp_path), "--profile", str(REPO / "profiles/slurm"),
-                              # no slurmdbd here: sacct cannot answer, squeue can (MinJobAge=600)
-                              "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-                              "--seconds-between-status-checks", "2", "--max-status-checks-per-second", "2",
-                              "--jobs", "4", "--default-resources", "mem_mb=500", "runtime=30", "nodes=1"],
-                             cwd=tmp_path, env=cluster, timeout=420)
+        proc = run_snakemake(
+            [
+                *common_args(tmp_path),
+                "--profile",
+                str(REPO / "profiles/slurm"),
+                # no slurmdbd here: sacct cannot answer, squeue can (MinJobAge=600)
+                "--slurm-status-command",
+                "squeue",
+                "--slurm-init-seconds-before-status-checks",
+                "2",
+                "--seconds-between-status-checks",
+                "2",
+                "--max-status-checks-per-second",
+                "2",
+                "--jobs",
+                "4",
+                "--default-resources",
+                "mem_mb=500",
+                "runtime=30",
+                "nodes=1",
+            ],
+            cwd=tmp_path,
+            env=cluster,
+            timeout=420,
+        )
     finally:
         watcher.stop.set()
         watcher.join()
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
     jobids = re.findall(r"submitted with SLURM jobid (\d+)", log)
-    assert len(jobids) >= 6, log[-3000:]       # 5 rule jobs + the resubmitted pretrain
+    assert len(jobids) >= 6, log[-3000:]  # 5 rule jobs + the resubmitted pretrain
     states = {jobid: state for jobid, state in squeue(cluster, "%i|%T", "-j", ",".join(jobids))}
-    assert set(states) == set(jobids)          # sbatch really ran: slurmctld knows every job
+    assert set(states) == set(jobids)  # sbatch really ran: slurmctld knows every job
     assert watcher.cancelled in states and states[watcher.cancelled] == "CANCELLED"
     assert sum(s == "COMPLETED" for s in states.values()) == len(jobids) - 1
     assert "Trying to restart job" in log
@@ -132,20 +174,37 @@ def test_subset_through_the_parsl_executor_with_elastic_slurm_blocks(cluster, re
     watcher = Watcher(cluster)
     watcher.start()
     try:
-        proc = run_snakemake([*common_args(tmp_path), "--executor", "parsl",
-                              "--parsl-config", str(REPO / "profiles/parsl/slurm.py"), "--jobs", "4",
-                              "--max-threads", "1", "--parsl-max-idletime", "5"],
-                             cwd=tmp_path, timeout=420,
-                             env={**cluster, "SCALEDAG_PARSL_CORES": "1", "SCALEDAG_PARSL_MAX_BLOCKS": "2",
-                                  "SCALEDAG_PARSL_MEM_GB": "1"})
+        proc = run_snakemake(
+            [
+                *common_args(tmp_path),
+                "--executor",
+                "parsl",
+                "--parsl-config",
+                str(REPO / "profiles/parsl/slurm.py"),
+                "--jobs",
+                "4",
+                "--max-threads",
+                "1",
+                "--parsl-max-idletime",
+                "5",
+            ],
+            cwd=tmp_path,
+            timeout=420,
+            env={
+                **cluster,
+                "SCALEDAG_PARSL_CORES": "1",
+                "SCALEDAG_PARSL_MAX_BLOCKS": "2",
+                "SCALEDAG_PARSL_MEM_GB": "1",
+            },
+        )
     finally:
         watcher.stop.set()
         watcher.join()
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
     pilots = [r for r in squeue(cluster, "%i|%j|%T") if int(r[0]) > first_job and r[1].startswith("parsl.core.block")]
-    assert len(pilots) >= 2                                   # pilot jobs went through sbatch
-    assert watcher.max_pilots >= 2                            # two blocks at once for the two pretrain runs
+    assert len(pilots) >= 2  # pilot jobs went through sbatch
+    assert watcher.max_pilots >= 2  # two blocks at once for the two pretrain runs
     assert all(state in ("COMPLETED", "CANCELLED") for _, _, state in pilots)
     parsl_log = "".join(p.read_text() for p in (tmp_path / ".snakemake/parsl").glob("*/parsl.log"))
     launched = set(re.findall(r"Launched block (\d+)", parsl_log))
@@ -158,11 +217,23 @@ def test_ctrl_c_cancels_the_parsl_pilot_jobs(cluster, tmp_path):
     env = dict(os.environ, **cluster, SCALEDAG_PARSL_CORES="1", SCALEDAG_PARSL_MAX_BLOCKS="1")
     first_job = max([int(r[0]) for r in squeue(cluster, "%i")] or [0])
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    log = tmp_path / "snakemake.log"       # a file, not a pipe: a leftover child could hold a pipe open
-    proc = subprocess.Popen([str(BIN / "snakemake"), "--executor", "parsl", "--parsl-config",
-                             str(REPO / "profiles/parsl/slurm.py"), "--jobs", "1"],
-                            cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            preexec_fn=default_sigint)
+    log = tmp_path / "snakemake.log"  # a file, not a pipe: a leftover child could hold a pipe open
+    proc = subprocess.Popen(
+        [
+            str(BIN / "snakemake"),
+            "--executor",
+            "parsl",
+            "--parsl-config",
+            str(REPO / "profiles/parsl/slurm.py"),
+            "--jobs",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=default_sigint,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:

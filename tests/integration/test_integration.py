@@ -1,5 +1,6 @@
 """The whole tiny DAG (fixture `tiny_dag` in conftest), checked by content; each stage adds its own
 `tests/test_integration_<stage>.py` using the same fixture, so the DAG runs once per session."""
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,15 @@ def test_figures_are_valid_images(tiny_dag):
 
 
 def test_rerun_has_nothing_to_do(tiny_dag):
-    proc = snakemake("-s", str(REPO / "Snakefile"), "-d", str(tiny_dag), "--configfile", str(REPO / "config.yaml"),
-                     "-n", cwd=tiny_dag)
+    proc = snakemake(
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(tiny_dag),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        "-n",
+        cwd=tiny_dag,
+    )
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
     assert "Job stats" not in proc.stdout or job_counts(proc.stdout) == {}

@@ -1,4 +1,5 @@
 """The data stages inside the tiny DAG (fixture `tiny_dag`, one DAG run per session)."""
+
 from __future__ import annotations
 
 import json
@@ -25,5 +26,6 @@ def test_every_tiny_corpus_is_prepared_tokenized_and_consistent(tiny_dag):
             assert len(ds) == prepared["splits"][split]["documents"] == tokens["splits"][split]["documents"] > 0
             assert int(ds.sequence_lengths.sum()) == tokens["splits"][split]["tokens"]
         assert not (data / corpus / "tokens" / "shards").exists() or not list(
-            (data / corpus / "tokens" / "shards").rglob("*.bin"))  # temp shards are gone after the gather
+            (data / corpus / "tokens" / "shards").rglob("*.bin")
+        )  # temp shards are gone after the gather
         assert (data / corpus / "tokenizer_config.json").is_file()

@@ -1,4 +1,5 @@
 """Downstream outputs of the tiny DAG (one shared `tiny_dag` run): zero-shot, band gap, study tables."""
+
 from __future__ import annotations
 
 import json

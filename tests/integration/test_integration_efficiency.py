@@ -1,4 +1,5 @@
 """Efficiency studies in the tiny DAG (shared `tiny_dag` run): every declared point produced a row."""
+
 from __future__ import annotations
 
 import json

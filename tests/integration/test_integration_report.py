@@ -1,5 +1,6 @@
 """Reports and exports inside the tiny DAG (fixture `tiny_dag`, one DAG run per session):
 `snakemake --report` holds every figure of every study; W&B report specs and HF exports exist."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,20 @@ def _sha(data: bytes) -> str:
 @pytest.fixture(scope="module")
 def report_zip(tiny_dag) -> Path:
     out = tiny_dag / "report.zip"
-    proc = snakemake("-s", str(REPO / "Snakefile"), "-d", str(tiny_dag), "--configfile", str(REPO / "config.yaml"),
-                     "--cores", "1", "--report", str(out), cwd=tiny_dag, timeout=600)
+    proc = snakemake(
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(tiny_dag),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        "--cores",
+        "1",
+        "--report",
+        str(out),
+        cwd=tiny_dag,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out
 

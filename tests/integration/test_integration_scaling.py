@@ -2,6 +2,7 @@
 
 Checks what the real 12-run sweep produced, not what it should conclude: at tiny scale the fits
 are rough, so the checks are on structure, consistency with the runs, and sanity."""
+
 from __future__ import annotations
 
 import json
@@ -96,7 +97,13 @@ def test_closed_loop_trains_the_prediction_and_compares(out):
     assert sorted(table["run"]) == sorted(r["run"] for r in plan["runs"])
     for _, row in table.iterrows():
         assert row["run"].startswith("loopc3e12_") and 0 < row["achieved_loss"] < 8
-        assert row["predicted_lo_95"] <= row["predicted_lo_80"] <= row["predicted_loss"] <= row["predicted_hi_80"] <= row["predicted_hi_95"]
+        assert (
+            row["predicted_lo_95"]
+            <= row["predicted_lo_80"]
+            <= row["predicted_loss"]
+            <= row["predicted_hi_80"]
+            <= row["predicted_hi_95"]
+        )
         assert row["inside_95"] == (row["predicted_lo_95"] <= row["achieved_loss"] <= row["predicted_hi_95"])
         assert row["tokens"] > 0 and row["params"] > 0
     best = table[table["roles"].str.contains("approach3")]

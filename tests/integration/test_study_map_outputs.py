@@ -1,5 +1,6 @@
 """The study map (docs/STUDIES.md) covers what the tiny DAG (shared `tiny_dag` run) wrote: every file under
 results/tiny/<study>/figures/ or tables/ matches an output path of some row."""
+
 from __future__ import annotations
 
 import re
@@ -37,8 +38,13 @@ def unmapped(paths: list[str], patterns: list[str]) -> list[str]:
 
 def figure_and_table_files(work: Path, scale: str = "tiny") -> list[str]:
     root = work / "results" / scale
-    return sorted(p.relative_to(work).as_posix() for kind in ("figures", "tables")
-                  for d in root.glob(f"*/{kind}") for p in d.rglob("*") if p.is_file())
+    return sorted(
+        p.relative_to(work).as_posix()
+        for kind in ("figures", "tables")
+        for d in root.glob(f"*/{kind}")
+        for p in d.rglob("*")
+        if p.is_file()
+    )
 
 
 def test_every_figure_and_table_the_tiny_dag_wrote_is_in_the_study_map(tiny_dag):
@@ -47,5 +53,7 @@ def test_every_figure_and_table_the_tiny_dag_wrote_is_in_the_study_map(tiny_dag)
     patterns = map_patterns(MAP.read_text())
     assert patterns, f"{MAP} has no output paths"
     missing = unmapped(files, patterns)
-    assert not missing, ("figures/tables the tiny DAG wrote with no row in docs/STUDIES.md (add one: paper figure, "
-                         "output path, rule, function, config keys):\n  " + "\n  ".join(missing))
+    assert not missing, (
+        "figures/tables the tiny DAG wrote with no row in docs/STUDIES.md (add one: paper figure, "
+        "output path, rule, function, config keys):\n  " + "\n  ".join(missing)
+    )

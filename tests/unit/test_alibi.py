@@ -1,4 +1,5 @@
 """ALiBi core attention and the embedding LayerNorm (workflow/model/alibi.py, workflow/model/embedding_norm.py)."""
+
 from __future__ import annotations
 
 import math
@@ -74,8 +75,15 @@ def test_alibi_bias_values():
 def _config(heads=4, hidden=32, layers=1, **kw):
     from megatron.core.transformer.transformer_config import TransformerConfig
 
-    return TransformerConfig(num_layers=layers, hidden_size=hidden, num_attention_heads=heads,
-                             hidden_dropout=0.0, attention_dropout=0.0, masked_softmax_fusion=False, **kw)
+    return TransformerConfig(
+        num_layers=layers,
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        masked_softmax_fusion=False,
+        **kw,
+    )
 
 
 def _core(config, pg_collection=None):
@@ -83,8 +91,13 @@ def _core(config, pg_collection=None):
 
     from workflow.model.alibi import ALiBiDotProductAttention
 
-    return ALiBiDotProductAttention(config=config, layer_number=1, attn_mask_type=AttnMaskType.causal,
-                                    attention_type="self", pg_collection=pg_collection)
+    return ALiBiDotProductAttention(
+        config=config,
+        layer_number=1,
+        attn_mask_type=AttnMaskType.causal,
+        attention_type="self",
+        pg_collection=pg_collection,
+    )
 
 
 def _naive(q, k, v, slopes):

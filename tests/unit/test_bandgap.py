@@ -1,4 +1,5 @@
 """Band gap: formula parsing, Matbench's folds and dummy score, embeddings of a tiny checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -12,20 +13,31 @@ from workflow.evaluate.bandgap import baselines, cross_validate, embed, fit_run,
 from workflow.evaluate.composition import description_text, fraction_vector, parse_formula
 
 
-@pytest.mark.parametrize("formula, expected", [
-    ("Ag(AuS)2", {"Ag": 1, "Au": 2, "S": 2}),
-    ("Ag0.5Ge1Pb1.75S4", {"Ag": 0.5, "Ge": 1, "Pb": 1.75, "S": 4}),
-    ("Pb17(Cl9O4)2", {"Pb": 17, "Cl": 18, "O": 8}),
-    ("K4 Mn4 O8", {"K": 4, "Mn": 4, "O": 8}),
-    ("CH3CH2OH", {"C": 2, "H": 6, "O": 1}),
-])
+@pytest.mark.parametrize(
+    "formula, expected",
+    [
+        ("Ag(AuS)2", {"Ag": 1, "Au": 2, "S": 2}),
+        ("Ag0.5Ge1Pb1.75S4", {"Ag": 0.5, "Ge": 1, "Pb": 1.75, "S": 4}),
+        ("Pb17(Cl9O4)2", {"Pb": 17, "Cl": 18, "O": 8}),
+        ("K4 Mn4 O8", {"K": 4, "Mn": 4, "O": 8}),
+        ("CH3CH2OH", {"C": 2, "H": 6, "O": 1}),
+    ],
+)
 def test_parse_formula(formula, expected):
     assert parse_formula(formula) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("bad, why", [("Xx2O", "unknown element 'Xx'"), ("Fe2(O3", "unbalanced '\\('"),
-                                      ("Fe2O3)", "unbalanced '\\)'"), ("2Fe", "follows no element"),
-                                      ("Fe-O", "unexpected '-'"), ("", "empty")])
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("Xx2O", "unknown element 'Xx'"),
+        ("Fe2(O3", "unbalanced '\\('"),
+        ("Fe2O3)", "unbalanced '\\)'"),
+        ("2Fe", "follows no element"),
+        ("Fe-O", "unexpected '-'"),
+        ("", "empty"),
+    ],
+)
 def test_unparsable_formula_says_why(bad, why):
     with pytest.raises(ScaleDAGError, match=why):
         parse_formula(bad)
@@ -75,7 +87,10 @@ def test_dummy_baseline_matches_matbench(tmp_path):
 def test_embeddings_and_heads_on_a_tiny_checkpoint(tiny_corpus, trained_run, tmp_path):
     rng = np.random.default_rng(0)
     formulas = ["Fe2O3", "NaCl", "Si", "GaAs", "ZnO", "Cu", "Al2O3", "MgO", "TiO2", "CdTe", "Ag(AuS)2", "LiF"] * 3
-    _csv(tmp_path / "data" / "matbench_expt_gap.csv", [(f, round(float(g), 2)) for f, g in zip(formulas, rng.uniform(0, 5, 36))])
+    _csv(
+        tmp_path / "data" / "matbench_expt_gap.csv",
+        [(f, round(float(g), 2)) for f, g in zip(formulas, rng.uniform(0, 5, 36))],
+    )
     spec = make_run_spec(tiny_corpus, trained_run)
     meta = embed(spec, str(tmp_path / "data"), str(tmp_path / "emb.npz"), layer=-1)
     npz = np.load(tmp_path / "emb.npz")

@@ -1,4 +1,5 @@
 """GPT-2 throughput points run through the real training loop (Trainer) and report what they ran."""
+
 from __future__ import annotations
 
 import json
@@ -12,12 +13,23 @@ SHAPE = {"layers": 2, "hidden": 64, "heads": 2, "seq_length": 64}
 
 
 def _spec(corpus, tmp_path, points):
-    return {"study": "efficiency", "scale": "tiny", "job": "g.dp1", "arch": "gpt-neox",
-            "overrides": {"position_embedding": "learned", "tied_embeddings": True}, "shapes": {"g": SHAPE},
-            "points": points, "warmup_steps": 1, "steps": 2, "vocab_size": 512,
-            "data": {k: corpus[k] for k in ("tokenizer", "train_prefix", "valid_prefix")},
-            "train": {"tokens": 1, "micro_batch_size": 1, "global_batch_size": 1, "lr": 1e-3, "seed": 1},
-            "bf16": False, "threads": 1, "scratch": str(tmp_path / "scratch")}
+    return {
+        "study": "efficiency",
+        "scale": "tiny",
+        "job": "g.dp1",
+        "arch": "gpt-neox",
+        "overrides": {"position_embedding": "learned", "tied_embeddings": True},
+        "shapes": {"g": SHAPE},
+        "points": points,
+        "warmup_steps": 1,
+        "steps": 2,
+        "vocab_size": 512,
+        "data": {k: corpus[k] for k in ("tokenizer", "train_prefix", "valid_prefix")},
+        "train": {"tokens": 1, "micro_batch_size": 1, "global_batch_size": 1, "lr": 1e-3, "seed": 1},
+        "bf16": False,
+        "threads": 1,
+        "scratch": str(tmp_path / "scratch"),
+    }
 
 
 def test_trainer_spec_sets_batch_length_and_budget(tmp_path):
@@ -31,10 +43,16 @@ def test_trainer_spec_sets_batch_length_and_budget(tmp_path):
 
 
 def test_points_run_through_the_training_loop(tiny_corpus, tmp_path):
-    points = [{"sweep": "seq", "size": "g", "seq_length": 32, "micro_batch_size": 2, "grad_accum": 1, "devices": 1},
-              {"sweep": "grad_accum", "size": "g", "seq_length": 64, "micro_batch_size": 1, "grad_accum": 4, "devices": 1}]
+    points = [
+        {"sweep": "seq", "size": "g", "seq_length": 32, "micro_batch_size": 2, "grad_accum": 1, "devices": 1},
+        {"sweep": "grad_accum", "size": "g", "seq_length": 64, "micro_batch_size": 1, "grad_accum": 4, "devices": 1},
+    ]
     out = tmp_path / "rows.jsonl"
-    run_module("workflow.bench.gpt2", ["--spec", json.dumps(_spec(tiny_corpus, tmp_path, points)), "--out", str(out)], timeout=180)
+    run_module(
+        "workflow.bench.gpt2",
+        ["--spec", json.dumps(_spec(tiny_corpus, tmp_path, points)), "--out", str(out)],
+        timeout=180,
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["sweep"], r["seq_length"], r["grad_accum"]) for r in rows] == [("seq", 32, 1), ("grad_accum", 64, 4)]
     for r, p in zip(rows, points):

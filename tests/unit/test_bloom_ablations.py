@@ -1,5 +1,6 @@
 """The BLOOM ablation study's DAG: one run per ablated option at tiny and paper scale, each with its
 own architecture (checked in the resolved run spec), and its outputs in the tiny DAG."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,9 @@ def test_dag_trains_every_ablation(scale, shape):
 def test_each_run_differs_from_the_baseline_in_one_option():
     cfg = load_config(REPO / "config.yaml")
     baseline = pretrain_spec(cfg, STUDY, "rotary_tiny-1m")
-    base_model = make_model_spec(baseline["arch"], baseline["shape"], baseline["vocab_size"], baseline["arch_overrides"]).to_dict()
+    base_model = make_model_spec(
+        baseline["arch"], baseline["shape"], baseline["vocab_size"], baseline["arch_overrides"]
+    ).to_dict()
     assert base_model["position_embedding"] == "rotary" and base_model["rotary_percent"] == 1.0
     for run, change in ABLATIONS.items():
         spec = pretrain_spec(cfg, STUDY, f"{run}_tiny-1m")

@@ -1,5 +1,6 @@
 """Checkpoints are verified before any use: tampered, corrupt or unpublished ones are refused with
 one line, resume falls back to the newest one that verifies, and nothing that verifies is deleted."""
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,9 @@ def _warnings(stdout: str) -> list[str]:
 def killed_at_20(tiny_corpus, tmp_path_factory) -> Path:
     """A run SIGKILLed right after its step-20 checkpoint: iter_0000010 and iter_0000020 on disk."""
     out = tmp_path_factory.mktemp("killed") / "run"
-    proc = train_run(make_run_spec(tiny_corpus, out, steps=STEPS), env={"SCALEDAG_FAULT_KILL_AT_STEP": "20"}, check=False)
+    proc = train_run(
+        make_run_spec(tiny_corpus, out, steps=STEPS), env={"SCALEDAG_FAULT_KILL_AT_STEP": "20"}, check=False
+    )
     assert proc.returncode == -9
     assert [i for i, _ in checkpoint_dirs(out / "checkpoints")] == [20, 10]
     return out
@@ -90,7 +93,9 @@ def test_evaluation_refuses_a_tampered_final_checkpoint(trained_run, tiny_corpus
     marker = tmp_path / "pwned"
     _plant_payload(run / "checkpoints" / f"iter_{STEPS:07d}", marker, fix_manifest)
     spec = make_run_spec(tiny_corpus, run, steps=STEPS)
-    proc = run_module("workflow.evaluate.loss", ["--spec", json.dumps(spec), "--out", str(tmp_path / "eval.json")], check=False)
+    proc = run_module(
+        "workflow.evaluate.loss", ["--spec", json.dumps(spec), "--out", str(tmp_path / "eval.json")], check=False
+    )
     assert proc.returncode == 2 and not marker.exists() and not (tmp_path / "eval.json").exists()
     [line] = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
     assert f"iter_{STEPS:07d}/.metadata" in line and "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -107,9 +112,16 @@ def _flip_bits(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage,name", [
-    (_truncate, "__0_0.distcp"), (_flip_bits, "__0_0.distcp"), (Path.unlink, "common.pt"), (_truncate, "common.pt"),
-], ids=["truncated-shard", "bit-flipped-shard", "missing-common", "truncated-common"])
+@pytest.mark.parametrize(
+    "damage,name",
+    [
+        (_truncate, "__0_0.distcp"),
+        (_flip_bits, "__0_0.distcp"),
+        (Path.unlink, "common.pt"),
+        (_truncate, "common.pt"),
+    ],
+    ids=["truncated-shard", "bit-flipped-shard", "missing-common", "truncated-common"],
+)
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(killed, trained_run, damage, name):
     out, spec = killed
     damage(out / "checkpoints" / "iter_0000020" / name)
@@ -130,7 +142,10 @@ def test_a_bad_pointer_loses_no_checkpoint(killed, trained_run, pointer):
         (root / LATEST).write_text(pointer)
     proc = train_run(spec)
     [warning] = _warnings(proc.stdout)
-    assert warning.startswith(f"warning: {root / LATEST} ") and "looking for the newest checkpoint that verifies" in warning
+    assert (
+        warning.startswith(f"warning: {root / LATEST} ")
+        and "looking for the newest checkpoint that verifies" in warning
+    )
     assert "resumed from checkpoint at iteration 20" in proc.stdout and "from scratch" not in proc.stdout
     assert _rows(out) == _rows(trained_run)
     assert [i for i, _ in checkpoint_dirs(root)] == [30, 20]
@@ -140,8 +155,9 @@ def test_nan_only_in_the_gradients_stops_before_a_save(tiny_corpus, tmp_path):
     from workflow.train.pretrain import EXIT_NONFINITE
 
     out = tmp_path / "nan-grad"
-    proc = train_run(make_run_spec(tiny_corpus, out, steps=STEPS), env={"SCALEDAG_FAULT_NONFINITE_GRAD_AT_STEP": "13"},
-                     check=False)
+    proc = train_run(
+        make_run_spec(tiny_corpus, out, steps=STEPS), env={"SCALEDAG_FAULT_NONFINITE_GRAD_AT_STEP": "13"}, check=False
+    )
     assert proc.returncode == EXIT_NONFINITE
     [line] = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
     assert line.startswith("error: non-finite gradient norm (nan) at step 13, loss ") and "(iteration 10)" in line
@@ -170,7 +186,9 @@ def small_tmpfs(tmp_path):
     """A 3 MB tmpfs: room for one 2.2 MB checkpoint of the test model, not for a second."""
     mount = tmp_path / "tmpfs"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.strip()}")
     yield mount
@@ -198,8 +216,13 @@ def test_a_signal_during_start_up_exits_75_and_writes_nothing(tiny_corpus, tmp_p
     out = tmp_path / "early"
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(make_run_spec(tiny_corpus, out, steps=STEPS)))
-    proc = subprocess.Popen([sys.executable, "-m", "workflow.train.pretrain", "--spec-file", str(spec_path)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workflow.train.pretrain", "--spec-file", str(spec_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.0)  # inside `import torch` / megatron: long before the training loop
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)

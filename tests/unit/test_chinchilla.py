@@ -1,5 +1,6 @@
 """Tests for analysis.chinchilla.approaches (a sweep's runs -> the three approaches' tables) and
 analysis.chinchilla.figures, on run directories written from a known loss law L(N, D)."""
+
 from __future__ import annotations
 
 import json
@@ -30,10 +31,22 @@ def write_run(root, name, budget, n, evals=12, noise=0.0, rng=None):
         rows.append({"kind": "train", "step": int(s), "tokens": tokens, "loss": loss + 0.1})
         rows.append({"kind": "valid", "step": int(s), "tokens": tokens, "loss": loss})
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    model = {"layers": 8, "hidden": 256, "heads": 4, "vocab_size": 1000, "seq_length": 512,
-             "tied_embeddings": False, "position_embedding": "rotary"}
-    summary = {"parameters": int(round(n)), "tokens": d, "model": model, "final_train_loss": rows[-2]["loss"],
-               "flops_per_token": {"chinchilla": 6.0 * n, "6n": 6.0 * n}}
+    model = {
+        "layers": 8,
+        "hidden": 256,
+        "heads": 4,
+        "vocab_size": 1000,
+        "seq_length": 512,
+        "tied_embeddings": False,
+        "position_embedding": "rotary",
+    }
+    summary = {
+        "parameters": int(round(n)),
+        "tokens": d,
+        "model": model,
+        "final_train_loss": rows[-2]["loss"],
+        "flops_per_token": {"chinchilla": 6.0 * n, "6n": 6.0 * n},
+    }
     (run / "summary.json").write_text(json.dumps(summary))
     return run
 
@@ -57,8 +70,12 @@ def sweep(tmp_path_factory):
 def collected(sweep):
     """The synthetic law was written with N = every parameter of the (untied) model."""
     root, budgets = sweep
-    return collect_points(budgets, [str(p) for p in root.glob("*/metrics.jsonl")],
-                          [str(p) for p in root.glob("*/summary.json")], params_counting="all")
+    return collect_points(
+        budgets,
+        [str(p) for p in root.glob("*/metrics.jsonl")],
+        [str(p) for p in root.glob("*/summary.json")],
+        params_counting="all",
+    )
 
 
 def test_collect_points(collected):
@@ -103,8 +120,30 @@ def test_cli_tables_and_figures(collected, tmp_path):
     points.to_csv(pts, index=False)
     curves.to_csv(crv, index=False)
     out = tmp_path / "tables"
-    assert main(["fit", "--points", str(pts), "--curves", str(crv), "--target-budget", "5.76e23",
-                 "--table-budgets", "1e19", "1e21", "1e23", "--bootstrap", "6", "--starts", "20", "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--points",
+                str(pts),
+                "--curves",
+                str(crv),
+                "--target-budget",
+                "5.76e23",
+                "--table-budgets",
+                "1e19",
+                "1e21",
+                "1e23",
+                "--bootstrap",
+                "6",
+                "--starts",
+                "20",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     exps = pd.read_csv(out / "scaling_exponents.csv")
     assert list(exps["approach"]) == ["approach1", "approach2", "approach3"]
     assert exps[["a", "b"]].notna().all().all()
@@ -123,8 +162,23 @@ def test_cli_tables_and_figures(collected, tmp_path):
     figs = tmp_path / "figures"
     for cmd, extra in (("isoflop", ["--minima", str(out / "isoflop_minima.csv")]), ("contour", [])):
         png, pdf = figs / f"{cmd}.png", figs / f"{cmd}.pdf"
-        assert figures_main([cmd, "--points", str(pts), "--fit", str(out / "scaling_fit.json"), *extra,
-                             "--png", str(png), "--pdf", str(pdf)]) == 0
+        assert (
+            figures_main(
+                [
+                    cmd,
+                    "--points",
+                    str(pts),
+                    "--fit",
+                    str(out / "scaling_fit.json"),
+                    *extra,
+                    "--png",
+                    str(png),
+                    "--pdf",
+                    str(pdf),
+                ]
+            )
+            == 0
+        )
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
     assert sorted(p.name for p in figs.iterdir()) == ["contour.pdf", "contour.png", "isoflop.pdf", "isoflop.png"]
 
@@ -136,32 +190,91 @@ def test_an_unfittable_approach_becomes_a_noted_row(tmp_path):
     for i, n in enumerate(n_opt * np.geomspace(0.25, 4, 6)):
         write_run(tmp_path, f"c1e19_n{i}", 1e19, float(n))
         budgets[f"c1e19_n{i}"] = 1e19
-    points, curves = collect_points(budgets, [str(p) for p in tmp_path.glob("*/metrics.jsonl")],
-                                    [str(p) for p in tmp_path.glob("*/summary.json")])
+    points, curves = collect_points(
+        budgets, [str(p) for p in tmp_path.glob("*/metrics.jsonl")], [str(p) for p in tmp_path.glob("*/summary.json")]
+    )
     study = fit_study(points, curves, bootstrap_k=0, starts=3)
     assert study["approach2"] is None and "need >= 2 budgets" in study["notes"]["approach2"]
     pts, crv = tmp_path / "p.csv", tmp_path / "c.csv"
     points.to_csv(pts, index=False)
     curves.to_csv(crv, index=False)
-    assert main(["fit", "--points", str(pts), "--curves", str(crv), "--target-budget", "1e21",
-                 "--table-budgets", "1e20", "--bootstrap", "0", "--starts", "3", "--out-dir", str(tmp_path / "t")]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--points",
+                str(pts),
+                "--curves",
+                str(crv),
+                "--target-budget",
+                "1e21",
+                "--table-budgets",
+                "1e20",
+                "--bootstrap",
+                "0",
+                "--starts",
+                "3",
+                "--out-dir",
+                str(tmp_path / "t"),
+            ]
+        )
+        == 0
+    )
     exps = pd.read_csv(tmp_path / "t" / "scaling_exponents.csv").set_index("approach")
     assert np.isnan(exps.loc["approach2", "a"]) and "need >= 2 budgets" in exps.loc["approach2", "note"]
     assert np.isfinite(exps.loc["approach3", "a"])
-    figures_main(["isoflop", "--points", str(pts), "--fit", str(tmp_path / "t" / "scaling_fit.json"),
-                  "--minima", str(tmp_path / "t" / "isoflop_minima.csv"),
-                  "--png", str(tmp_path / "i.png"), "--pdf", str(tmp_path / "i.pdf")])
+    figures_main(
+        [
+            "isoflop",
+            "--points",
+            str(pts),
+            "--fit",
+            str(tmp_path / "t" / "scaling_fit.json"),
+            "--minima",
+            str(tmp_path / "t" / "isoflop_minima.csv"),
+            "--png",
+            str(tmp_path / "i.png"),
+            "--pdf",
+            str(tmp_path / "i.pdf"),
+        ]
+    )
     assert (tmp_path / "i.png").stat().st_size > 1000
 
 
 def test_cli_bad_inputs_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["points", "--budgets", "{not json", "--metrics", "m", "--summaries", "s",
-              "--points", str(tmp_path / "p.csv"), "--curves", str(tmp_path / "c.csv")])
+        main(
+            [
+                "points",
+                "--budgets",
+                "{not json",
+                "--metrics",
+                "m",
+                "--summaries",
+                "s",
+                "--points",
+                str(tmp_path / "p.csv"),
+                "--curves",
+                str(tmp_path / "c.csv"),
+            ]
+        )
     assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:
-        main(["fit", "--points", str(tmp_path / "missing.csv"), "--curves", str(tmp_path / "c.csv"),
-              "--target-budget", "1", "--table-budgets", "1", "--out-dir", str(tmp_path)])
+        main(
+            [
+                "fit",
+                "--points",
+                str(tmp_path / "missing.csv"),
+                "--curves",
+                str(tmp_path / "c.csv"),
+                "--target-budget",
+                "1",
+                "--table-budgets",
+                "1",
+                "--out-dir",
+                str(tmp_path),
+            ]
+        )
     assert exc.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and "--budgets" in lines[0] and "missing.csv" in lines[1]

@@ -55,8 +55,14 @@ def test_stopword_fraction():
 
 
 def spec(**kw):
-    return {"min_chars": 10, "max_chars": None, "max_non_alpha_fraction": None,
-            "max_duplicate_line_fraction": None, "language": None, **kw}
+    return {
+        "min_chars": 10,
+        "max_chars": None,
+        "max_non_alpha_fraction": None,
+        "max_duplicate_line_fraction": None,
+        "language": None,
+        **kw,
+    }
 
 
 def keeps(filters, text):
@@ -67,13 +73,19 @@ def test_each_filter_alone():
     assert keeps(build_filters(spec()), "short") == {"min_chars": False}
     assert keeps(build_filters(spec(max_chars=20)), PROSE)["max_chars"] is False
     assert keeps(build_filters(spec(max_non_alpha_fraction=0.3)), "1234567890 12345 abc") == {
-        "min_chars": True, "max_non_alpha_fraction": False}
+        "min_chars": True,
+        "max_non_alpha_fraction": False,
+    }
     assert keeps(build_filters(spec(max_duplicate_line_fraction=0.3)), "same line\n" * 5 + PROSE) == {
-        "min_chars": True, "max_duplicate_line_fraction": False}
+        "min_chars": True,
+        "max_duplicate_line_fraction": False,
+    }
     lang = build_filters(spec(language={"code": "en", "min_stopword_fraction": 0.2}))
     assert keeps(lang, PROSE) == {"min_chars": True, "language_en": True}
     assert keeps(lang, "Der Bandabstand des Films ist größer als der des Kristalls") == {
-        "min_chars": True, "language_en": False}
+        "min_chars": True,
+        "language_en": False,
+    }
 
 
 def test_thresholds_are_bound_per_filter():

@@ -1,5 +1,6 @@
 """The closed loop: a fit's predicted optimum (and over/under-sized models) become runs the
 `pretrain` rule can train, and the report compares prediction with outcome."""
+
 from __future__ import annotations
 
 import copy
@@ -20,9 +21,12 @@ def _fit() -> dict:
     g = (TRUTH["alpha"] * TRUTH["A"] / (TRUTH["beta"] * TRUTH["B"])) ** (1 / (TRUTH["alpha"] + TRUTH["beta"]))
     a = TRUTH["beta"] / (TRUTH["alpha"] + TRUTH["beta"])
     samples = [dict(TRUTH, E=TRUTH["E"] + d) for d in (-0.02, -0.01, 0.0, 0.01, 0.02)]
-    return {"approach1": {"a": a, "b": 1 - a, "N_coef": g * 6 ** -a, "D_coef": 6 ** (a - 1) / g},
-            "approach2": {"a": 0.6, "b": 0.4, "N_coef": g * 6 ** -a, "D_coef": 1.0},
-            "approach3": dict(TRUTH), "approach3_samples": samples}
+    return {
+        "approach1": {"a": a, "b": 1 - a, "N_coef": g * 6**-a, "D_coef": 6 ** (a - 1) / g},
+        "approach2": {"a": 0.6, "b": 0.4, "N_coef": g * 6**-a, "D_coef": 1.0},
+        "approach3": dict(TRUTH),
+        "approach3_samples": samples,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,9 @@ def test_plan_trains_each_approach_and_an_over_and_under_sized_model(settings):
     assert roles["approach1"] is roles["approach3"]  # same N -> same shape, trained once
     n3 = optimal_params(fit, budget)["approach3"]
     assert roles["over"]["params"] > 2 * roles["approach3"]["params"] > 4 * roles["under"]["params"]
-    assert roles["over"]["targets"]["over"] == pytest.approx(4 * n3) and roles["under"]["targets"]["under"] == pytest.approx(n3 / 4)
+    assert roles["over"]["targets"]["over"] == pytest.approx(4 * n3) and roles["under"]["targets"][
+        "under"
+    ] == pytest.approx(n3 / 4)
     for r in plan["runs"]:
         assert r["run"].startswith("loopc1e14_") and r["iterations"] >= 10
         # D = C / FLOPs per token of the shape actually trained, as for every sweep run
@@ -91,7 +97,11 @@ def test_report_checks_the_interval_and_the_comparison(tmp_path):
     table = report_table(plan, fit, [m for m, _ in files], [s for _, s in files]).set_index("roles")
     assert table.loc["approach3", "inside_80"] and table.loc["approach3", "inside_95"]
     assert not table.loc["over", "inside_95"]
-    assert table.loc["approach3", "predicted_lo_95"] < table.loc["approach3", "predicted_loss"] < table.loc["approach3", "predicted_hi_95"]
+    assert (
+        table.loc["approach3", "predicted_lo_95"]
+        < table.loc["approach3", "predicted_loss"]
+        < table.loc["approach3", "predicted_hi_95"]
+    )
     assert table.loc["approach3", "beats_over"] is True and table.loc["approach3", "beats_under"] is False
 
 
@@ -114,8 +124,21 @@ def test_size_choice_converts_gpu_hours_to_a_shape(settings):
 def test_plan_cli_bad_settings_is_one_line(tmp_path, capsys):
     (tmp_path / "fit.json").write_text(json.dumps(_fit()))
     with pytest.raises(SystemExit) as exc:
-        main(["plan", "--settings", "{oops", "--fit", str(tmp_path / "fit.json"), "--out", str(tmp_path / "p.json"),
-              "--size-choice", str(tmp_path / "s.csv"), "--size-config", str(tmp_path / "s.yaml")])
+        main(
+            [
+                "plan",
+                "--settings",
+                "{oops",
+                "--fit",
+                str(tmp_path / "fit.json"),
+                "--out",
+                str(tmp_path / "p.json"),
+                "--size-choice",
+                str(tmp_path / "s.csv"),
+                "--size-config",
+                str(tmp_path / "s.yaml"),
+            ]
+        )
     assert exc.value.code == 2
     assert capsys.readouterr().err.startswith("error: --settings: not JSON")
     assert not (tmp_path / "p.json").exists()

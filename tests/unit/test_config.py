@@ -1,4 +1,5 @@
 """config.yaml loads, resolves into run specs, and bad configs fail with one line naming the key."""
+
 from __future__ import annotations
 
 import copy
@@ -34,7 +35,11 @@ def test_runs_are_variant_x_shape_per_scale(raw):
     assert sorted(study_runs(tiny, "matgpt")) == ["gpt-neox_tiny-1m", "llama_tiny-1m"]
     paper = validate_config(dict(copy.deepcopy(raw), scale="paper"))
     assert sorted(study_runs(paper, "matgpt")) == [
-        "gpt-neox_matgpt-1.7b", "gpt-neox_matgpt-6.7b", "llama_matgpt-1.7b", "llama_matgpt-6.7b"]
+        "gpt-neox_matgpt-1.7b",
+        "gpt-neox_matgpt-6.7b",
+        "llama_matgpt-1.7b",
+        "llama_matgpt-6.7b",
+    ]
     assert run_id(paper, "matgpt", "llama_matgpt-6.7b") == "paper.matgpt.llama_matgpt-6.7b"
 
 
@@ -57,14 +62,35 @@ def test_schema_fills_defaults(raw):
 BAD = [
     (lambda c: c.update(scale="huge"), "scale: 'huge' is not allowed; expected one of ['tiny', 'small', 'paper']"),
     (lambda c: c.update(resutls="x"), "unknown key 'resutls'"),
-    (lambda c: c["scales"]["tiny"]["train"].update(lr="fast"), "scales.tiny.train.lr: 'fast' has the wrong type; expected number"),
-    (lambda c: c["scales"]["tiny"]["train"].update(micro_batch_size=0), "scales.tiny.train.micro_batch_size: 0 is out of range"),
-    (lambda c: c["studies"]["matgpt"]["runs"]["llama"].update(arch="gpt3"), "studies.matgpt.runs.llama.arch: 'gpt3' is not allowed"),
-    (lambda c: c["corpora"]["synthetic"].update(sources=[{"path": "x"}]), "corpora.synthetic: set exactly one of 'sources' or 'generated'"),
+    (
+        lambda c: c["scales"]["tiny"]["train"].update(lr="fast"),
+        "scales.tiny.train.lr: 'fast' has the wrong type; expected number",
+    ),
+    (
+        lambda c: c["scales"]["tiny"]["train"].update(micro_batch_size=0),
+        "scales.tiny.train.micro_batch_size: 0 is out of range",
+    ),
+    (
+        lambda c: c["studies"]["matgpt"]["runs"]["llama"].update(arch="gpt3"),
+        "studies.matgpt.runs.llama.arch: 'gpt3' is not allowed",
+    ),
+    (
+        lambda c: c["corpora"]["synthetic"].update(sources=[{"path": "x"}]),
+        "corpora.synthetic: set exactly one of 'sources' or 'generated'",
+    ),
     (lambda c: c["scales"]["tiny"].update(corpus="nowhere"), "scales.tiny.corpus: 'nowhere' is not a key of corpora"),
-    (lambda c: c["shapes"]["tiny-1m"].update(hidden=130), "shapes.tiny-1m: hidden (130) must be divisible by heads (4)"),
-    (lambda c: c["studies"]["matgpt"]["sizes"].update(tiny=["huge-9b"]), "studies.matgpt.sizes.tiny: unknown shape 'huge-9b'"),
-    (lambda c: c["scales"]["tiny"]["train"].update(global_batch_size=12), "global_batch_size (12) must be a multiple of micro_batch_size (8)"),
+    (
+        lambda c: c["shapes"]["tiny-1m"].update(hidden=130),
+        "shapes.tiny-1m: hidden (130) must be divisible by heads (4)",
+    ),
+    (
+        lambda c: c["studies"]["matgpt"]["sizes"].update(tiny=["huge-9b"]),
+        "studies.matgpt.sizes.tiny: unknown shape 'huge-9b'",
+    ),
+    (
+        lambda c: c["scales"]["tiny"]["train"].update(global_batch_size=12),
+        "global_batch_size (12) must be a multiple of micro_batch_size (8)",
+    ),
     (lambda c: c["scales"]["paper"]["parallel"].update(tp=5), "scales.paper.parallel.tp (5) must divide the heads"),
     (lambda c: c["scales"]["tiny"].pop("train"), "scales.tiny: 'train' is a required property"),
 ]
@@ -89,24 +115,39 @@ def test_unreadable_config_file(tmp_path):
 
 # Shapes and parallel layouts that could not train fail at load, one line naming the run and shape.
 BAD_SHAPES = [
-    (lambda c: c["shapes"]["tiny-1m"].update(kv_heads=3),
-     "studies.matgpt.runs.gpt-neox at shape 'tiny-1m' (scale tiny, tp 1, pp 1): shape"),
-    (lambda c: c["shapes"]["bloom-1.3b"].update(ffn_hidden=8191),
-     "studies.bloom_ablations.runs.rotary at shape 'bloom-1.3b' (scale paper, tp 2, pp 1): tensor parallel size 2 must divide ffn_hidden (8191)"),
-    (lambda c: c["shapes"]["matgpt-1.7b"].update(kv_heads=3),
-     "(scale paper, tp 2, pp 1): tensor parallel size 2 must divide kv_heads (3)"),
-    (lambda c: c["scales"]["paper"]["parallel"].update(pp=16),
-     "pipeline parallel size 16 must divide layers (24)"),
-    (lambda c: c["studies"]["matgpt"]["runs"]["gpt-neox"].update(overrides={"rotary_percent": 0.3}),
-     "rotary_percent 0.3 of head size 32 gives 9.6 rotary dimensions; rotary needs an even whole number"),
-    (lambda c: c["scales"]["paper"]["train"].update(global_batch_size=128),
-     "scales.paper.train: global_batch_size (128) must be a multiple of micro_batch_size × data-parallel size (4 × 64)"),
-    (lambda c: c["scales"]["tiny"]["train"].update(tokens=1000),
-     "scales.tiny.train.tokens (1000) is less than one global batch of shape 'tiny-1m' (16 × 128 tokens)"),
-    (lambda c: c["studies"]["bloom_ablations"].update(train={"tiny": {"micro_batch_size": 32}}),
-     "studies.bloom_ablations.train.tiny: global_batch_size (16) must be a multiple of micro_batch_size × data-parallel size (32 × 1)"),
-    (lambda c: c["studies"]["bloom_ablations"].update(train={"tiny": {"seed": 1}}),
-     "studies.bloom_ablations.train.tiny: unknown key 'seed'"),
+    (
+        lambda c: c["shapes"]["tiny-1m"].update(kv_heads=3),
+        "studies.matgpt.runs.gpt-neox at shape 'tiny-1m' (scale tiny, tp 1, pp 1): shape",
+    ),
+    (
+        lambda c: c["shapes"]["bloom-1.3b"].update(ffn_hidden=8191),
+        "studies.bloom_ablations.runs.rotary at shape 'bloom-1.3b' (scale paper, tp 2, pp 1): tensor parallel size 2 must divide ffn_hidden (8191)",
+    ),
+    (
+        lambda c: c["shapes"]["matgpt-1.7b"].update(kv_heads=3),
+        "(scale paper, tp 2, pp 1): tensor parallel size 2 must divide kv_heads (3)",
+    ),
+    (lambda c: c["scales"]["paper"]["parallel"].update(pp=16), "pipeline parallel size 16 must divide layers (24)"),
+    (
+        lambda c: c["studies"]["matgpt"]["runs"]["gpt-neox"].update(overrides={"rotary_percent": 0.3}),
+        "rotary_percent 0.3 of head size 32 gives 9.6 rotary dimensions; rotary needs an even whole number",
+    ),
+    (
+        lambda c: c["scales"]["paper"]["train"].update(global_batch_size=128),
+        "scales.paper.train: global_batch_size (128) must be a multiple of micro_batch_size × data-parallel size (4 × 64)",
+    ),
+    (
+        lambda c: c["scales"]["tiny"]["train"].update(tokens=1000),
+        "scales.tiny.train.tokens (1000) is less than one global batch of shape 'tiny-1m' (16 × 128 tokens)",
+    ),
+    (
+        lambda c: c["studies"]["bloom_ablations"].update(train={"tiny": {"micro_batch_size": 32}}),
+        "studies.bloom_ablations.train.tiny: global_batch_size (16) must be a multiple of micro_batch_size × data-parallel size (32 × 1)",
+    ),
+    (
+        lambda c: c["studies"]["bloom_ablations"].update(train={"tiny": {"seed": 1}}),
+        "studies.bloom_ablations.train.tiny: unknown key 'seed'",
+    ),
 ]
 
 
@@ -123,7 +164,11 @@ def test_unbuildable_shapes_fail_at_load(raw, mutate, expected):
 def test_study_train_overrides_only_their_scale():
     cfg = load_config(REPO / "config.yaml")
     tiny = pretrain_spec(cfg, "bloom_ablations", "alibi_tiny-1m")["train"]
-    assert tiny["tokens"] == cfg["studies"]["bloom_ablations"]["train"]["tiny"]["tokens"] < cfg["scales"]["tiny"]["train"]["tokens"]
+    assert (
+        tiny["tokens"]
+        == cfg["studies"]["bloom_ablations"]["train"]["tiny"]["tokens"]
+        < cfg["scales"]["tiny"]["train"]["tokens"]
+    )
     assert tiny["lr"] == cfg["scales"]["tiny"]["train"]["lr"]  # everything else is the scale's
     paper = load_config(REPO / "config.yaml", {"scale": "paper"})
     assert pretrain_spec(paper, "bloom_ablations", "alibi_bloom-1.3b")["train"] == paper["scales"]["paper"]["train"]
@@ -153,19 +198,23 @@ def test_dash_and_underscore_names_load_and_run_the_dry_run(raw, tmp_path):
     assert job_counts(proc.stdout)["pretrain"] == 2
 
 
-@pytest.mark.parametrize("study, corpus, key, bad", [
-    ("my study", "my_corpus", "studies", "'my study' is not a valid study name"),
-    ("my.study", "my_corpus", "studies", "'my.study' is not a valid study name"),
-    ("2study", "my_corpus", "studies", "'2study' is not a valid study name"),
-    ("my-study", "my corpus", "corpora", "'my corpus' is not a valid corpus name"),
-    ("my-study", "my.corpus", "corpora", "'my.corpus' is not a valid corpus name"),
-])
+@pytest.mark.parametrize(
+    "study, corpus, key, bad",
+    [
+        ("my study", "my_corpus", "studies", "'my study' is not a valid study name"),
+        ("my.study", "my_corpus", "studies", "'my.study' is not a valid study name"),
+        ("2study", "my_corpus", "studies", "'2study' is not a valid study name"),
+        ("my-study", "my corpus", "corpora", "'my corpus' is not a valid corpus name"),
+        ("my-study", "my.corpus", "corpora", "'my.corpus' is not a valid corpus name"),
+    ],
+)
 def test_bad_study_or_corpus_name_fails_at_load_with_one_line(raw, tmp_path, study, corpus, key, bad):
     with pytest.raises(ScaleDAGError) as info:
         validate_config(with_names(raw, study, corpus))
     assert str(info.value) == f"config: {key}: {bad} (letters, digits, '_' and '-'; must start with a letter)"
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(with_names(yaml.safe_load((REPO / "config.yaml").read_text()),
-                                                               study, corpus)))
+    (tmp_path / "c.yaml").write_text(
+        yaml.safe_dump(with_names(yaml.safe_load((REPO / "config.yaml").read_text()), study, corpus))
+    )
     if study == "my study":  # the same line from the Snakefile, before any DAG is built
         from conftest import snakemake
 

@@ -1,4 +1,5 @@
 """Every schema property is described, and docs/CONFIG.md is what workflow.config_reference renders."""
+
 from __future__ import annotations
 
 from conftest import REPO
@@ -45,9 +46,13 @@ def test_every_schema_property_has_a_description():
 
 
 def test_the_walk_finds_undescribed_properties():
-    schema = {"properties": {"a": {"type": "object", "description": "x", "properties": {"b": {"type": "string"}}},
-                             "m": {"additionalProperties": {"$ref": "#/$defs/d"}, "description": "y"}},
-              "$defs": {"d": {"properties": {"c": {"type": "integer"}}}}}
+    schema = {
+        "properties": {
+            "a": {"type": "object", "description": "x", "properties": {"b": {"type": "string"}}},
+            "m": {"additionalProperties": {"$ref": "#/$defs/d"}, "description": "y"},
+        },
+        "$defs": {"d": {"properties": {"c": {"type": "integer"}}}},
+    }
     # a $ref's target is checked once, where $defs defines it
     assert sorted(undescribed(schema, schema)) == ["$defs.d.c", "a.b", "m.<name>"]
 

@@ -37,23 +37,38 @@ def spec(path, **kw):
 def test_filters_and_exact_dedup_are_counted(tmp_path):
     src = tmp_path / "src.jsonl"
     texts = [doc(i) for i in range(40)]
-    planted = [texts[3], texts[3].upper(), "  " + texts[7].replace(" ", "   "), "too short", "   ",
-               "1234 5678 90 ++ -- ** 1234 5678 90 ++ -- ** 1234 5678 90 ++ -- ** 1234 5678 90",
-               "same line\nsame line\nsame line\n" + doc(99)]
+    planted = [
+        texts[3],
+        texts[3].upper(),
+        "  " + texts[7].replace(" ", "   "),
+        "too short",
+        "   ",
+        "1234 5678 90 ++ -- ** 1234 5678 90 ++ -- ** 1234 5678 90 ++ -- ** 1234 5678 90",
+        "same line\nsame line\nsame line\n" + doc(99),
+    ]
     write_jsonl(src, texts + planted)
     stats = prepare_corpus(spec(src), tmp_path / "out")
     assert sorted(all_texts(tmp_path / "out")) == sorted(texts)
     assert stats["documents_read"] == 47 and stats["documents_kept"] == 40
     assert stats["exact_duplicates"] == 3
-    assert stats["dropped"] == {"empty": 1, "min_chars": 1, "max_chars": 0, "max_non_alpha_fraction": 1,
-                                "max_duplicate_line_fraction": 1}
+    assert stats["dropped"] == {
+        "empty": 1,
+        "min_chars": 1,
+        "max_chars": 0,
+        "max_non_alpha_fraction": 1,
+        "max_duplicate_line_fraction": 1,
+    }
     assert stats["filters"]["exact_dedup"] == {"in": 46, "out": 43}
     assert stats["filters"]["near_dedup"] == {"in": 40, "out": 40}
     assert sum(stats["splits"][s]["documents"] for s in SPLITS) == 40
     assert stats["splits"]["train"]["chars"] == sum(len(t) for t in read_jsonl(tmp_path / "out" / "train.jsonl"))
     assert json.loads((tmp_path / "out" / "stats.json").read_text()) == stats
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["stats.json", "test.jsonl", "train.jsonl",
-                                                                     "valid.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "stats.json",
+        "test.jsonl",
+        "train.jsonl",
+        "valid.jsonl",
+    ]
 
 
 def test_near_duplicates_removed_distinct_kept(tmp_path):
@@ -84,9 +99,19 @@ def test_split_is_stable_when_documents_are_added(tmp_path):
 def test_mixture_weights_sample_and_repeat(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", [doc(i) for i in range(400)])
     write_jsonl(tmp_path / "b.jsonl", [f"Other corpus text {i}{LONG}" for i in range(400)])
-    stats = prepare_corpus({"name": "mix", "valid_fraction": 0.1, "test_fraction": 0.1, "near_dedup": False, "sources": [
-        {"path": str(tmp_path / "a.jsonl"), "weight": 0.25}, {"path": str(tmp_path / "b.jsonl"), "weight": 2.0}]},
-        tmp_path / "o")
+    stats = prepare_corpus(
+        {
+            "name": "mix",
+            "valid_fraction": 0.1,
+            "test_fraction": 0.1,
+            "near_dedup": False,
+            "sources": [
+                {"path": str(tmp_path / "a.jsonl"), "weight": 0.25},
+                {"path": str(tmp_path / "b.jsonl"), "weight": 2.0},
+            ],
+        },
+        tmp_path / "o",
+    )
     a, b = (stats["sources"][str(tmp_path / n)] for n in ("a.jsonl", "b.jsonl"))
     assert a["documents_kept"] == b["documents_kept"] == 400
     assert 60 < a["documents_written"] < 140  # about a quarter
@@ -104,15 +129,28 @@ def test_each_source_type_in_one_corpus_with_bad_input(tmp_path, caplog):
     for i in range(3):
         (tmp_path / "txt" / f"{i}.txt").write_text(doc(i), encoding="utf-8")
     (tmp_path / "txt" / "bad.txt").write_bytes(doc(3).encode() + b" \xff\xfe end")
-    lines = [json.dumps({"text": doc(10)}).encode(), b'{"text": "broken', json.dumps({"body": doc(11)}).encode(),
-             json.dumps({"text": doc(12)}).encode()[:-2] + b' \xc3\x28"}', b"", json.dumps({"text": doc(13)}).encode()]
+    lines = [
+        json.dumps({"text": doc(10)}).encode(),
+        b'{"text": "broken',
+        json.dumps({"body": doc(11)}).encode(),
+        json.dumps({"text": doc(12)}).encode()[:-2] + b' \xc3\x28"}',
+        b"",
+        json.dumps({"text": doc(13)}).encode(),
+    ]
     (tmp_path / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     zlines = [json.dumps({"content": doc(20 + i)}) for i in range(4)] + ["not json at all"]
     (tmp_path / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(("\n".join(zlines) + "\n").encode()))
-    spec_ = {"name": "mixed", "valid_fraction": 0.3, "test_fraction": 0.3, "sources": [
-        {"path": str(tmp_path / "txt/*.txt")}, {"path": str(tmp_path / "*.jsonl")},
-        {"path": str(tmp_path / "*.jsonl.zst"), "text_field": "content"},
-        {"generated": {"documents": 5, "seed": 1}}]}
+    spec_ = {
+        "name": "mixed",
+        "valid_fraction": 0.3,
+        "test_fraction": 0.3,
+        "sources": [
+            {"path": str(tmp_path / "txt/*.txt")},
+            {"path": str(tmp_path / "*.jsonl")},
+            {"path": str(tmp_path / "*.jsonl.zst"), "text_field": "content"},
+            {"generated": {"documents": 5, "seed": 1}},
+        ],
+    }
     with caplog.at_level("WARNING"):
         stats = prepare_corpus(spec_, tmp_path / "out")
     kept = all_texts(tmp_path / "out")
@@ -125,9 +163,10 @@ def test_each_source_type_in_one_corpus_with_bad_input(tmp_path, caplog):
 
 
 def test_truncated_zstd_is_refused_not_read_short(tmp_path):
-    whole = zstandard.ZstdCompressor().compress("".join(json.dumps({"text": doc(i)}) + "\n"
-                                                        for i in range(400)).encode())
-    (tmp_path / "a.jsonl.zst").write_bytes(whole[:int(len(whole) * 0.9)])
+    whole = zstandard.ZstdCompressor().compress(
+        "".join(json.dumps({"text": doc(i)}) + "\n" for i in range(400)).encode()
+    )
+    (tmp_path / "a.jsonl.zst").write_bytes(whole[: int(len(whole) * 0.9)])
     with pytest.raises(ScaleDAGError) as info:
         prepare_corpus(spec(tmp_path / "a.jsonl.zst"), tmp_path / "o")
     assert str(info.value).startswith(f"{tmp_path / 'a.jsonl.zst'}: truncated or corrupt zstd file (")
@@ -136,8 +175,11 @@ def test_truncated_zstd_is_refused_not_read_short(tmp_path):
 
 def test_deeply_nested_line_is_a_bad_line_with_its_location(tmp_path, caplog):
     texts = [doc(i) for i in range(40)]
-    lines = [json.dumps({"text": t}) for t in texts[:20]] + ["[" * 100_000 + "]" * 100_000] + [
-        json.dumps({"text": t}) for t in texts[20:]]
+    lines = (
+        [json.dumps({"text": t}) for t in texts[:20]]
+        + ["[" * 100_000 + "]" * 100_000]
+        + [json.dumps({"text": t}) for t in texts[20:]]
+    )
     (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
     with caplog.at_level("WARNING"):
         stats = prepare_corpus(spec(tmp_path / "a.jsonl"), tmp_path / "o")
@@ -148,8 +190,20 @@ def test_deeply_nested_line_is_a_bad_line_with_its_location(tmp_path, caplog):
 
 def test_wrong_text_field_is_one_line_naming_the_fields(tmp_path):
     (tmp_path / "a.jsonl").write_text("".join(json.dumps({"id": i, "body": doc(i)}) + "\n" for i in range(400)))
-    proc = subprocess.run([sys.executable, "-m", "workflow.data.corpus", "--spec", json.dumps(spec(tmp_path / "a.jsonl")),
-                           "--out-dir", str(tmp_path / "o")], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflow.data.corpus",
+            "--spec",
+            json.dumps(spec(tmp_path / "a.jsonl")),
+            "--out-dir",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]  # after the warnings
     assert errors == [f"error: {tmp_path / 'a.jsonl'}: 400 records lack field 'text' (fields seen: body, id)"]
@@ -172,17 +226,20 @@ def test_source_with_only_empty_documents_is_an_error(tmp_path):
     assert not list((tmp_path / "o").glob("*.jsonl"))
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"name": "c"}, "exactly one"),
-    ({"name": "c", "sources": ["x"], "generated": {"documents": 3, "seed": 0}}, "exactly one"),
-    ({"name": "c", "generated": {"documents": 10, "seed": 0}, "valid_fraction": 1.5}, "valid_fraction"),
-    ({"name": "c", "generated": {"documents": 10, "seed": 0}, "valid_fraction": 0.6, "test_fraction": 0.5}, "sum"),
-    ({"name": "c", "generated": {"documents": 10, "seed": 0}, "typo": 1}, "typo"),
-    ({"name": "c", "sources": [{"path": "a", "url": "http://x/a"}]}, "exactly one of"),
-    ({"name": "c", "sources": [{"url": "http://x/a.jsonl"}]}, "sha256"),
-    ({"name": "c", "sources": [{"path": "a", "weight": 0}]}, "weight"),
-    ({"name": "c", "sources": [{"path": "a"}], "language": {"code": "fr"}}, "only 'en'"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"name": "c"}, "exactly one"),
+        ({"name": "c", "sources": ["x"], "generated": {"documents": 3, "seed": 0}}, "exactly one"),
+        ({"name": "c", "generated": {"documents": 10, "seed": 0}, "valid_fraction": 1.5}, "valid_fraction"),
+        ({"name": "c", "generated": {"documents": 10, "seed": 0}, "valid_fraction": 0.6, "test_fraction": 0.5}, "sum"),
+        ({"name": "c", "generated": {"documents": 10, "seed": 0}, "typo": 1}, "typo"),
+        ({"name": "c", "sources": [{"path": "a", "url": "http://x/a"}]}, "exactly one of"),
+        ({"name": "c", "sources": [{"url": "http://x/a.jsonl"}]}, "sha256"),
+        ({"name": "c", "sources": [{"path": "a", "weight": 0}]}, "weight"),
+        ({"name": "c", "sources": [{"path": "a"}], "language": {"code": "fr"}}, "only 'en'"),
+    ],
+)
 def test_bad_specs_name_the_corpus(tmp_path, bad, message):
     with pytest.raises(ScaleDAGError, match=message) as info:
         prepare_corpus(bad, tmp_path)
@@ -203,7 +260,8 @@ def test_every_configured_corpus_is_a_valid_spec():
     for name in config["corpora"]:
         normalise_spec(corpus_spec(config, name))
     tiny_corpora = {config["scales"]["tiny"]["corpus"]} | {
-        run["corpus"] for st in config["studies"].values() for run in st.get("runs", {}).values() if run.get("corpus")}
+        run["corpus"] for st in config["studies"].values() for run in st.get("runs", {}).values() if run.get("corpus")
+    }
     for name in tiny_corpora:  # the default tiny DAG runs only on data the project makes itself
         assert all("generated" in s for s in normalise_spec(corpus_spec(config, name))["sources"]), name
 
@@ -223,15 +281,31 @@ def test_config_rejects_a_bad_source_with_one_line(tmp_path):
 def test_generated_corpus_and_cli(tmp_path):
     spec_ = {"name": "synth", "generated": {"documents": 120, "seed": 5}, "valid_fraction": 0.1, "test_fraction": 0.1}
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "workflow.data.corpus", "--spec", json.dumps(spec_), "--out-dir", str(out),
-                           "--progress-every", "50"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflow.data.corpus",
+            "--spec",
+            json.dumps(spec_),
+            "--out-dir",
+            str(out),
+            "--progress-every",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "100 documents read" in proc.stderr
     stats = json.loads((out / "stats.json").read_text())
     assert stats["documents_read"] == 120 and stats["spec"]["min_chars"] == 50
     assert len(all_texts(out)) == 120 - stats["exact_duplicates"] - stats["near_duplicates"]
-    bad = subprocess.run([sys.executable, "-m", "workflow.data.corpus", "--spec", '{"name": "x"}', "--out-dir", str(out)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "workflow.data.corpus", "--spec", '{"name": "x"}', "--out-dir", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "corpus 'x'" in bad.stderr
 
 

@@ -1,5 +1,6 @@
 """The DAG's input functions and targets (workflow/dag.py) and the results layout (workflow/layout.py),
 as plain Python: no Snakemake, no training."""
+
 from __future__ import annotations
 
 import copy
@@ -43,15 +44,22 @@ class Checkpoint:
 def test_layout_patterns_and_concrete_paths_are_the_same_strings():
     lay = Layout("results/tiny", "logs/tiny", "results/downloads")
     assert lay.run_file("{study}", "{run}", "summary.json") == "results/tiny/{study}/runs/{run}/summary.json"
-    assert lay.run_file("matgpt", "llama_tiny-1m", "summary.json") == "results/tiny/matgpt/runs/llama_tiny-1m/summary.json"
+    assert (
+        lay.run_file("matgpt", "llama_tiny-1m", "summary.json") == "results/tiny/matgpt/runs/llama_tiny-1m/summary.json"
+    )
     assert lay.table("s", "loss") == "results/tiny/s/tables/loss.csv"
     assert lay.table("s", "scaling_fit.json") == "results/tiny/s/tables/scaling_fit.json"
-    assert lay.figures("s", "loss_curves") == ["results/tiny/s/figures/loss_curves.png", "results/tiny/s/figures/loss_curves.pdf"]
+    assert lay.figures("s", "loss_curves") == [
+        "results/tiny/s/figures/loss_curves.png",
+        "results/tiny/s/figures/loss_curves.pdf",
+    ]
     assert lay.benchmark("tokenize_shard", "{corpus}", "{shard}-of-{shards}") == (
-        "results/tiny/benchmarks/tokenize_shard/{corpus}/{shard}-of-{shards}.tsv")
+        "results/tiny/benchmarks/tokenize_shard/{corpus}/{shard}-of-{shards}.tsv"
+    )
     assert lay.log("pretrain", "{study}", "{run}") == "logs/tiny/pretrain/{study}/{run}.log"
-    assert lay.token_files("c") == {f"{s}_{e}": f"results/tiny/data/c/tokens/{s}.{e}"
-                                    for s in ("train", "valid") for e in ("bin", "idx")}
+    assert lay.token_files("c") == {
+        f"{s}_{e}": f"results/tiny/data/c/tokens/{s}.{e}" for s in ("train", "valid") for e in ("bin", "idx")
+    }
 
 
 def test_layout_follows_config_roots(raw):
@@ -122,7 +130,9 @@ def test_closed_loop_inputs_come_from_the_plan_checkpoint(raw, tmp_path):
     plan.write_text(json.dumps({"runs": [{"run": "loop-a3_l2-h64"}, {"run": "loop-over_l4-h96"}]}))
     dag = Dag(config_at(raw, "tiny"), SimpleNamespace(closed_loop_plan=Checkpoint(plan=str(plan))))
     assert dag.closed_loop_summaries(wc(study="chinchilla")) == [
-        "results/tiny/chinchilla/runs/loop-a3_l2-h64/summary.json", "results/tiny/chinchilla/runs/loop-over_l4-h96/summary.json"]
+        "results/tiny/chinchilla/runs/loop-a3_l2-h64/summary.json",
+        "results/tiny/chinchilla/runs/loop-over_l4-h96/summary.json",
+    ]
 
 
 def test_proxy_full_runs_are_the_rankings_choice(raw, tmp_path):

@@ -46,9 +46,11 @@ def test_samples_have_seq_length_and_shifted_labels(tokens):
     assert torch.equal(sample["position_ids"], torch.arange(SEQ))
     assert torch.all(sample["loss_mask"] == 1)
     # valid reads the valid prefix: its first sample is a window of the valid token stream
-    valid_stream = torch.cat([torch.from_numpy(a.astype("int64")) for a in IndexedDataset(str(tokens / "tokens" / "valid"))])
+    valid_stream = torch.cat(
+        [torch.from_numpy(a.astype("int64")) for a in IndexedDataset(str(tokens / "tokens" / "valid"))]
+    )
     window = torch.cat([valid[0]["tokens"], valid[0]["labels"][-1:]])
-    assert any(torch.equal(valid_stream[i:i + SEQ + 1], window) for i in range(len(valid_stream) - SEQ))
+    assert any(torch.equal(valid_stream[i : i + SEQ + 1], window) for i in range(len(valid_stream) - SEQ))
     assert (tokens / "tokens" / "cache").is_dir()
 
 
@@ -69,7 +71,7 @@ def test_batch_iterator_resumes_at_exact_sample(tokens):
     k, mbs = 5, 3
     full = torch.cat([b["tokens"] for b in itertools.islice(batch_iterator(train, mbs), 4)])
     resumed = torch.cat([b["tokens"] for b in itertools.islice(batch_iterator(train, mbs, start_sample=k), 2)])
-    assert torch.equal(resumed, full[k:k + 2 * mbs])
+    assert torch.equal(resumed, full[k : k + 2 * mbs])
     batch = next(batch_iterator(train, mbs, start_sample=k))
     assert set(batch) == {"tokens", "labels", "loss_mask", "position_ids", "attention_mask"}
     assert batch["attention_mask"] is None
@@ -126,14 +128,17 @@ def test_llama_style_tokenizer_data_reads_through_gpt_dataset(tmp_path):
     from workflow.data.tokenize import encode_jsonl
     from workflow.train.dataset import HFTokenizerAdapter, build_gpt_datasets
 
-    prepare_corpus({"name": "sp", "generated": {"documents": 200, "seed": 4}, "valid_fraction": 0.1,
-                    "test_fraction": 0.1}, tmp_path)
+    prepare_corpus(
+        {"name": "sp", "generated": {"documents": 200, "seed": 4}, "valid_fraction": 0.1, "test_fraction": 0.1},
+        tmp_path,
+    )
     train_tokenizer(tmp_path / "train.jsonl", tmp_path / "tokenizer.json", vocab_size=400, kind="sentencepiece-bpe")
     for split in ("train", "valid", "test"):
         encode_jsonl(tmp_path / f"{split}.jsonl", tmp_path / "tokenizer.json", tmp_path / "tokens" / split)
     assert HFTokenizerAdapter(tmp_path / "tokenizer.json").eod == 2
-    train, test = build_gpt_datasets(tmp_path / "tokens" / "train", tmp_path / "tokens" / "test",
-                                     tmp_path / "tokenizer.json", SEQ, 1, 20, 2)
+    train, test = build_gpt_datasets(
+        tmp_path / "tokens" / "train", tmp_path / "tokens" / "test", tmp_path / "tokenizer.json", SEQ, 1, 20, 2
+    )
     assert train[0]["tokens"].shape == (SEQ,) and len(test) >= 2
     docs = IndexedDataset(str(tmp_path / "tokens" / "test"))
     assert all(docs[i][-1] == 2 and (docs[i][:-1] != 2).all() for i in range(len(docs)))

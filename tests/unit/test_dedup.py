@@ -2,8 +2,10 @@ import random
 
 from workflow.data.dedup import NearDuplicateIndex, dedup_key, shingle_hashes
 
-WORDS = ("oxide film band gap lattice strain phonon magnon spin orbit coupling dopant vacancy grain "
-         "boundary anneal sputter epitaxy substrate interface carrier mobility exciton polaron").split()
+WORDS = (
+    "oxide film band gap lattice strain phonon magnon spin orbit coupling dopant vacancy grain "
+    "boundary anneal sputter epitaxy substrate interface carrier mobility exciton polaron"
+).split()
 
 
 def essay(seed: int, n: int = 150) -> str:

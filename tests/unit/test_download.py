@@ -1,4 +1,5 @@
 """url sources against a real HTTP server on 127.0.0.1 (http.server in a thread, Range supported)."""
+
 import hashlib
 import http.server
 import json
@@ -10,8 +11,9 @@ import pytest
 from workflow.data.download import cached_name, download
 from workflow.errors import ScaleDAGError
 
-PAYLOAD = "".join(json.dumps({"text": f"Document {i} about LaSrCoO3 thin films and their band gaps."}) + "\n"
-                  for i in range(3000)).encode()
+PAYLOAD = "".join(
+    json.dumps({"text": f"Document {i} about LaSrCoO3 thin films and their band gaps."}) + "\n" for i in range(3000)
+).encode()
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 

@@ -1,4 +1,5 @@
 """Downstream settings, study tables, and the DAG's downstream jobs (dry runs)."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,9 @@ def test_downstream_on_a_study_without_runs_is_one_line_error():
 
     studies = yaml.safe_load((REPO / "config.yaml").read_text())["studies"]
     studies["chinchilla"]["zeroshot"] = True  # an IsoFLOP sweep has no final models to evaluate
-    with pytest.raises(ScaleDAGError, match=r"studies.chinchilla.kind: 'isoflop' does not fit the other keys here; expected 'runs'"):
+    with pytest.raises(
+        ScaleDAGError, match=r"studies.chinchilla.kind: 'isoflop' does not fit the other keys here; expected 'runs'"
+    ):
         load_config(REPO / "config.yaml", {"studies": studies})
     with pytest.raises(ScaleDAGError, match=r"zeroshot.tasks.0: 'squad' is not allowed"):
         load_config(REPO / "config.yaml", {"zeroshot": {"tasks": ["squad"]}})
@@ -25,9 +28,15 @@ def test_downstream_on_a_study_without_runs_is_one_line_error():
 def test_ablation_axes_of_the_bloom_variants():
     runs = study_runs(load_config(REPO / "config.yaml"), "bloom_ablations")
     axes = {spec["variant"]: ablation_axis(spec) for spec in runs.values()}
-    assert axes == {"rotary": "baseline", "learned": "position embedding", "alibi": "position embedding",
-                    "nope": "position embedding", "swiglu": "activation", "embed-ln": "embedding LayerNorm",
-                    "corpus-mix": "corpus"}
+    assert axes == {
+        "rotary": "baseline",
+        "learned": "position embedding",
+        "alibi": "position embedding",
+        "nope": "position embedding",
+        "swiglu": "activation",
+        "embed-ln": "embedding LayerNorm",
+        "corpus-mix": "corpus",
+    }
 
 
 def _zs(tmp_path, run, task, acc, random_acc, ppl=None):
@@ -38,28 +47,53 @@ def _zs(tmp_path, run, task, acc, random_acc, ppl=None):
 
 
 def test_tables(tmp_path):
-    runs = {"a_s": {"variant": "a", "arch": "llama", "shape_name": "s", "overrides": {}},
-            "b_s": {"variant": "b", "arch": "gpt-neox", "shape_name": "s", "overrides": {}}}
-    results = [_zs(tmp_path, "a_s", "piqa", 0.6, 0.5), _zs(tmp_path, "a_s", "lambada_openai", 0.2, 0.0, 50.0),
-               _zs(tmp_path, "b_s", "piqa", 0.7, 0.5), _zs(tmp_path, "b_s", "lambada_openai", 0.1, 0.0, 80.0)]
+    runs = {
+        "a_s": {"variant": "a", "arch": "llama", "shape_name": "s", "overrides": {}},
+        "b_s": {"variant": "b", "arch": "gpt-neox", "shape_name": "s", "overrides": {}},
+    }
+    results = [
+        _zs(tmp_path, "a_s", "piqa", 0.6, 0.5),
+        _zs(tmp_path, "a_s", "lambada_openai", 0.2, 0.0, 50.0),
+        _zs(tmp_path, "b_s", "piqa", 0.7, 0.5),
+        _zs(tmp_path, "b_s", "lambada_openai", 0.1, 0.0, 80.0),
+    ]
     zs = zeroshot_table(results, runs).set_index("run")
     assert zs.loc["a_s", "average"] == pytest.approx(0.4) and zs.loc["random", "average"] == pytest.approx(0.25)
     assert zs.loc["b_s", "lambada_openai_ppl"] == 80.0
     zs.reset_index().to_csv(tmp_path / "zs.csv", index=False)
     cv = {"mae": 0.9, "mae_std": 0.1, "rmse": 1.2}
-    (tmp_path / "base.json").write_text(json.dumps({"rows": 10, "results": {"dummy": {**cv, "mae": 1.1}, "rf[composition]": {**cv, "mae": 0.5}}}))
+    (tmp_path / "base.json").write_text(
+        json.dumps({"rows": 10, "results": {"dummy": {**cv, "mae": 1.1}, "rf[composition]": {**cv, "mae": 0.5}}})
+    )
     for run, mae in (("a_s", 0.8), ("b_s", 0.7)):
-        (tmp_path / f"{run}.bg.json").write_text(json.dumps({"run_id": f"tiny.x.{run}", "rows": 10, "results": {
-            "ridge[formula]": {**cv, "mae": mae}, "mlp[formula]": {**cv, "mae": mae + 0.05},
-            "ridge[formula+composition]": {**cv, "mae": mae - 0.2}}}))
-    bg = bandgap_table([str(tmp_path / "a_s.bg.json"), str(tmp_path / "b_s.bg.json")], str(tmp_path / "base.json"), runs)
+        (tmp_path / f"{run}.bg.json").write_text(
+            json.dumps(
+                {
+                    "run_id": f"tiny.x.{run}",
+                    "rows": 10,
+                    "results": {
+                        "ridge[formula]": {**cv, "mae": mae},
+                        "mlp[formula]": {**cv, "mae": mae + 0.05},
+                        "ridge[formula+composition]": {**cv, "mae": mae - 0.2},
+                    },
+                }
+            )
+        )
+    bg = bandgap_table(
+        [str(tmp_path / "a_s.bg.json"), str(tmp_path / "b_s.bg.json")], str(tmp_path / "base.json"), runs
+    )
     assert len(bg) == 2 + 6 and set(bg[bg["arch"].isna()]["method"]) == {"dummy", "rf[composition]"}
     bg.to_csv(tmp_path / "bg.csv", index=False)
     for run, loss in (("a_s", 2.0), ("b_s", 2.5)):
         (tmp_path / run).mkdir()
         (tmp_path / run / "eval_loss.json").write_text(json.dumps({"loss": loss}))
-    table = study_table("architecture", runs, str(tmp_path / "zs.csv"), [str(tmp_path / r / "eval_loss.json") for r in runs],
-                        str(tmp_path / "bg.csv")).set_index("run")
+    table = study_table(
+        "architecture",
+        runs,
+        str(tmp_path / "zs.csv"),
+        [str(tmp_path / r / "eval_loss.json") for r in runs],
+        str(tmp_path / "bg.csv"),
+    ).set_index("run")
     assert table.loc["b_s", "valid_loss"] == 2.5 and table.loc["b_s", "bandgap_mae"] == pytest.approx(0.7)
     assert table.loc["b_s", "bandgap_mae_with_composition"] == pytest.approx(0.5)
     assert table.loc["dummy", "bandgap_mae"] == 1.1 and table.loc["random", "zeroshot_avg"] == pytest.approx(0.25)
@@ -85,5 +119,7 @@ def test_dag_evaluates_every_run_of_the_downstream_studies():
 def test_dag_skips_downstream_when_data_is_absent(tmp_path):
     proc, counts = _dry("scale=tiny", f"zeroshot={{data_dir: {tmp_path}/zs}}", f"bandgap={{data_dir: {tmp_path}/bg}}")
     assert "evaluate_zeroshot" not in counts and "embed_bandgap" not in counts and "pretrain" in counts
-    assert f"zero-shot evaluation of matgpt skipped: {tmp_path}/zs/lambada/lambada_openai.jsonl is missing" in proc.stderr
+    assert (
+        f"zero-shot evaluation of matgpt skipped: {tmp_path}/zs/lambada/lambada_openai.jsonl is missing" in proc.stderr
+    )
     assert f"band-gap evaluation of matgpt skipped: {tmp_path}/bg/matbench_expt_gap.csv is missing" in proc.stderr

@@ -1,4 +1,5 @@
 """Sweep expansion of the efficiency study and the tables computed from benchmark rows."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,8 @@ def test_block_points_are_the_full_grid(configs):
     points = eff.block_points(sweep)
     assert len(points) == len(sweep["seq_length"]) * len(sweep["micro_batch_size"]) * len(sweep["hidden"])
     assert {(p["hidden"], p["seq_length"], p["micro_batch_size"]) for p in points} == {
-        (h, s, m) for h in sweep["hidden"] for s in sweep["seq_length"] for m in sweep["micro_batch_size"]}
+        (h, s, m) for h in sweep["hidden"] for s in sweep["seq_length"] for m in sweep["micro_batch_size"]
+    }
     assert all(p["hidden"] == p["heads"] * sweep["head_dim"] for p in points)
     paper = eff.block_sweep(configs["paper"], "efficiency")
     assert min(paper["seq_length"]) == 128 and max(paper["seq_length"]) == 8192
@@ -62,8 +64,10 @@ def test_paper_sweeps_cover_the_studys_sizes_and_several_nodes(configs):
 def test_launchers_python_torchrun_and_srun(configs):
     tiny, paper = configs["tiny"], configs["paper"]
     assert eff.gpt2_launcher(tiny, "efficiency", "gpt2-small-tiny.dp1") == "python"
-    assert eff.gpt2_launcher(tiny, "efficiency", "gpt2-small-tiny.dp2") == \
-        "python -m torch.distributed.run --standalone --nproc_per_node 2"
+    assert (
+        eff.gpt2_launcher(tiny, "efficiency", "gpt2-small-tiny.dp2")
+        == "python -m torch.distributed.run --standalone --nproc_per_node 2"
+    )
     srun = eff.gpt2_launcher(paper, "efficiency", "gpt2-small.dp64")
     assert "srun -N 8 -n 64" in srun and srun.endswith(" python")
     assert eff.gpt2_nodes(paper, "efficiency", "gpt2-small.dp64") == 8
@@ -77,14 +81,30 @@ def test_gpt2_spec_names_an_unknown_job(configs):
 
 
 def _gpt2_row(device, n, tps, **kw):
-    return {"device": device, "size": "s", "seq_length": 128, "micro_batch_size": 4, "grad_accum": 1,
-            "sweep": "devices", "devices": n, "tokens_per_s": tps, **kw}
+    return {
+        "device": device,
+        "size": "s",
+        "seq_length": 128,
+        "micro_batch_size": 4,
+        "grad_accum": 1,
+        "sweep": "devices",
+        "devices": n,
+        "tokens_per_s": tps,
+        **kw,
+    }
 
 
 def test_scaling_efficiency_is_throughput_over_n_times_single_device():
-    df = pd.DataFrame([_gpt2_row("A", 1, 100.0), _gpt2_row("A", 2, 180.0), _gpt2_row("A", 8, 640.0),
-                       _gpt2_row("B", 1, 50.0), _gpt2_row("B", 4, 200.0),
-                       {**_gpt2_row("A", 1, 999.0), "sweep": "seq"}])
+    df = pd.DataFrame(
+        [
+            _gpt2_row("A", 1, 100.0),
+            _gpt2_row("A", 2, 180.0),
+            _gpt2_row("A", 8, 640.0),
+            _gpt2_row("B", 1, 50.0),
+            _gpt2_row("B", 4, 200.0),
+            {**_gpt2_row("A", 1, 999.0), "sweep": "seq"},
+        ]
+    )
     out = scaling_efficiency(df).set_index(["device", "devices"])
     assert out.loc[("A", 1), "scaling_efficiency"] == 1.0
     assert out.loc[("A", 2), "scaling_efficiency"] == pytest.approx(0.9)
@@ -101,12 +121,22 @@ def test_scaling_efficiency_needs_the_single_device_row():
 
 def test_sparsity_table_pairs_dense_and_sparse_and_keeps_the_reason():
     key = {"device": "X", "arch": "llama", "hidden": 64, "seq_length": 128, "micro_batch_size": 1, "dtype": "bf16"}
-    rows = pd.DataFrame([
-        {**key, "mode": "dense", "status": "ok", "fwd_bwd_ms": 2.0},
-        {**key, "mode": "sparse24", "status": "ok", "fwd_bwd_ms": 1.6, "speedup_fwd": 1.5, "speedup_fwd_bwd": 1.25, "reason": None},
-        {**key, "device": "cpu", "mode": "dense", "status": "ok", "fwd_bwd_ms": 9.0},
-        {**key, "device": "cpu", "mode": "sparse24", "status": "unsupported", "reason": "needs CUDA"},
-    ])
+    rows = pd.DataFrame(
+        [
+            {**key, "mode": "dense", "status": "ok", "fwd_bwd_ms": 2.0},
+            {
+                **key,
+                "mode": "sparse24",
+                "status": "ok",
+                "fwd_bwd_ms": 1.6,
+                "speedup_fwd": 1.5,
+                "speedup_fwd_bwd": 1.25,
+                "reason": None,
+            },
+            {**key, "device": "cpu", "mode": "dense", "status": "ok", "fwd_bwd_ms": 9.0},
+            {**key, "device": "cpu", "mode": "sparse24", "status": "unsupported", "reason": "needs CUDA"},
+        ]
+    )
     t = sparsity_table(rows).set_index("device")
     assert t.loc["X", "speedup_fwd_bwd"] == 1.25 and t.loc["X", "dense_fwd_bwd_ms"] == 2.0
     assert t.loc["cpu", "status"] == "unsupported" and t.loc["cpu", "reason"] == "needs CUDA"
@@ -131,22 +161,70 @@ def test_figures_from_two_machines_one_with_sparse_kernels(tmp_path):
     block, gpt2 = [], []
     for dev, sparse_ok in (("NVIDIA H100 80GB HBM3", True), ("cpu", False)):
         for seq in (128, 256):
-            key = {"device": dev, "arch": "llama", "hidden": 768, "heads": 12, "seq_length": seq, "micro_batch_size": 1,
-                   "dtype": "bf16", "scale": "small"}
-            block.append({**key, "mode": "dense", "status": "ok", "fwd_ms": 1.0, "fwd_bwd_ms": 3.0, "tokens_per_s": seq / 3e-3, "tflops": 1.0})
-            block.append({**key, "mode": "sparse24", "status": "ok" if sparse_ok else "unsupported",
-                          "reason": None if sparse_ok else "needs CUDA",
-                          **({"fwd_ms": 0.7, "fwd_bwd_ms": 2.5, "speedup_fwd": 1 / 0.7, "speedup_fwd_bwd": 1.2} if sparse_ok else {})})
-        for sweep, seq, micro, acc, n in (("seq", 128, 8, 1, 1), ("seq", 256, 8, 1, 1), ("grad_accum", 128, 16, 1, 1),
-                                          ("grad_accum", 128, 8, 2, 1), ("devices", 128, 8, 1, 1), ("devices", 128, 8, 1, 4)):
-            gpt2.append({"device": dev, "size": "gpt2-small", "sweep": sweep, "seq_length": seq, "micro_batch_size": micro,
-                         "grad_accum": acc, "devices": n, "global_batch_size": micro * acc * n,
-                         "tokens_per_s": 1000.0 * n * (0.9 if n > 1 else 1.0), "scale": "small"})
+            key = {
+                "device": dev,
+                "arch": "llama",
+                "hidden": 768,
+                "heads": 12,
+                "seq_length": seq,
+                "micro_batch_size": 1,
+                "dtype": "bf16",
+                "scale": "small",
+            }
+            block.append(
+                {
+                    **key,
+                    "mode": "dense",
+                    "status": "ok",
+                    "fwd_ms": 1.0,
+                    "fwd_bwd_ms": 3.0,
+                    "tokens_per_s": seq / 3e-3,
+                    "tflops": 1.0,
+                }
+            )
+            block.append(
+                {
+                    **key,
+                    "mode": "sparse24",
+                    "status": "ok" if sparse_ok else "unsupported",
+                    "reason": None if sparse_ok else "needs CUDA",
+                    **(
+                        {"fwd_ms": 0.7, "fwd_bwd_ms": 2.5, "speedup_fwd": 1 / 0.7, "speedup_fwd_bwd": 1.2}
+                        if sparse_ok
+                        else {}
+                    ),
+                }
+            )
+        for sweep, seq, micro, acc, n in (
+            ("seq", 128, 8, 1, 1),
+            ("seq", 256, 8, 1, 1),
+            ("grad_accum", 128, 16, 1, 1),
+            ("grad_accum", 128, 8, 2, 1),
+            ("devices", 128, 8, 1, 1),
+            ("devices", 128, 8, 1, 4),
+        ):
+            gpt2.append(
+                {
+                    "device": dev,
+                    "size": "gpt2-small",
+                    "sweep": sweep,
+                    "seq_length": seq,
+                    "micro_batch_size": micro,
+                    "grad_accum": acc,
+                    "devices": n,
+                    "global_batch_size": micro * acc * n,
+                    "tokens_per_s": 1000.0 * n * (0.9 if n > 1 else 1.0),
+                    "scale": "small",
+                }
+            )
     (tmp_path / "block.jsonl").write_text("".join(json.dumps(r) + "\n" for r in block))
     (tmp_path / "gpt2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in gpt2))
     tables = figures([str(tmp_path / "block.jsonl")], [str(tmp_path / "gpt2.jsonl")], str(tmp_path / "out"))
     sp = tables["sparsity"].set_index(["device", "seq_length"])
-    assert sp.loc[("NVIDIA H100 80GB HBM3", 128), "speedup_fwd_bwd"] == 1.2 and sp.loc[("cpu", 128), "status"] == "unsupported"
+    assert (
+        sp.loc[("NVIDIA H100 80GB HBM3", 128), "speedup_fwd_bwd"] == 1.2
+        and sp.loc[("cpu", 128), "status"] == "unsupported"
+    )
     sc = tables["scaling"].set_index(["device", "devices"])
     assert sc.loc[("cpu", 4), "scaling_efficiency"] == pytest.approx(0.9)
     for name in ("block_throughput", "gpt2_seq_length", "gpt2_grad_accum", "gpt2_scaling", "sparsity"):

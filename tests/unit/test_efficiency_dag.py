@@ -1,4 +1,5 @@
 """DAG shape of the efficiency studies at each scale (dry runs; nothing executes)."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,12 @@ def test_every_declared_point_has_a_job(scale):
     assert counts["benchmark_gpt2"] == len(eff.gpt2_jobs(cfg, "efficiency"))
     assert counts["efficiency_figures"] == 1 and counts["proxy_rank"] == 1 and counts["proxy_report"] == 1
     n = len(proxy.enumerate_candidates(proxy.proxy_settings(cfg, "arch_proxy"), cfg["scales"][scale]["parallel"]["tp"]))
-    proxy_jobs = sum(1 for line in out.splitlines() if line.startswith("    output: ") and "/arch_proxy/runs/proxy_" in line)
-    full_jobs = sum(1 for line in out.splitlines() if line.startswith("    output: ") and "/arch_proxy/runs/full_" in line)
+    proxy_jobs = sum(
+        1 for line in out.splitlines() if line.startswith("    output: ") and "/arch_proxy/runs/proxy_" in line
+    )
+    full_jobs = sum(
+        1 for line in out.splitlines() if line.startswith("    output: ") and "/arch_proxy/runs/full_" in line
+    )
     assert proxy_jobs == n
     # tiny runs every candidate in full (known before the ranking); elsewhere the checkpoint decides later
     assert full_jobs == (n if scale == "tiny" else 0)
@@ -33,7 +38,9 @@ def test_every_declared_point_has_a_job(scale):
 
 
 def test_multi_node_points_launch_with_srun_at_paper_scale():
-    proc = snakemake("-n", "--forceall", "-p", "results/paper/efficiency/gpt2/gpt2-small.dp64.jsonl", "--config", "scale=paper")
+    proc = snakemake(
+        "-n", "--forceall", "-p", "results/paper/efficiency/gpt2/gpt2-small.dp64.jsonl", "--config", "scale=paper"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "srun -N 8 -n 64" in proc.stdout and "-m workflow.bench.gpt2" in proc.stdout
     resources = [line for line in proc.stdout.splitlines() if "nodes=8" in line]

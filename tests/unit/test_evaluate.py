@@ -1,4 +1,5 @@
 """Validation loss of a final checkpoint over the whole held-out split."""
+
 import json
 import math
 
@@ -32,6 +33,8 @@ def test_evaluate_cli_matches_training_curve(tiny_corpus, trained_run, tmp_path)
 
 def test_evaluate_without_checkpoint_is_a_clear_error(tiny_corpus, tmp_path):
     spec = make_run_spec(tiny_corpus, tmp_path / "never-trained")
-    proc = run_module("workflow.evaluate.loss", ["--spec", json.dumps(spec), "--out", str(tmp_path / "e.json")], check=False)
+    proc = run_module(
+        "workflow.evaluate.loss", ["--spec", json.dumps(spec), "--out", str(tmp_path / "e.json")], check=False
+    )
     assert proc.returncode == 2 and "no complete checkpoint" in proc.stderr
     assert not (tmp_path / "e.json").exists()

@@ -1,4 +1,5 @@
 """HF export: the exported transformers model computes the same logits as ScaleDAG's Megatron model."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ def megatron_logits(model, tokens: torch.Tensor) -> torch.Tensor:
         return model(tokens, pos, None)
 
 
-@pytest.mark.parametrize("arch,overrides,hf_class", VARIANTS, ids=[f"{a}-{c}-{i}" for i, (a, _, c) in enumerate(VARIANTS)])
+@pytest.mark.parametrize(
+    "arch,overrides,hf_class", VARIANTS, ids=[f"{a}-{c}-{i}" for i, (a, _, c) in enumerate(VARIANTS)]
+)
 def test_converted_weights_reproduce_logits(megatron_dist, arch, overrides, hf_class):
     """Random (perturbed) weights, so layer norms, biases and every QKV row matter."""
     from workflow.model.gpt import build_gpt_model, make_model_spec
@@ -70,12 +73,20 @@ def test_permuted_qkv_would_be_caught(megatron_dist):
         assert rel_err(hf(tokens).logits, megatron_logits(model, tokens)) > 1e-3
 
 
-@pytest.mark.parametrize("options", [
-    {"normalization": "LayerNorm", "activation": "swiglu", "position_embedding": "rotary"},
-    {"normalization": "RMSNorm", "activation": "swiglu", "position_embedding": "rotary", "rotary_percent": 0.5},
-    {"normalization": "LayerNorm", "activation": "gelu", "position_embedding": "alibi"},
-    {"normalization": "LayerNorm", "activation": "gelu", "position_embedding": "rotary", "embedding_layernorm": True},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"normalization": "LayerNorm", "activation": "swiglu", "position_embedding": "rotary"},
+        {"normalization": "RMSNorm", "activation": "swiglu", "position_embedding": "rotary", "rotary_percent": 0.5},
+        {"normalization": "LayerNorm", "activation": "gelu", "position_embedding": "alibi"},
+        {
+            "normalization": "LayerNorm",
+            "activation": "gelu",
+            "position_embedding": "rotary",
+            "embedding_layernorm": True,
+        },
+    ],
+)
 def test_architectures_without_an_hf_class_are_refused(options):
     with pytest.raises(ScaleDAGError, match="export_hf"):
         hf_class_for(options)
@@ -83,7 +94,10 @@ def test_architectures_without_an_hf_class_are_refused(options):
 
 def test_every_class_has_one_adapter_and_unknown_classes_are_refused():
     assert set(ADAPTERS) == {hf_class for _, _, hf_class in VARIANTS}
-    for convert in (lambda: convert_state_dict({}, None, "OPTForCausalLM"), lambda: hf_config(None, "OPTForCausalLM", 0)):
+    for convert in (
+        lambda: convert_state_dict({}, None, "OPTForCausalLM"),
+        lambda: hf_config(None, "OPTForCausalLM", 0),
+    ):
         with pytest.raises(ScaleDAGError, match="export_hf: unknown Hugging Face class 'OPTForCausalLM'"):
             convert()
 
@@ -107,8 +121,19 @@ def exported(tiny_corpus, tmp_path_factory):
         spec["arch_overrides"] = overrides
         spec["wandb"] = False
         train_run(spec)
-        run_module("workflow.export.hf", ["--run-dir", str(root / name), "--tokenizer", tiny_corpus["tokenizer"],
-                                          "--out", str(root / name / "hf"), "--threads", "1"])
+        run_module(
+            "workflow.export.hf",
+            [
+                "--run-dir",
+                str(root / name),
+                "--tokenizer",
+                tiny_corpus["tokenizer"],
+                "--out",
+                str(root / name / "hf"),
+                "--threads",
+                "1",
+            ],
+        )
         out[name] = (root / name, root / name / "hf")
     return out
 
@@ -139,7 +164,9 @@ def test_export_matches_trained_checkpoint(exported, megatron_dist, tiny_corpus,
 
     mspec = model_spec_from_summary(run_dir)
     model = build_gpt_model(mspec).eval()
-    state = dist_checkpointing.load({"model": model.sharded_state_dict()}, str(run_dir / "checkpoints" / "iter_0000010"))
+    state = dist_checkpointing.load(
+        {"model": model.sharded_state_dict()}, str(run_dir / "checkpoints" / "iter_0000010")
+    )
     model.load_state_dict(state["model"])
     with torch.no_grad():
         out = hf(ids).logits
@@ -161,12 +188,31 @@ def test_generate_smoke(exported):
 
 
 def test_cli_reports_missing_checkpoint_on_one_line(tmp_path, tiny_corpus):
-    (tmp_path / "summary.json").write_text(json.dumps({"model": {
-        "layers": 1, "hidden": 8, "heads": 2, "vocab_size": 10, "seq_length": 8, "ffn_hidden": 16,
-        "normalization": "RMSNorm", "activation": "swiglu", "bias": False, "position_embedding": "rotary",
-        "rotary_percent": 1.0, "tied_embeddings": False}}))
-    proc = run_module("workflow.export.hf", ["--run-dir", str(tmp_path), "--tokenizer", tiny_corpus["tokenizer"],
-                                             "--out", str(tmp_path / "hf")], check=False)
+    (tmp_path / "summary.json").write_text(
+        json.dumps(
+            {
+                "model": {
+                    "layers": 1,
+                    "hidden": 8,
+                    "heads": 2,
+                    "vocab_size": 10,
+                    "seq_length": 8,
+                    "ffn_hidden": 16,
+                    "normalization": "RMSNorm",
+                    "activation": "swiglu",
+                    "bias": False,
+                    "position_embedding": "rotary",
+                    "rotary_percent": 1.0,
+                    "tied_embeddings": False,
+                }
+            }
+        )
+    )
+    proc = run_module(
+        "workflow.export.hf",
+        ["--run-dir", str(tmp_path), "--tokenizer", tiny_corpus["tokenizer"], "--out", str(tmp_path / "hf")],
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error:") and "no complete checkpoint" in proc.stderr
     assert not (tmp_path / "hf").exists()

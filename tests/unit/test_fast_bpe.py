@@ -1,4 +1,5 @@
 """The tiktoken path must give exactly the `tokenizers` ids, and step aside whenever it could not."""
+
 import json
 
 import pytest
@@ -10,10 +11,22 @@ from workflow.data.tokenizer import load_tokenizer, train_tokenizer
 
 # Texts that exercise every branch of the GPT-2 regex and of byte-level BPE.
 HARD_TEXTS = [
-    "", " ", "\n\n\n", "  two leading spaces", "trailing spaces   ", "tabs\tand\r\nwindows lines\n",
-    "it's they're we've I'm you'll he'd", "IT'S SHOUTED", "numbers 3.14159 and 1,000,000 and 2e-5",
-    "naïve café 東京 Ångström μΩ", "emoji 🧪⚛️ and combining e\u0301", "a literal <|endoftext|> inside",
-    "x" * 5000, "LaFeO3 perovskite with a band gap of 2.1 eV (DFT+U)", "!!!???...;;;", "\u00a0non-breaking\u2003spaces",
+    "",
+    " ",
+    "\n\n\n",
+    "  two leading spaces",
+    "trailing spaces   ",
+    "tabs\tand\r\nwindows lines\n",
+    "it's they're we've I'm you'll he'd",
+    "IT'S SHOUTED",
+    "numbers 3.14159 and 1,000,000 and 2e-5",
+    "naïve café 東京 Ångström μΩ",
+    "emoji 🧪⚛️ and combining e\u0301",
+    "a literal <|endoftext|> inside",
+    "x" * 5000,
+    "LaFeO3 perovskite with a band gap of 2.1 eV (DFT+U)",
+    "!!!???...;;;",
+    "\u00a0non-breaking\u2003spaces",
 ]
 
 
@@ -81,11 +94,14 @@ def test_consistent_hand_made_merges_are_accepted():
     assert [ids.tolist() for ids in encode(["abc abcab", "cab"])] == reference_ids(tok, ["abc abcab", "cab"])
 
 
-@pytest.mark.parametrize("change, reason", [
-    (lambda t: setattr(t, "pre_tokenizer", pre_tokenizers.ByteLevel(add_prefix_space=True)), "pre-tokenizer"),
-    (lambda t: setattr(t, "pre_tokenizer", pre_tokenizers.Whitespace()), "pre-tokenizer"),
-    (lambda t: t.add_tokens(["plain-added"]), "non-special added"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda t: setattr(t, "pre_tokenizer", pre_tokenizers.ByteLevel(add_prefix_space=True)), "pre-tokenizer"),
+        (lambda t: setattr(t, "pre_tokenizer", pre_tokenizers.Whitespace()), "pre-tokenizer"),
+        (lambda t: t.add_tokens(["plain-added"]), "non-special added"),
+    ],
+)
 def test_anything_but_plain_byte_level_bpe_falls_back(change, reason):
     tok = byte_level(["ab"], [("a", "b")])
     change(tok)

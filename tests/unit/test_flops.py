@@ -12,6 +12,7 @@ Which Chinchilla Appendix F terms are compared, and how:
     a one-hot matmul. (Its backward is 1 x forward there, not 2 x, since the one-hot input
     needs no gradient; Chinchilla's "training = 3 x forward" applies the 3 x to it anyway.)
 """
+
 from __future__ import annotations
 
 import math
@@ -138,10 +139,7 @@ def test_param_count_matches_model(shape, bias):
     embeddings = model.embed.weight.numel() + model.out.weight.numel()
     assert param_count(shape, biases=bias, include_embeddings=False) == n_model - embeddings
     assert param_count(shape, biases=bias, tied_embeddings=True) == n_model - model.out.weight.numel()
-    assert (
-        param_count(shape, biases=bias, learned_positions=True)
-        == n_model + shape.seq_length * shape.hidden
-    )
+    assert param_count(shape, biases=bias, learned_positions=True) == n_model + shape.seq_length * shape.hidden
 
 
 def test_chinchilla_totals_and_6nd_are_consistent():

@@ -5,6 +5,7 @@ does not make a cycle at import time, but hiding a cycle behind one is how layer
 count too unless they import a heavy library (torch, megatron, wandb, lm_eval, transformers) or a
 module that does: those stay local on purpose, so that parsing the DAG never loads them.
 """
+
 from __future__ import annotations
 
 import ast
@@ -59,7 +60,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if nxt == node or nxt.startswith(node + "."):  # a package importing its own submodule
                 continue
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()

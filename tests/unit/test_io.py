@@ -1,4 +1,5 @@
 """Atomic writes: outputs appear complete or not at all."""
+
 import json
 
 import pytest

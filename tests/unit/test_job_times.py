@@ -1,4 +1,5 @@
 """Per-rule job times from benchmark TSVs, and the tiny-DAG fixture's time limit."""
+
 from __future__ import annotations
 
 import conftest

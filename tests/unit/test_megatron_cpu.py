@@ -1,4 +1,5 @@
 """The CPU shim redirects exactly the CUDA assumptions megatron-core makes, and only without a GPU."""
+
 import pytest
 import torch
 

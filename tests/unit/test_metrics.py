@@ -1,4 +1,5 @@
 """Metrics JSONL: appears complete only when finalized, and is cut back on resume."""
+
 import json
 
 from workflow.train.metrics import MetricsLog, Throughput, read_metrics

@@ -1,4 +1,5 @@
 """Architecture presets → Megatron GPTModel (workflow/model/gpt.py)."""
+
 from __future__ import annotations
 
 import dataclasses

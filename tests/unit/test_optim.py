@@ -1,4 +1,5 @@
 """LAMB: the update matches the paper's formula by hand, sits behind Megatron's wrappers, trains and resumes."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,7 @@ def _hand_lamb(p, grads, lr, b1, b2, eps, wd):
     for t, g in enumerate(grads, start=1):
         m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
         v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
-        u = [(mi / (1 - b1 ** t)) / (math.sqrt(vi / (1 - b2 ** t)) + eps) + wd * pi for mi, vi, pi in zip(m, v, p)]
+        u = [(mi / (1 - b1**t)) / (math.sqrt(vi / (1 - b2**t)) + eps) + wd * pi for mi, vi, pi in zip(m, v, p)]
         p_norm, u_norm = math.sqrt(sum(x * x for x in p)), math.sqrt(sum(x * x for x in u))
         trust = p_norm / u_norm if p_norm > 0 and u_norm > 0 else 1.0
         p = [pi - lr * trust * ui for pi, ui in zip(p, u)]
@@ -139,5 +140,7 @@ def test_unknown_optimizer_is_one_line_error(megatron_dist):
     from workflow.errors import ScaleDAGError
     from workflow.train.optim import build_optimizer
 
-    with pytest.raises(ScaleDAGError, match=r"train.optimizer: 'sgd' is not supported; expected one of \['adamw', 'lamb'\]"):
+    with pytest.raises(
+        ScaleDAGError, match=r"train.optimizer: 'sgd' is not supported; expected one of \['adamw', 'lamb'\]"
+    ):
         build_optimizer([], {"lr": 1e-3, "optimizer": "sgd"})

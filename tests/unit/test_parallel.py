@@ -1,4 +1,5 @@
 """Tensor and data parallelism over gloo: 2 processes give the TP=1 loss curve (fp32 tolerance)."""
+
 from __future__ import annotations
 
 import sys

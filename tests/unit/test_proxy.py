@@ -1,4 +1,5 @@
 """Architecture design by proxy: candidate shapes, equal-compute budgets, ranking and Spearman."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,18 @@ from workflow.config import load_config, pretrain_spec, study_runs
 from workflow.errors import ScaleDAGError
 from workflow.studies import proxy
 
-SETTINGS = {"arch": "llama", "overrides": {}, "parameters": 400000, "tolerance": 0.3, "tokens": 64000,
-            "fraction": 0.25, "head_dims": [32, 64], "hidden_multiple": 64, "max_hidden": 192, "seq_length": 128}
+SETTINGS = {
+    "arch": "llama",
+    "overrides": {},
+    "parameters": 400000,
+    "tolerance": 0.3,
+    "tokens": 64000,
+    "fraction": 0.25,
+    "head_dims": [32, 64],
+    "hidden_multiple": 64,
+    "max_hidden": 192,
+    "seq_length": 128,
+}
 
 
 @pytest.mark.parametrize("tp", [1, 2])
@@ -24,7 +35,9 @@ def test_candidates_obey_the_shape_rules_and_the_budget(tp):
         assert c["hidden"] % 64 == 0 and c["hidden"] % c["heads"] == 0 and c["heads"] % tp == 0
         assert c["hidden"] // c["heads"] in (32, 64)
         assert abs(c["non_embedding_params"] - 400000) <= 0.3 * 400000
-        assert c["non_embedding_params"] == proxy.non_embedding_params("llama", {}, c["layers"], c["hidden"], c["heads"], 128)
+        assert c["non_embedding_params"] == proxy.non_embedding_params(
+            "llama", {}, c["layers"], c["hidden"], c["heads"], 128
+        )
     assert len({c["name"] for c in cands}) == len(cands)
 
 
@@ -44,7 +57,9 @@ def test_full_and_proxy_runs_are_at_equal_compute():
     assert set(full) == set(prox) and len(full) >= 5  # >= 5 shapes at tiny
     budget = 6 * s["parameters"] * s["tokens"]
     for name, r in full.items():
-        n = proxy.non_embedding_params(s["arch"], {}, **{k: r["shape"][k] for k in ("layers", "hidden", "heads")}, seq=r["shape"]["seq_length"])
+        n = proxy.non_embedding_params(
+            s["arch"], {}, **{k: r["shape"][k] for k in ("layers", "hidden", "heads")}, seq=r["shape"]["seq_length"]
+        )
         assert 6 * n * r["train"]["tokens"] == pytest.approx(budget, rel=1e-4)
         assert prox[name]["train"]["tokens"] == pytest.approx(s["fraction"] * r["train"]["tokens"], abs=1)
 
@@ -76,12 +91,24 @@ def test_rankdata_and_spearman_match_scipy():
 def _write_run(root, run, layers, hidden, heads, loss, tps, tokens, wall):
     d = root / run
     d.mkdir(parents=True)
-    rows = [{"kind": "valid", "step": 0, "tokens": 0, "loss": 9.0}, {"kind": "train", "step": 5, "loss": loss + 0.3},
-            {"kind": "valid", "step": 5, "tokens": tokens, "loss": loss}]
+    rows = [
+        {"kind": "valid", "step": 0, "tokens": 0, "loss": 9.0},
+        {"kind": "train", "step": 5, "loss": loss + 0.3},
+        {"kind": "valid", "step": 5, "tokens": tokens, "loss": loss},
+    ]
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (d / "summary.json").write_text(json.dumps({
-        "model": {"layers": layers, "hidden": hidden, "heads": heads, "seq_length": 128}, "parameters": 10 ** 6,
-        "tokens": tokens, "train_tokens_per_s": tps, "wall_seconds": wall, "device": "cpu"}))
+    (d / "summary.json").write_text(
+        json.dumps(
+            {
+                "model": {"layers": layers, "hidden": hidden, "heads": heads, "seq_length": 128},
+                "parameters": 10**6,
+                "tokens": tokens,
+                "train_tokens_per_s": tps,
+                "wall_seconds": wall,
+                "device": "cpu",
+            }
+        )
+    )
     return str(d / "metrics.jsonl"), str(d / "summary.json")
 
 
@@ -98,7 +125,13 @@ def test_ranking_selection_and_report(tmp_path):
         m, s = _write_run(tmp_path, f"full_{proxy.shape_name(n, h, a)}", n, h, a, fl, 1000.0 * h, 64000, 10.0)
         fm.append(m), fs.append(s)
     ranking = proxy.rank_candidates(pm, ps, SETTINGS)
-    assert [r["shape"] for r in ranking["candidates"]] == ["L2-H128-A4", "L7-H64-A2", "L2-H128-A2", "L7-H64-A1", "L1-H192-A6"]
+    assert [r["shape"] for r in ranking["candidates"]] == [
+        "L2-H128-A4",
+        "L7-H64-A2",
+        "L2-H128-A2",
+        "L7-H64-A1",
+        "L1-H192-A6",
+    ]
     assert ranking["full"] == [r["shape"] for r in ranking["candidates"]]  # full: all
     top_bottom = proxy.rank_candidates(pm, ps, {**SETTINGS, "full": {"top": 2, "bottom": 1}})
     assert top_bottom["full"] == ["L2-H128-A4", "L7-H64-A2", "L1-H192-A6"]
@@ -106,7 +139,9 @@ def test_ranking_selection_and_report(tmp_path):
     assert report["spearman"] == pytest.approx(scipy.stats.spearmanr(proxy_losses, full_losses).statistic)
     assert report["best_predicted"] == report["best_actual"] == "L2-H128-A4"
     cands = ranking["candidates"]  # proxy tokens are what the runs trained (whole iterations)
-    expected = sum(c["non_embedding_params"] * 16000 for c in cands) / sum(c["non_embedding_params"] * c["full_tokens"] for c in cands)
+    expected = sum(c["non_embedding_params"] * 16000 for c in cands) / sum(
+        c["non_embedding_params"] * c["full_tokens"] for c in cands
+    )
     assert report["proxy_flops_fraction"] == pytest.approx(expected) and 0.2 < expected < 0.3
     assert report["proxy_seconds_fraction"] == pytest.approx(10.0 / 50.0)
     assert report["n_full"] == 5 and [r["predicted_rank"] for r in report["rows"]] == [1, 2, 3, 4, 5]

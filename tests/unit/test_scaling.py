@@ -5,6 +5,7 @@ Synthetic truth is the paper's own fit: as printed, (E, A, B, alpha, beta) =
 for the tests that the fitter recovers a known law over a Chinchilla-like IsoFLOP design, the
 unrounded coefficients of the paper's LaTeX source (`PAPER_FIT`).
 """
+
 from __future__ import annotations
 
 import json
@@ -104,8 +105,10 @@ def test_frontier_matches_brute_force_minimisation():
     fit = TRUE_FIT
     for C in (1e18, 1e21, 5.76e23):
         res = minimize_scalar(
-            lambda x, C=C: float(law(np.exp(x), C / (6 * np.exp(x)))), bounds=(np.log(1e5), np.log(1e14)),
-            method="bounded", options={"xatol": 1e-10},
+            lambda x, C=C: float(law(np.exp(x), C / (6 * np.exp(x)))),
+            bounds=(np.log(1e5), np.log(1e14)),
+            method="bounded",
+            options={"xatol": 1e-10},
         )
         n_opt, d_opt = frontier(fit, C)
         assert n_opt == pytest.approx(np.exp(res.x), rel=1e-4)
@@ -166,8 +169,14 @@ def parabola_sweep(budgets, sizes_per_budget, flops_per_param_token=6.0):
     for C in budgets:
         n_star = 0.1 * C**0.45
         for n in n_star * np.logspace(-1, 1, sizes_per_budget):
-            rows.append(dict(budget=C, params=n, tokens=C / (flops_per_param_token * n),
-                             loss=2.0 + 0.05 * np.log(n / n_star) ** 2))
+            rows.append(
+                dict(
+                    budget=C,
+                    params=n,
+                    tokens=C / (flops_per_param_token * n),
+                    loss=2.0 + 0.05 * np.log(n / n_star) ** 2,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -243,8 +252,19 @@ def test_table_exponents(synthetic_curves, synthetic_fit, tmp_path):
             "paper_fit": TRUE_FIT,
         }
     )
-    assert list(table.columns) == ["approach", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi",
-                                   "a_lo95", "a_hi95", "b_lo95", "b_hi95"]
+    assert list(table.columns) == [
+        "approach",
+        "a",
+        "a_lo",
+        "a_hi",
+        "b",
+        "b_lo",
+        "b_hi",
+        "a_lo95",
+        "a_hi95",
+        "b_lo95",
+        "b_hi95",
+    ]
     assert table[["a_lo95", "a_hi95", "b_lo95", "b_hi95"]].isna().all().all()  # none given here
     assert list(table["approach"]) == ["approach1", "approach3", "paper_fit"]
     assert np.isnan(table.loc[0, "a_lo"]) and table.loc[1, "a_hi"] == 0.5
@@ -269,7 +289,10 @@ def good_csv(tmp_path_factory, synthetic_points):
 def test_cli_fit_subprocess(good_csv):
     proc = subprocess.run(
         [sys.executable, "-m", "analysis.chinchilla.fit", "fit", str(good_csv), "--bootstrap", "4", "--seed", "3"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)  # exactly one JSON object
@@ -337,7 +360,10 @@ def test_cli_bad_csv_subprocess(tmp_path):
     path.write_text("params,loss\n1,2\n")
     proc = subprocess.run(
         [sys.executable, "-m", "analysis.chinchilla.fit", "fit", str(path)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stdout == ""
@@ -364,8 +390,12 @@ def test_fit_on_chinchilla_extracted_points():
     # the two outlier rules on Epoch AI's points: ours (MAD of a first fit's residuals) and theirs
     # (the 5 highest losses), each selectable by name; they differ by 0.014 in a
     for rule, a in (("mad", 0.528), ("epoch5", 0.514)):
-        out = subprocess.run([sys.executable, "-m", "analysis.chinchilla.fit", "fit", str(SHARED_CSV), "--drop-outliers", rule],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "analysis.chinchilla.fit", "fit", str(SHARED_CSV), "--drop-outliers", rule],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = json.loads(out.stdout)
         assert result["drop_rule"] == rule and result["a"] == pytest.approx(a, abs=0.002), (rule, result["a"])
 
@@ -438,8 +468,9 @@ def isoflop_curves(design, spacing, law=PAPER_FIT):
     frames = []
     for i, (n, d) in enumerate(zip(design["params"], design["tokens"])):
         seen = d * np.arange(1, 21) / 20 if spacing == "linear" else np.geomspace(d / 100, d, 30)
-        frames.append(pd.DataFrame(dict(run=f"r{i:02d}", params=n, tokens=seen, flops=6 * n * seen,
-                                        loss=law.predict(n, seen))))
+        frames.append(
+            pd.DataFrame(dict(run=f"r{i:02d}", params=n, tokens=seen, flops=6 * n * seen, loss=law.predict(n, seen)))
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -533,8 +564,20 @@ def test_allocate_gives_chinchillas_40b_at_gophers_budget(E, alpha, beta, billio
 def test_allocate_subprocess_json_forms():
     params = json.dumps({k: getattr(PAPER_FIT, k) for k in PAPER_KEYS})
     proc = subprocess.run(
-        [sys.executable, "-m", "analysis.chinchilla.fit", "allocate", "--params", params, "--budgets", "[1e21, 5.76e23]"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "analysis.chinchilla.fit",
+            "allocate",
+            "--params",
+            params,
+            "--budgets",
+            "[1e21, 5.76e23]",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)  # exactly one JSON object

@@ -1,4 +1,5 @@
 """The Snakefile itself: lint-clean, paper-scale DAG builds on a laptop, bad config stops with one line."""
+
 from __future__ import annotations
 
 import pytest
@@ -30,10 +31,13 @@ def test_paper_dag_builds_without_a_cluster():
     assert "results/paper/matgpt/runs/llama_matgpt-6.7b/summary.json" in proc.stdout
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("scale=huge", "ScaleDAG config: scale: 'huge' is not allowed; expected one of ['tiny', 'small', 'paper']"),
-    ("logs=", "ScaleDAG config: logs: None has the wrong type; expected string"),
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("scale=huge", "ScaleDAG config: scale: 'huge' is not allowed; expected one of ['tiny', 'small', 'paper']"),
+        ("logs=", "ScaleDAG config: logs: None has the wrong type; expected string"),
+    ],
+)
 def test_bad_config_stops_before_any_job_with_one_line(override, expected, tmp_path):
     proc = snakemake("-n", "--config", override)
     assert proc.returncode != 0

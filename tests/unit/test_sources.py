@@ -28,11 +28,14 @@ def test_txt_one_document_per_file_sorted(tmp_path):
     assert read({"path": str(tmp_path / "*.txt")}) == [DOC.format(i) for i in range(3)]
 
 
-@pytest.mark.parametrize("suffix, pack", [
-    (".jsonl", lambda b: b),
-    (".jsonl.gz", gzip.compress),
-    (".jsonl.zst", lambda b: zstandard.ZstdCompressor().compress(b)),
-])
+@pytest.mark.parametrize(
+    "suffix, pack",
+    [
+        (".jsonl", lambda b: b),
+        (".jsonl.gz", gzip.compress),
+        (".jsonl.zst", lambda b: zstandard.ZstdCompressor().compress(b)),
+    ],
+)
 def test_jsonl_plain_gzip_zstd_with_text_field(tmp_path, suffix, pack):
     (tmp_path / f"a{suffix}").write_bytes(pack(jsonl([DOC.format(i) for i in range(5)], field="body")))
     assert read({"path": str(tmp_path / f"a{suffix}"), "text_field": "body"}) == [DOC.format(i) for i in range(5)]
@@ -42,7 +45,10 @@ def test_parquet(tmp_path):
     table = pyarrow.table({"content": [DOC.format(0), None, DOC.format(2)], "id": [1, 2, 3]})
     pq.write_table(table, tmp_path / "a.parquet", row_group_size=2)
     counters = Counters()
-    assert read({"path": str(tmp_path / "a.parquet"), "text_field": "content"}, counters) == [DOC.format(0), DOC.format(2)]
+    assert read({"path": str(tmp_path / "a.parquet"), "text_field": "content"}, counters) == [
+        DOC.format(0),
+        DOC.format(2),
+    ]
     assert counters["missing_text_field"] == 1
     with pytest.raises(ScaleDAGError, match="no column 'text'"):
         read({"path": str(tmp_path / "a.parquet")})
@@ -85,12 +91,18 @@ Abstract: Classical waves in dispersive media exhibit distinct phase and group v
 
 def test_parse_arxiv_listing_both_formats():
     assert list(parse_arxiv_listing(OLD_FORMAT)) == [
-        ("2505.00767", "Spin ice on a breathing pyrochlore\n\nSpin ice systems represent a prime example of constrained spin systems."),
+        (
+            "2505.00767",
+            "Spin ice on a breathing pyrochlore\n\nSpin ice systems represent a prime example of constrained spin systems.",
+        ),
         ("2505.00800", "Moir\\'e qubits\n\nGate-defined moir\\'e quantum dots are a platform."),
     ]
     new = list(parse_arxiv_listing(NEW_FORMAT))
-    assert new[1] == ("2608.05241", "Velocity hierarchy in matter waves\n\n"
-                      "Classical waves in dispersive media exhibit distinct phase and group velocities.")
+    assert new[1] == (
+        "2608.05241",
+        "Velocity hierarchy in matter waves\n\n"
+        "Classical waves in dispersive media exhibit distinct phase and group velocities.",
+    )
     assert all("Announce" not in text and "Abstract:" not in text and "Author" not in text for _, text in new)
 
 
@@ -104,8 +116,11 @@ def test_arxiv_tarball_keeps_each_paper_once(tmp_path):
     (tmp_path / "listing.tar.gz").write_bytes(buf.getvalue())
     counters = Counters()
     docs = read({"path": str(tmp_path / "listing.tar.gz"), "format": "arxiv-listing"}, counters)
-    assert [d.split("\n")[0] for d in docs] == ["Spin ice on a breathing pyrochlore", "Moir\\'e qubits",
-                                                 "Velocity hierarchy in matter waves"]
+    assert [d.split("\n")[0] for d in docs] == [
+        "Spin ice on a breathing pyrochlore",
+        "Moir\\'e qubits",
+        "Velocity hierarchy in matter waves",
+    ]
     assert "constrained spin systems" in docs[0]  # the first announcement wins over the replacement
     assert counters["arxiv_entries"] == 4 and counters["arxiv_repeated_ids"] == 1
     (tmp_path / "2025-05-05_origin.md").write_text(OLD_FORMAT)  # loose files are recognised by name
@@ -113,8 +128,14 @@ def test_arxiv_tarball_keeps_each_paper_once(tmp_path):
 
 
 def test_bad_input_is_counted_not_fatal(tmp_path, caplog):
-    lines = [json.dumps({"text": DOC.format(0)}).encode(), b'{"text": "broken', json.dumps({"body": "x"}).encode(),
-             json.dumps({"text": "caf\u00e9"}).encode().replace(b"\\u00e9", b"\xc3\x28"), b"", b"[1, 2]"]
+    lines = [
+        json.dumps({"text": DOC.format(0)}).encode(),
+        b'{"text": "broken',
+        json.dumps({"body": "x"}).encode(),
+        json.dumps({"text": "caf\u00e9"}).encode().replace(b"\\u00e9", b"\xc3\x28"),
+        b"",
+        b"[1, 2]",
+    ]
     (tmp_path / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     counters = Counters()
     with caplog.at_level("WARNING"):
@@ -166,19 +187,33 @@ def assert_damaged(path, kind, source):
 ZSTD = zstandard.ZstdCompressor().compress
 
 
-@pytest.mark.parametrize("name, kind, whole, cut", [
-    ("a.jsonl.gz", "gzip", lambda: gzip.compress(numbered_jsonl()), lambda b: b[:int(len(b) * 0.9)]),
-    ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl()), lambda b: b[:int(len(b) * 0.9)]),
-    ("a.jsonl.gz", "gzip", lambda: gzip.compress(numbered_jsonl()), lambda b: b[:-4]),  # only the length lost
-    ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl()), lambda b: b[:-1]),
-    ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl(200)) + ZSTD(numbered_jsonl(200)), lambda b: b[:-100]),
-    ("a.jsonl.gz", "gzip", lambda: gzip.compress(numbered_jsonl()), lambda b: b"not gzip" + b),
-    ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl()), lambda b: b + b"trailing garbage"),
-    ("a.parquet", "parquet", parquet_bytes, lambda b: b[:int(len(b) * 0.9)]),
-    ("l.tar.gz", "tar", lambda: tarball([OLD_FORMAT, NEW_FORMAT] * 20), lambda b: b[:int(len(b) * 0.9)]),
-    ("l.tar", "tar", lambda: tarball([OLD_FORMAT, NEW_FORMAT] * 20, "w"), lambda b: b[:512 * 6]),  # at a member
-], ids=["gz-cut", "zst-cut", "gz-no-trailer", "zst-last-byte", "zst-second-frame", "gz-bad-magic",
-        "zst-trailing-garbage", "parquet-cut", "tar.gz-cut", "tar-cut-between-members"])
+@pytest.mark.parametrize(
+    "name, kind, whole, cut",
+    [
+        ("a.jsonl.gz", "gzip", lambda: gzip.compress(numbered_jsonl()), lambda b: b[: int(len(b) * 0.9)]),
+        ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl()), lambda b: b[: int(len(b) * 0.9)]),
+        ("a.jsonl.gz", "gzip", lambda: gzip.compress(numbered_jsonl()), lambda b: b[:-4]),  # only the length lost
+        ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl()), lambda b: b[:-1]),
+        ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl(200)) + ZSTD(numbered_jsonl(200)), lambda b: b[:-100]),
+        ("a.jsonl.gz", "gzip", lambda: gzip.compress(numbered_jsonl()), lambda b: b"not gzip" + b),
+        ("a.jsonl.zst", "zstd", lambda: ZSTD(numbered_jsonl()), lambda b: b + b"trailing garbage"),
+        ("a.parquet", "parquet", parquet_bytes, lambda b: b[: int(len(b) * 0.9)]),
+        ("l.tar.gz", "tar", lambda: tarball([OLD_FORMAT, NEW_FORMAT] * 20), lambda b: b[: int(len(b) * 0.9)]),
+        ("l.tar", "tar", lambda: tarball([OLD_FORMAT, NEW_FORMAT] * 20, "w"), lambda b: b[: 512 * 6]),  # at a member
+    ],
+    ids=[
+        "gz-cut",
+        "zst-cut",
+        "gz-no-trailer",
+        "zst-last-byte",
+        "zst-second-frame",
+        "gz-bad-magic",
+        "zst-trailing-garbage",
+        "parquet-cut",
+        "tar.gz-cut",
+        "tar-cut-between-members",
+    ],
+)
 def test_damaged_file_is_one_clear_error(tmp_path, name, kind, whole, cut):
     data = whole()
     (tmp_path / name).write_bytes(data)
@@ -194,8 +229,14 @@ def test_concatenated_zstd_frames_are_one_stream(tmp_path):
 
 
 def test_any_undecodable_line_is_counted_with_its_location(tmp_path, caplog):
-    lines = [jsonl([DOC.format(0)]), b"[" * 100_000 + b"]" * 100_000 + b"\n", b'"just a string"\n', b"42\n",
-             b"\xff\xfe{\n", jsonl([DOC.format(1)])]
+    lines = [
+        jsonl([DOC.format(0)]),
+        b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        b'"just a string"\n',
+        b"42\n",
+        b"\xff\xfe{\n",
+        jsonl([DOC.format(1)]),
+    ]
     (tmp_path / "a.jsonl").write_bytes(b"".join(lines))
     counters = Counters()
     with caplog.at_level("WARNING"):
@@ -212,8 +253,9 @@ def test_a_file_of_no_json_objects_is_an_error(tmp_path):
 
 
 def test_wrong_text_field_names_the_fields_seen(tmp_path):
-    (tmp_path / "a.jsonl").write_bytes(b"".join(json.dumps({"id": i, "body": DOC.format(i)}).encode() + b"\n"
-                                                for i in range(400)))
+    (tmp_path / "a.jsonl").write_bytes(
+        b"".join(json.dumps({"id": i, "body": DOC.format(i)}).encode() + b"\n" for i in range(400))
+    )
     with pytest.raises(ScaleDAGError) as info:
         read({"path": str(tmp_path / "a.jsonl")})
     assert str(info.value) == f"{tmp_path / 'a.jsonl'}: 400 records lack field 'text' (fields seen: body, id)"

@@ -3,6 +3,7 @@
 The compressed-weight kernels exist only on CUDA (sm80+), so here the wrapper's autograd logic is
 checked with the compression step being the identity (the dense pruned weight) against Megatron's
 own linear, and the unsupported path runs for real on this CPU."""
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,9 @@ def block(megatron_dist):
     return spec, build_module(layer_spec(spec), config=transformer_config(spec), layer_number=1)
 
 
-@pytest.mark.parametrize("name", ["self_attention.linear_qkv", "self_attention.linear_proj", "mlp.linear_fc1", "mlp.linear_fc2"])
+@pytest.mark.parametrize(
+    "name", ["self_attention.linear_qkv", "self_attention.linear_proj", "mlp.linear_fc1", "mlp.linear_fc2"]
+)
 def test_sparse_linear_matches_megatrons_linear_with_pruned_weights(block, name):
     _, layer = block
     lin = layer.get_submodule(name)
@@ -73,7 +76,12 @@ def test_sparse_linear_matches_megatrons_linear_with_pruned_weights(block, name)
 def test_sparsify_block_replaces_every_linear_and_still_trains(block):
     spec, layer = block
     replaced = sparsify_block(layer, compress=lambda w: w)
-    assert sorted(replaced) == ["mlp.linear_fc1", "mlp.linear_fc2", "self_attention.linear_proj", "self_attention.linear_qkv"]
+    assert sorted(replaced) == [
+        "mlp.linear_fc1",
+        "mlp.linear_fc2",
+        "self_attention.linear_proj",
+        "self_attention.linear_qkv",
+    ]
     assert linear_modules(layer) == []
     from megatron.core.models.common.embeddings.rotary_pos_embedding import RotaryEmbedding
 
@@ -91,13 +99,28 @@ def test_cpu_is_reported_unsupported_with_torchs_reason(block):
 
 
 def test_block_benchmark_records_sparse_points_as_unsupported_never_dense(tmp_path):
-    spec = {"study": "efficiency", "scale": "tiny", "arch": "llama", "warmup": 1, "repeats": 2, "sparsity": True,
-            "threads": 1, "points": [{"hidden": 64, "heads": 2, "seq_length": 32, "micro_batch_size": 1},
-                                     {"hidden": 64, "heads": 2, "seq_length": 64, "micro_batch_size": 2}]}
+    spec = {
+        "study": "efficiency",
+        "scale": "tiny",
+        "arch": "llama",
+        "warmup": 1,
+        "repeats": 2,
+        "sparsity": True,
+        "threads": 1,
+        "points": [
+            {"hidden": 64, "heads": 2, "seq_length": 32, "micro_batch_size": 1},
+            {"hidden": 64, "heads": 2, "seq_length": 64, "micro_batch_size": 2},
+        ],
+    }
     out = tmp_path / "rows.jsonl"
     run_module("workflow.bench.block", ["--spec", json.dumps(spec), "--out", str(out)], timeout=120)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [(r["mode"], r["seq_length"]) for r in rows] == [("dense", 32), ("sparse24", 32), ("dense", 64), ("sparse24", 64)]
+    assert [(r["mode"], r["seq_length"]) for r in rows] == [
+        ("dense", 32),
+        ("sparse24", 32),
+        ("dense", 64),
+        ("sparse24", 64),
+    ]
     for r in rows:
         assert r["device"] and r["torch"] == torch.__version__ and r["megatron_core"]
     for r in rows[1::2]:
@@ -113,7 +136,7 @@ def test_a_point_that_does_not_fit_is_recorded_oom_and_the_sweep_goes_on():
     from workflow.bench.block import unless_oom
 
     assert unless_oom(lambda: 3) == (3, None)
-    result, reason = unless_oom(lambda: torch.empty(10 ** 14))  # a real allocation failure (400 TB)
+    result, reason = unless_oom(lambda: torch.empty(10**14))  # a real allocation failure (400 TB)
     assert result is None and reason.startswith("OutOfMemoryError: ") and "\n" not in reason
     with pytest.raises(ValueError):
         unless_oom(lambda: mask_2to4(torch.randn(2, 3)))  # other errors are not swallowed

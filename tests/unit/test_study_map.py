@@ -1,6 +1,7 @@
 """docs/STUDIES.md, the study map: every rule, function and config key it names exists, the rule it names
 writes the path it names, and every figure or table of the tiny DAG (a dry run, seconds) has a row. The
 files the tiny DAG actually writes are checked by tests/integration/test_study_map_outputs.py."""
+
 from __future__ import annotations
 
 import importlib
@@ -45,7 +46,7 @@ def rule_blocks() -> dict[str, tuple[str, str]]:
         heads = list(RULE_HEAD.finditer(text))
         for i, m in enumerate(heads):
             end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
-            blocks[m.group(1)] = (f"rules/{smk.name}", text[m.start():end])
+            blocks[m.group(1)] = (f"rules/{smk.name}", text[m.start() : end])
     return blocks
 
 
@@ -126,7 +127,7 @@ def dry_run_outputs(text: str) -> dict[str, str]:
         if m:
             rule = m.group(1)
         elif rule and line.startswith("    output: "):
-            for path in line[len("    output: "):].split(", "):
+            for path in line[len("    output: ") :].split(", "):
                 outputs[path.strip()] = rule
     return outputs
 
@@ -158,8 +159,10 @@ def test_the_named_rule_writes_the_output(row, tiny_outputs):
         pytest.skip(f"rule {rule} has no job in this tiny DAG")
     for pattern in row["outputs"]:
         writers = {p: r for p, r in tiny_outputs.items() if PATTERNS[pattern].match(p)}
-        assert writers, (f"{pattern}: no job of the tiny DAG writes a file of this pattern (rule {rule} writes "
-                         f"{sorted(p for p, r in tiny_outputs.items() if r == rule)[:8]})")
+        assert writers, (
+            f"{pattern}: no job of the tiny DAG writes a file of this pattern (rule {rule} writes "
+            f"{sorted(p for p, r in tiny_outputs.items() if r == rule)[:8]})"
+        )
         wrong = {p: r for p, r in writers.items() if r != rule}
         assert not wrong, f"{pattern}: the map says rule {rule}, the tiny DAG writes {wrong}"
 
@@ -167,13 +170,24 @@ def test_the_named_rule_writes_the_output(row, tiny_outputs):
 def test_helpers():
     assert key_exists({"a": {"x": {"b": 1}, "y": {}}}, ["a", "<s>", "b"])
     assert not key_exists({"a": {"x": {"c": 1}}}, ["a", "<s>", "b"])
-    rows = map_rows("## `s`: t\n\n| Paper figure/table | Output | Rule | Function | Keys |\n|---|---|---|---|---|\n"
-                    "| Fig. 1 | `results/<scale>/s/figures/f.png` | `r` (`rules/r.smk`) | `m.f` | `a.b` |\n")
+    rows = map_rows(
+        "## `s`: t\n\n| Paper figure/table | Output | Rule | Function | Keys |\n|---|---|---|---|---|\n"
+        "| Fig. 1 | `results/<scale>/s/figures/f.png` | `r` (`rules/r.smk`) | `m.f` | `a.b` |\n"
+    )
     assert pattern_regex("results/<scale>/<study>/figures/f.png").match("results/tiny/matgpt/figures/f.png")
     assert not pattern_regex("results/<scale>/<study>/figures/f.png").match("results/tiny/a/b/figures/f.png")
     assert not pattern_regex("results/<scale>/s/tables/f.csv").match("results/tiny/s/tables/f.csv.bak")
-    assert dry_run_outputs("rule r:\n    input: x\n    output: a/b.csv, c.png\ncheckpoint c:\n    output: d.json\n") == {
-        "a/b.csv": "r", "c.png": "r", "d.json": "c"}
-    assert rows == [{"section": "`s`: t", "paper": "Fig. 1", "line": rows[0]["line"],
-                     "outputs": ["results/<scale>/s/figures/f.png"], "rule": ["r", "rules/r.smk"],
-                     "functions": ["m.f"], "keys": ["a.b"]}]
+    assert dry_run_outputs(
+        "rule r:\n    input: x\n    output: a/b.csv, c.png\ncheckpoint c:\n    output: d.json\n"
+    ) == {"a/b.csv": "r", "c.png": "r", "d.json": "c"}
+    assert rows == [
+        {
+            "section": "`s`: t",
+            "paper": "Fig. 1",
+            "line": rows[0]["line"],
+            "outputs": ["results/<scale>/s/figures/f.png"],
+            "rule": ["r", "rules/r.smk"],
+            "functions": ["m.f"],
+            "keys": ["a.b"],
+        }
+    ]

@@ -1,4 +1,5 @@
 """Tests for workflow.studies.isoflop: IsoFLOP runs derived from budgets and sizes, and their DAG."""
+
 from __future__ import annotations
 
 import copy
@@ -54,7 +55,8 @@ def test_runs_have_valid_shapes_and_token_budgets(base_config, scale):
         spec = make_model_spec(iso["arch"], s, vocab)
         assert pretrain_spec(cfg, "chinchilla", name)["vocab_size"] == vocab
         fpt = chinchilla_training_flops_per_token(
-            Shape(spec.layers, spec.hidden, spec.heads, spec.ffn_hidden, spec.vocab_size, spec.seq_length, glu=spec.glu))
+            Shape(spec.layers, spec.hidden, spec.heads, spec.ffn_hidden, spec.vocab_size, spec.seq_length, glu=spec.glu)
+        )
         if run["variant"].startswith("a1r"):  # approach 1's horizon runs: D = r N, not C / FLOPs
             r = float(run["variant"][3:])
             assert run["train"]["tokens"] == pytest.approx(r * counts(spec)["params_one_embedding"], rel=1e-12)
@@ -96,12 +98,21 @@ def test_sizes_map_to_the_nearest_shape(base_config):
 
 
 def test_size_forms_grid_per_budget_and_count_range(base_config):
-    per_budget = isoflop_plan(counting_all(with_scale(base_config, "tiny", budgets=[1e12, 2e12],
-                                                      sizes=[[3e5, 7e5], [7e5, 1.3e6, 2.5e6]])), "chinchilla")
-    assert [p["run"] for p in per_budget] == ["c1e12_l1-h64", "c1e12_l1-h128", "c2e12_l1-h128", "c2e12_l4-h128",
-                                              "c2e12_l4-h192"]
-    ranged = isoflop_plan(counting_all(with_scale(base_config, "tiny", budgets=[2e12],
-                                                  sizes={"count": 3, "min": 3e5, "max": 2.5e6})), "chinchilla")
+    per_budget = isoflop_plan(
+        counting_all(with_scale(base_config, "tiny", budgets=[1e12, 2e12], sizes=[[3e5, 7e5], [7e5, 1.3e6, 2.5e6]])),
+        "chinchilla",
+    )
+    assert [p["run"] for p in per_budget] == [
+        "c1e12_l1-h64",
+        "c1e12_l1-h128",
+        "c2e12_l1-h128",
+        "c2e12_l4-h128",
+        "c2e12_l4-h192",
+    ]
+    ranged = isoflop_plan(
+        counting_all(with_scale(base_config, "tiny", budgets=[2e12], sizes={"count": 3, "min": 3e5, "max": 2.5e6})),
+        "chinchilla",
+    )
     assert [p["shape_name"] for p in ranged] == ["l1-h64", "l2-h128", "l4-h192"]  # 3e5, 8.7e5, 2.5e6
 
 
@@ -174,7 +185,9 @@ def test_param_count_matches_the_megatron_model(base_config, megatron_dist):
     iso = cfg["studies"]["chinchilla"]["isoflop"]
     for arch in ("llama", "gpt-neox"):
         for p in isoflop_plan(cfg, "chinchilla")[:2]:
-            spec = make_model_spec(arch, p["shape"], cfg["scales"]["tiny"]["tokenizer"]["vocab_size"], iso.get("overrides"))
+            spec = make_model_spec(
+                arch, p["shape"], cfg["scales"]["tiny"]["tokenizer"]["vocab_size"], iso.get("overrides")
+            )
             model = build_gpt_model(spec)
             assert sum(t.numel() for t in model.parameters()) == counts(spec)["params"], (arch, p["run"])
 
@@ -184,15 +197,31 @@ def test_param_count_matches_the_megatron_model(base_config, megatron_dist):
 
 def _chinchilla_targets(scale: str) -> list[str]:
     root = f"results/{scale}/chinchilla"
-    return [f"{root}/figures/isoflop_curves.png", f"{root}/figures/parametric_contour.png",
-            f"{root}/tables/target_prediction.csv", f"{root}/tables/compute_optimal_allocation.csv"]
+    return [
+        f"{root}/figures/isoflop_curves.png",
+        f"{root}/figures/parametric_contour.png",
+        f"{root}/tables/target_prediction.csv",
+        f"{root}/tables/compute_optimal_allocation.csv",
+    ]
 
 
 # paper: 81 IsoFLOP runs + approach 1's 6 sizes x 4 cosine horizons
 @pytest.mark.parametrize("scale, runs", [("tiny", 12), ("paper", 81 + 24)])
 def test_dag_lists_one_pretrain_per_budget_and_size(tmp_path, scale, runs):
-    proc = snakemake("-n", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(REPO / "config.yaml"),
-                     "--config", f"scale={scale}", "--", *_chinchilla_targets(scale), cwd=tmp_path)
+    proc = snakemake(
+        "-n",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        "--config",
+        f"scale={scale}",
+        "--",
+        *_chinchilla_targets(scale),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     counts_ = job_counts(proc.stdout)
     assert counts_["pretrain"] == runs
@@ -202,8 +231,16 @@ def test_dag_lists_one_pretrain_per_budget_and_size(tmp_path, scale, runs):
 
 
 def test_default_targets_include_the_study(tmp_path):
-    proc = snakemake("-n", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(REPO / "config.yaml"),
-                     cwd=tmp_path)
+    proc = snakemake(
+        "-n",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(REPO / "config.yaml"),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     counts_ = job_counts(proc.stdout)
     assert counts_["isoflop_fit"] == 1 and counts_["isoflop_curves_figure"] == 1
@@ -234,7 +271,9 @@ def test_table_a4_counting_leaves_out_embeddings_and_logits(base_config):
     shape = Shape(layers=12, hidden=768, heads=12, ffn_hidden=3072, vocab_size=32000, seq_length=2048)
     t = chinchilla_flops_breakdown(shape)
     full = t["training"] / 2048
-    assert table_a4_training_flops_per_token(shape) == pytest.approx(full - 3 * (t["embeddings"] + t["final_logits"]) / 2048)
+    assert table_a4_training_flops_per_token(shape) == pytest.approx(
+        full - 3 * (t["embeddings"] + t["final_logits"]) / 2048
+    )
     cfg = with_scale(base_config, "tiny", budgets=[1e12], sizes=[3.2e5])
     cfg["studies"]["chinchilla"]["isoflop"]["flops_per_token"] = "chinchilla_a4"
     (run,) = isoflop_plan(cfg, "chinchilla")

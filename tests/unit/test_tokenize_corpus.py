@@ -64,13 +64,33 @@ def test_sharded_encode_then_merge_equals_one_pass(corpus, tmp_path):
     for shards in (1, 4):
         dirs = [str(tmp_path / f"s{shards}" / f"{k}-of-{shards}") for k in range(shards)]
         for k, d in enumerate(dirs):
-            args = ["encode", "--tokenizer", str(root / "tokenizer.json"), "--shard", str(k), "--num-shards", str(shards),
-                    "--threads", "1"]
+            args = [
+                "encode",
+                "--tokenizer",
+                str(root / "tokenizer.json"),
+                "--shard",
+                str(k),
+                "--num-shards",
+                str(shards),
+                "--threads",
+                "1",
+            ]
             for split in splits:
                 args += ["--input", str(tmp_path / f"{split}.jsonl"), "--output-prefix", f"{d}/{split}"]
             main(args)
-        main(["merge", "--tokenizer", str(root / "tokenizer.json"), "--corpus-stats", str(tmp_path / "stats.json"),
-              "--shard-dir", *dirs, "--out-dir", str(tmp_path / f"merged{shards}")])
+        main(
+            [
+                "merge",
+                "--tokenizer",
+                str(root / "tokenizer.json"),
+                "--corpus-stats",
+                str(tmp_path / "stats.json"),
+                "--shard-dir",
+                *dirs,
+                "--out-dir",
+                str(tmp_path / f"merged{shards}"),
+            ]
+        )
         runs[shards] = tmp_path / f"merged{shards}"
     for split in splits:
         for ext in ("bin", "idx"):
@@ -88,7 +108,9 @@ def test_merge_refuses_a_document_count_that_disagrees(corpus, tmp_path):
     for split in ("train", "valid", "test"):
         write_jsonl(tmp_path / f"{split}.jsonl", texts[:3])
         encode_jsonl(tmp_path / f"{split}.jsonl", root / "tokenizer.json", tmp_path / "s" / split)
-    (tmp_path / "s" / "counts.json").write_text(json.dumps({s: {"documents": 3, "tokens": 0} for s in ("train", "valid", "test")}))
+    (tmp_path / "s" / "counts.json").write_text(
+        json.dumps({s: {"documents": 3, "tokens": 0} for s in ("train", "valid", "test")})
+    )
     stats = {"corpus": "c", "splits": {s: {"documents": 4, "chars": 0} for s in ("train", "valid", "test")}}
     (tmp_path / "stats.json").write_text(json.dumps(stats))
     with pytest.raises(ScaleDAGError, match="3 documents encoded but .* lists 4"):
@@ -104,11 +126,36 @@ def test_dtype_follows_the_vocabulary_like_megatron():
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "workflow.data.tokenize", "encode", "--tokenizer", "t.json",
-                           "--input", str(tmp_path / "missing.jsonl"), "--output-prefix", "x"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflow.data.tokenize",
+            "encode",
+            "--tokenizer",
+            "t.json",
+            "--input",
+            str(tmp_path / "missing.jsonl"),
+            "--output-prefix",
+            "x",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "missing.jsonl" in proc.stderr
     (tmp_path / "a.jsonl").write_text("{}\n")
-    proc = subprocess.run([sys.executable, "-m", "workflow.data.tokenize", "encode", "--tokenizer", "t.json",
-                           "--input", str(tmp_path / "a.jsonl")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflow.data.tokenize",
+            "encode",
+            "--tokenizer",
+            "t.json",
+            "--input",
+            str(tmp_path / "a.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "--output-prefix" in proc.stderr

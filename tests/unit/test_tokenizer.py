@@ -115,14 +115,56 @@ def test_vocab_size_too_small(tmp_path, train):
 
 def test_cli_trains_and_adopts(tmp_path, train):
     out = tmp_path / "tokenizer.json"
-    proc = subprocess.run([sys.executable, "-m", "workflow.data.tokenizer", "--train", str(train), "--type",
-                           "sentencepiece-bpe", "--vocab-size", "400", "--out", str(out)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflow.data.tokenizer",
+            "--train",
+            str(train),
+            "--type",
+            "sentencepiece-bpe",
+            "--vocab-size",
+            "400",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert load_tokenizer(out).get_vocab_size() == 400 and "eod id 2" in proc.stdout
-    adopted = subprocess.run([sys.executable, "-m", "workflow.data.tokenizer", "--train", str(train), "--vocab-size", "512",
-                              "--existing", str(out), "--out", str(tmp_path / "b" / "tokenizer.json")],
-                             capture_output=True, text=True)
+    adopted = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflow.data.tokenizer",
+            "--train",
+            str(train),
+            "--vocab-size",
+            "512",
+            "--existing",
+            str(out),
+            "--out",
+            str(tmp_path / "b" / "tokenizer.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert adopted.returncode == 0 and "adopted" in adopted.stdout
-    missing = subprocess.run([sys.executable, "-m", "workflow.data.tokenizer", "--train", str(tmp_path / "no.jsonl"),
-                              "--vocab-size", "300", "--out", str(out)], capture_output=True, text=True)
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflow.data.tokenizer",
+            "--train",
+            str(tmp_path / "no.jsonl"),
+            "--vocab-size",
+            "300",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "no.jsonl" in missing.stderr

@@ -1,4 +1,5 @@
 """The training loop end to end on CPU: loss falls, outputs are complete, resume is bit-identical."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,11 @@ def test_training_lowers_loss_and_writes_complete_outputs(reference_run):
 
 # save_interval is 10: killed before the first checkpoint (nothing to resume: starts over), right
 # after one (step 10 is saved, then SIGKILL), and mid-interval (steps 11-17 are lost and redone).
-@pytest.mark.parametrize("kill_step,resumes_from", [(6, None), (10, 10), (17, 10)],
-                         ids=["before-first-checkpoint", "right-after-checkpoint", "mid-interval"])
+@pytest.mark.parametrize(
+    "kill_step,resumes_from",
+    [(6, None), (10, 10), (17, 10)],
+    ids=["before-first-checkpoint", "right-after-checkpoint", "mid-interval"],
+)
 def test_resume_after_kill_is_bit_identical(tiny_corpus, reference_run, tmp_path, kill_step, resumes_from):
     spec = make_run_spec(tiny_corpus, tmp_path / "killed", steps=STEPS)
     proc = train_run(spec, env={"SCALEDAG_FAULT_KILL_AT_STEP": str(kill_step)}, check=False)
@@ -150,7 +154,9 @@ def test_run_records_flops_energy_and_wandb_offline(reference_run):
     from wandb_offline import read_offline_run
 
     summary = json.loads((reference_run / "summary.json").read_text())
-    assert summary["flops_per_token"]["chinchilla"] > 0 and summary["flops_per_token"]["6n"] == 6 * summary["parameters"]
+    assert (
+        summary["flops_per_token"]["chinchilla"] > 0 and summary["flops_per_token"]["6n"] == 6 * summary["parameters"]
+    )
     assert summary["peak_memory_mb"] > 0
     energy = summary["energy"]
     # measured joules, or null with the reason; never an estimate

@@ -1,4 +1,5 @@
 """W&B report: built offline from a study's runs and tables; panels and run-set filters checked."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,15 @@ RUNS = {
 
 
 def _summary(arch: str, energy: dict) -> dict:
-    return {"arch": arch, "parameters": 1000, "train_tokens_per_s": 2000.0, "peak_memory_mb": 12.5,
-            "flops_per_token": {"chinchilla": 6e6, "6n": 6e3}, "parallel": {"dp": 2, "tp": 1, "pp": 1},
-            "energy": energy}
+    return {
+        "arch": arch,
+        "parameters": 1000,
+        "train_tokens_per_s": 2000.0,
+        "peak_memory_mb": 12.5,
+        "flops_per_token": {"chinchilla": 6e6, "6n": 6e3},
+        "parallel": {"dp": 2, "tp": 1, "pp": 1},
+        "energy": energy,
+    }
 
 
 @pytest.fixture
@@ -29,8 +36,11 @@ def study(tmp_path):
     for i, run in enumerate(sorted(RUNS)):
         d = tmp_path / "runs" / run
         d.mkdir(parents=True)
-        energy = {"joules": 5.0, "joules_per_token": 0.25 + i, "reason": None} if i == 0 else \
-                 {"joules": None, "joules_per_token": None, "reason": "no energy counter readable: rapl: EACCES"}
+        energy = (
+            {"joules": 5.0, "joules_per_token": 0.25 + i, "reason": None}
+            if i == 0
+            else {"joules": None, "joules_per_token": None, "reason": "no energy counter readable: rapl: EACCES"}
+        )
         (d / "summary.json").write_text(json.dumps(_summary("gpt-neox", energy)))
         summaries.append(str(d / "summary.json"))
     table = tmp_path / "tables" / "loss.csv"
@@ -42,8 +52,9 @@ def study(tmp_path):
 def test_report_panels_and_runset_filters(study):
     import wandb_workspaces.reports.v2 as wr
 
-    inputs = report_inputs("bloom", "tiny", "BLOOM ablations", RUNS, study["summaries"], study["tables"],
-                           project="proj", entity="ent")
+    inputs = report_inputs(
+        "bloom", "tiny", "BLOOM ablations", RUNS, study["summaries"], study["tables"], project="proj", entity="ent"
+    )
     report = build_report(inputs)
     assert isinstance(report, wr.Report) and report.project == "proj" and report.entity == "ent"
     grids = [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
@@ -61,7 +72,8 @@ def test_report_panels_and_runset_filters(study):
         assert sorted(by_name) == ["alibi", "rotary"]
         assert by_name["rotary"].filters == "Config(\"run_id\") in ['tiny.bloom.rotary_tiny-1m']"
         assert by_name["alibi"].filters == (
-            "Config(\"run_id\") in ['tiny.bloom.alibi_small-2m', 'tiny.bloom.alibi_tiny-1m']")
+            "Config(\"run_id\") in ['tiny.bloom.alibi_small-2m', 'tiny.bloom.alibi_tiny-1m']"
+        )
         assert all(rs.groupby == ["config.arch"] and rs.project == "proj" for rs in grid.runsets)
 
     markdown = [b.text for b in report.blocks if isinstance(b, wr.MarkdownBlock)]
@@ -94,11 +106,29 @@ def test_report_covers_the_runs_given_and_rejects_strangers(study, tmp_path):
 
 def test_cli_writes_spec_and_prints_publish_command(study, tmp_path):
     out = tmp_path / "report" / "wandb_report.json"
-    proc = run_module("workflow.report.wandb_report", [
-        "build", "--study", "bloom", "--scale", "tiny", "--title", "BLOOM", "--runs", json.dumps(RUNS),
-        "--summaries", *study["summaries"], "--tables", *study["tables"],
-        "--offline-runs", "results/tiny/bloom/runs/*/wandb/offline-run-*", "--out", str(out)],
-        env={"WANDB_MODE": "offline", "WANDB_ENTITY": "", "WANDB_PROJECT": ""})
+    proc = run_module(
+        "workflow.report.wandb_report",
+        [
+            "build",
+            "--study",
+            "bloom",
+            "--scale",
+            "tiny",
+            "--title",
+            "BLOOM",
+            "--runs",
+            json.dumps(RUNS),
+            "--summaries",
+            *study["summaries"],
+            "--tables",
+            *study["tables"],
+            "--offline-runs",
+            "results/tiny/bloom/runs/*/wandb/offline-run-*",
+            "--out",
+            str(out),
+        ],
+        env={"WANDB_MODE": "offline", "WANDB_ENTITY": "", "WANDB_PROJECT": ""},
+    )
     spec = json.loads(out.read_text())
     command = proc.stdout.strip().splitlines()[-1]
     assert command == spec["publish"]
@@ -107,8 +137,12 @@ def test_cli_writes_spec_and_prints_publish_command(study, tmp_path):
     assert spec["inputs"]["project"] == "scaledag" and spec["report"]["title"] == "BLOOM"
     assert len(spec["report"]["blocks"]) >= 10
     # publishing without an entity fails on one line, before any network call
-    proc = run_module("workflow.report.wandb_report", ["publish", "--spec", str(out)], check=False,
-                      env={"WANDB_ENTITY": "", "WANDB_MODE": "offline"})
+    proc = run_module(
+        "workflow.report.wandb_report",
+        ["publish", "--spec", str(out)],
+        check=False,
+        env={"WANDB_ENTITY": "", "WANDB_MODE": "offline"},
+    )
     assert proc.returncode == 2 and "no W&B entity" in proc.stderr
 
 

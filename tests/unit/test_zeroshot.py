@@ -1,4 +1,5 @@
 """Zero-shot through lm-eval: offline task conversion, the Megatron LM, and a forced-answer scorer check."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,15 @@ from workflow.errors import ScaleDAGError
 from workflow.evaluate.zeroshot_tasks import TASKS, load_task, prepare_task
 
 # Rows per file, from ../shared/data/zeroshot/README.md.
-README_ROWS = {"lambada_openai": 5153, "hellaswag": 10042, "piqa": 1838, "arc_easy": 2376, "arc_challenge": 1172,
-               "winogrande": 1267, "boolq": 3270}
+README_ROWS = {
+    "lambada_openai": 5153,
+    "hellaswag": 10042,
+    "piqa": 1838,
+    "arc_easy": 2376,
+    "arc_challenge": 1172,
+    "winogrande": 1267,
+    "boolq": 3270,
+}
 
 
 @pytest.mark.shared_data
@@ -35,7 +43,7 @@ def test_malformed_line_is_skipped_and_counted(tmp_path, capsys):
     good = {"query": "Question: Which is a metal?", "choices": ["iron", "oxygen", "neon"], "gold": 0}
     path = _arc_file(tmp_path, [good, good])
     with open(path, "a") as fh:
-        fh.write('{"query": "Question: broken", "choices": ["a"]\n')       # not JSON
+        fh.write('{"query": "Question: broken", "choices": ["a"]\n')  # not JSON
         fh.write(json.dumps({"query": "Q", "choices": ["a", "b"], "gold": 5}) + "\n")  # gold out of range
     stats = prepare_task("arc_easy", tmp_path, tmp_path / "out" / "arc_easy.jsonl")
     assert stats["items"] == 2 and stats["skipped"] == 2
@@ -63,8 +71,18 @@ def test_sample_is_seeded_and_keeps_file_order(tmp_path):
 
 
 def _zeroshot_cli(spec: dict, tasks: dict[str, Path], out_dir: Path, **kw):
-    return run_module("workflow.evaluate.zeroshot", ["--spec", json.dumps(spec), "--data", *[f"{t}={p}" for t, p in tasks.items()],
-                                            "--out", *[f"{t}={out_dir / (t + '.json')}" for t in tasks]], **kw)
+    return run_module(
+        "workflow.evaluate.zeroshot",
+        [
+            "--spec",
+            json.dumps(spec),
+            "--data",
+            *[f"{t}={p}" for t, p in tasks.items()],
+            "--out",
+            *[f"{t}={out_dir / (t + '.json')}" for t in tasks],
+        ],
+        **kw,
+    )
 
 
 @pytest.mark.shared_data
@@ -72,7 +90,9 @@ def test_lm_eval_offline_on_tiny_checkpoint(tiny_corpus, trained_run, tmp_path):
     data = require_shared("zeroshot")
     prepare_task("piqa", data, tmp_path / "piqa.jsonl", limit=8)
     spec = make_run_spec(tiny_corpus, trained_run)
-    _zeroshot_cli(spec, {"piqa": tmp_path / "piqa.jsonl"}, tmp_path, env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    _zeroshot_cli(
+        spec, {"piqa": tmp_path / "piqa.jsonl"}, tmp_path, env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    )
     record = json.loads((tmp_path / "piqa.json").read_text())
     assert 0.0 <= record["metrics"]["acc"] <= 1.0 and 0.0 <= record["metrics"]["acc_norm"] <= 1.0
     assert record["metrics"]["samples"] == 8 and record["random_acc"] == 0.5 and record["model"] == "megatron"
@@ -90,10 +110,16 @@ def test_tokenizer_of_another_vocabulary_is_refused(tiny_corpus, trained_run, tm
 
 
 # -- forced answers: a model trained to memorise hand-made items must get ~all of them right ---------
-FACTS = [("What colour is a zorbel?", "purple"), ("Where does the quimble live?", "under the bridge"),
-         ("What does a fennix eat?", "copper coins"), ("Who built the tower of Vell?", "the glass masons"),
-         ("What is the capital of Drusk?", "Mornhal"), ("How many legs has a trivet bird?", "seven"),
-         ("What sound does a blorp make?", "a low whistle"), ("What metal is a sprocket made of?", "tungsten")]
+FACTS = [
+    ("What colour is a zorbel?", "purple"),
+    ("Where does the quimble live?", "under the bridge"),
+    ("What does a fennix eat?", "copper coins"),
+    ("Who built the tower of Vell?", "the glass masons"),
+    ("What is the capital of Drusk?", "Mornhal"),
+    ("How many legs has a trivet bird?", "seven"),
+    ("What sound does a blorp make?", "a low whistle"),
+    ("What metal is a sprocket made of?", "tungsten"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +136,11 @@ def memorised_run(tmp_path_factory):
     train_tokenizer(root / "train.jsonl", root / "tokenizer.json", vocab_size=300)
     for split in ("train", "valid"):
         encode_jsonl(root / f"{split}.jsonl", root / "tokenizer.json", root / "tokens" / split)
-    corpus = {"tokenizer": str(root / "tokenizer.json"), "train_prefix": str(root / "tokens" / "train"),
-              "valid_prefix": str(root / "tokens" / "valid")}
+    corpus = {
+        "tokenizer": str(root / "tokenizer.json"),
+        "train_prefix": str(root / "tokens" / "train"),
+        "valid_prefix": str(root / "tokens" / "valid"),
+    }
     spec = make_run_spec(corpus, root / "run", steps=120, lr=5e-3, save_interval=120, eval_interval=120)
     spec["vocab_size"] = 300
     train_run(spec)
@@ -126,7 +155,7 @@ def test_lm_eval_scores_memorised_answers_correct(memorised_run, tmp_path):
     items = []
     for i, (q, a) in enumerate(FACTS):
         wrong = [answers[(i + k) % len(FACTS)] for k in (1, 3, 5)]
-        choices = wrong[: i % 4] + [a] + wrong[i % 4:]
+        choices = wrong[: i % 4] + [a] + wrong[i % 4 :]
         items.append({"query": f"Question: {q}", "choices": choices, "gold": i % 4})
     _arc_file(tmp_path / "data", items)
     prepare_task("arc_easy", tmp_path / "data", tmp_path / "arc_easy.jsonl")
@@ -151,8 +180,10 @@ def test_megatron_lm_and_hf_export_agree(tiny_corpus, trained_run, tmp_path):
     spec = make_run_spec(tiny_corpus, trained_run)
     _zeroshot_cli(spec, {"arc_easy": tmp_path / "arc_easy.jsonl"}, tmp_path)
     megatron = json.loads((tmp_path / "arc_easy.json").read_text())["metrics"]
-    run_module("workflow.export.hf", ["--run-dir", str(trained_run), "--tokenizer", tiny_corpus["tokenizer"],
-                                      "--out", str(tmp_path / "hf")])
+    run_module(
+        "workflow.export.hf",
+        ["--run-dir", str(trained_run), "--tokenizer", tiny_corpus["tokenizer"], "--out", str(tmp_path / "hf")],
+    )
     hf_lm = ("hf", f"pretrained={tmp_path / 'hf'},dtype=float32,max_length=64")  # lm-eval's own HF model
     hf = run_lm_eval(hf_lm, {"arc_easy": tmp_path / "arc_easy.jsonl"}, batch_size=8, device="cpu")["arc_easy"]
     assert (hf["acc"], hf["acc_norm"], hf["samples"]) == (megatron["acc"], megatron["acc_norm"], megatron["samples"])

@@ -5,10 +5,11 @@
   1e-9 relative), binary and text outputs byte for byte as generated;
 - the generated conftest adds a command-line option, which pytest allows only in the top conftest:
   take the conda prefix from SNAKEMAKE_CONDA_PREFIX instead."""
+
 import sys
 from pathlib import Path
 
-COMPARE = '''
+COMPARE = """
 
 # -- ScaleDAG override (tests/unit_tools/finish.py): JSON compared as data, without timings --------
 import sys
@@ -24,7 +25,7 @@ class DeterministicChecker(OutputChecker):
                 pytest.fail(f"{expected_file} differs from {generated_file} (timings ignored)", pytrace=False)
             return
         super().compare_files(expected_file, generated_file, cmp_cmds)
-'''
+"""
 
 CONFTEST = '''"""Fixture of the generated Snakemake unit tests (see tests/unit_tools/finish.py)."""
 import os
@@ -49,13 +50,15 @@ def main(root: Path) -> None:
     (root / "__init__.py").write_text("")
     for test in root.glob("test_*.py"):
         text = test.read_text()
-        text = text.replace('                "python",\n', '                sys.executable,\n')
+        text = text.replace('                "python",\n', "                sys.executable,\n")
         text = text.replace("common.OutputChecker(", "common.DeterministicChecker(")
         # rules call `python -m workflow...`: the venv's python must come first on PATH
-        text = text.replace("            + conda_prefix\n        )",
-                            "            + conda_prefix,\n"
-                            "            env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get(\"PATH\", \"\")),\n"
-                            "        )")
+        text = text.replace(
+            "            + conda_prefix\n        )",
+            "            + conda_prefix,\n"
+            '            env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")),\n'
+            "        )",
+        )
         test.write_text(text)
 
 

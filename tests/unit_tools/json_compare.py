@@ -1,5 +1,6 @@
 """JSON outputs of the generated Snakemake unit tests compared as data: run-dependent keys (timings,
 hosts) dropped, floats equal to 1e-9 relative. Imported by tests/rules/common.py (see finish.py)."""
+
 import json
 import math
 from pathlib import Path

@@ -7,6 +7,7 @@ read at run time and the software versions, so files from several machines conca
 table. With `sparsity` each point is measured again with 2:4 sparse weights, or recorded
 `unsupported` with the reason (workflow.bench.sparsity).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,16 @@ def run_environment() -> dict:
     """Device and software labels every benchmark row carries."""
     from importlib.metadata import version
 
-    return {"device": device_name(), "device_type": "cuda" if torch.cuda.is_available() else "cpu",
-            "host": platform.node(), "torch": torch.__version__, "megatron_core": version("megatron-core"),
-            "cuda": torch.version.cuda, "hip": getattr(torch.version, "hip", None), "python": platform.python_version()}
+    return {
+        "device": device_name(),
+        "device_type": "cuda" if torch.cuda.is_available() else "cpu",
+        "host": platform.node(),
+        "torch": torch.__version__,
+        "megatron_core": version("megatron-core"),
+        "cuda": torch.version.cuda,
+        "hip": getattr(torch.version, "hip", None),
+        "python": platform.python_version(),
+    }
 
 
 class Timer:
@@ -163,11 +171,18 @@ def measure_point(layer, spec, micro: int, warmup: int, repeats: int, dtype: tor
     act = activation_mb(forward)
     flops = block_flops(spec, micro)
     tokens = spec.seq_length * micro
-    return {"fwd_ms": fwd_ms, "fwd_bwd_ms": step_ms, "fwd_bwd_ms_all": times,
-            "tokens_per_s": tokens / (step_ms / 1e3), "tflops": flops["training"] / (step_ms / 1e3) / 1e12,
-            "fwd_tflops": flops["forward"] / (fwd_ms / 1e3) / 1e12,
-            "flops_training": flops["training"], "peak_memory_mb": peak, "peak_memory_source": source,
-            "activation_mb": act}
+    return {
+        "fwd_ms": fwd_ms,
+        "fwd_bwd_ms": step_ms,
+        "fwd_bwd_ms_all": times,
+        "tokens_per_s": tokens / (step_ms / 1e3),
+        "tflops": flops["training"] / (step_ms / 1e3) / 1e12,
+        "fwd_tflops": flops["forward"] / (fwd_ms / 1e3) / 1e12,
+        "flops_training": flops["training"],
+        "peak_memory_mb": peak,
+        "peak_memory_source": source,
+        "activation_mb": act,
+    }
 
 
 def unless_oom(fn):
@@ -202,28 +217,51 @@ def run(spec: dict, out: str) -> list[dict]:
     try:
         points = spec["points"]
         for i, p in enumerate(points):
-            mspec = make_model_spec(spec["arch"], {"layers": 1, "hidden": p["hidden"], "heads": p["heads"],
-                                                    "seq_length": p["seq_length"]}, vocab_size=1)
-            base = {**env, "study": spec["study"], "scale": spec["scale"], "arch": spec["arch"], **p,
-                    "ffn_hidden": mspec.ffn_hidden, "dtype": str(dtype).replace("torch.", ""),
-                    "warmup": spec["warmup"], "repeats": spec["repeats"]}
+            mspec = make_model_spec(
+                spec["arch"],
+                {"layers": 1, "hidden": p["hidden"], "heads": p["heads"], "seq_length": p["seq_length"]},
+                vocab_size=1,
+            )
+            base = {
+                **env,
+                "study": spec["study"],
+                "scale": spec["scale"],
+                "arch": spec["arch"],
+                **p,
+                "ffn_hidden": mspec.ffn_hidden,
+                "dtype": str(dtype).replace("torch.", ""),
+                "warmup": spec["warmup"],
+                "repeats": spec["repeats"],
+            }
             layer = build_layer(mspec, bf16)
-            dense, oom = unless_oom(partial(measure_point, layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype))
+            dense, oom = unless_oom(
+                partial(measure_point, layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype)
+            )
             rows.append({**base, "mode": "dense", "status": "oom" if oom else "ok", "reason": oom, **(dense or {})})
-            print(f"[{i + 1}/{len(points)}] {spec['arch']} h={p['hidden']} s={p['seq_length']} b={p['micro_batch_size']}: "
-                  + (oom or f"{dense['tokens_per_s']:,.0f} tok/s {dense['tflops']:.4f} TFLOP/s"), flush=True)
+            print(
+                f"[{i + 1}/{len(points)}] {spec['arch']} h={p['hidden']} s={p['seq_length']} b={p['micro_batch_size']}: "
+                + (oom or f"{dense['tokens_per_s']:,.0f} tok/s {dense['tflops']:.4f} TFLOP/s"),
+                flush=True,
+            )
             if spec.get("sparsity", True):
                 ok, reason = semi_structured_support(layer, dtype)
                 row = {**base, "mode": "sparse24", "status": "ok" if ok else "unsupported", "reason": reason}
                 if ok:
                     sparsify_block(layer)
-                    sparse, oom = unless_oom(partial(measure_point, layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype))
+                    sparse, oom = unless_oom(
+                        partial(
+                            measure_point, layer, mspec, p["micro_batch_size"], spec["warmup"], spec["repeats"], dtype
+                        )
+                    )
                     if oom:
                         row.update(status="oom", reason=oom)
                     else:
                         row.update(sparse)
                         if dense:
-                            row.update(speedup_fwd=dense["fwd_ms"] / sparse["fwd_ms"], speedup_fwd_bwd=dense["fwd_bwd_ms"] / sparse["fwd_bwd_ms"])
+                            row.update(
+                                speedup_fwd=dense["fwd_ms"] / sparse["fwd_ms"],
+                                speedup_fwd_bwd=dense["fwd_bwd_ms"] / sparse["fwd_bwd_ms"],
+                            )
                 else:
                     print(f"    sparse 2:4 unsupported: {reason}", flush=True)
                 rows.append(row)

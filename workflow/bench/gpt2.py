@@ -7,6 +7,7 @@ scheduler, GPTDataset batches) and times whole training steps — forward, backw
 all-reduce and optimizer — `warmup_steps` untimed then `steps` timed; the median step gives
 tokens/s. No evaluation or checkpointing: this measures the step, not the run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,12 +30,29 @@ def trainer_spec(spec: dict, point: dict) -> dict:
     shape = dict(spec["shapes"][point["size"]], seq_length=point["seq_length"])
     n_steps = spec["warmup_steps"] + spec["steps"]
     gbs = point["micro_batch_size"] * point["grad_accum"] * point["devices"]
-    train = {**spec["train"], "micro_batch_size": point["micro_batch_size"], "global_batch_size": gbs,
-             "tokens": n_steps * gbs * point["seq_length"], "eval_iters": 1}
-    return {"run_id": f"{spec['scale']}.{spec['study']}.{spec['job']}", "study": spec["study"], "run": spec["job"],
-            "arch": spec["arch"], "arch_overrides": spec.get("overrides", {}), "shape": dict(shape, name=point["size"]),
-            "vocab_size": spec["vocab_size"], "data": spec["data"], "train": train, "parallel": {"tp": 1, "pp": 1},
-            "bf16": spec.get("bf16", False), "threads": spec.get("threads"), "out_dir": spec["scratch"], "wandb": False}
+    train = {
+        **spec["train"],
+        "micro_batch_size": point["micro_batch_size"],
+        "global_batch_size": gbs,
+        "tokens": n_steps * gbs * point["seq_length"],
+        "eval_iters": 1,
+    }
+    return {
+        "run_id": f"{spec['scale']}.{spec['study']}.{spec['job']}",
+        "study": spec["study"],
+        "run": spec["job"],
+        "arch": spec["arch"],
+        "arch_overrides": spec.get("overrides", {}),
+        "shape": dict(shape, name=point["size"]),
+        "vocab_size": spec["vocab_size"],
+        "data": spec["data"],
+        "train": train,
+        "parallel": {"tp": 1, "pp": 1},
+        "bf16": spec.get("bf16", False),
+        "threads": spec.get("threads"),
+        "out_dir": spec["scratch"],
+        "wandb": False,
+    }
 
 
 def measure(spec: dict, point: dict) -> dict:
@@ -44,7 +62,9 @@ def measure(spec: dict, point: dict) -> dict:
     if tr.dp != point["devices"]:
         raise ScaleDAGError(f"point wants {point['devices']} data-parallel devices but the launch has {tr.dp}")
     if tr.num_microbatches != point["grad_accum"]:
-        raise ScaleDAGError(f"point wants {point['grad_accum']} micro-batches per step, the Trainer made {tr.num_microbatches}")
+        raise ScaleDAGError(
+            f"point wants {point['grad_accum']} micro-batches per step, the Trainer made {tr.num_microbatches}"
+        )
     timer = Timer()
     it = iter(range(tr.train_iters))
     for _ in range(spec["warmup_steps"]):
@@ -54,11 +74,25 @@ def measure(spec: dict, point: dict) -> dict:
     tokens = tr.global_batch * tr.seq
     from workflow.telemetry.mfu import throughput_metrics
 
-    m = throughput_metrics(tokens, step_ms / 1e3, tr.flops_per_token_chinchilla, tr.flops_per_token_6n,
-                           tr.world_size, tr.device_name, "bf16" if tr.bf16 else "fp32")
+    m = throughput_metrics(
+        tokens,
+        step_ms / 1e3,
+        tr.flops_per_token_chinchilla,
+        tr.flops_per_token_6n,
+        tr.world_size,
+        tr.device_name,
+        "bf16" if tr.bf16 else "fp32",
+    )
     peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-    out = {"parameters": tr.n_params, "global_batch_size": tr.global_batch, "step_ms": step_ms, "step_ms_all": times,
-           "tokens_per_step": tokens, "peak_memory_mb": peak, **m}
+    out = {
+        "parameters": tr.n_params,
+        "global_batch_size": tr.global_batch,
+        "step_ms": step_ms,
+        "step_ms_all": times,
+        "tokens_per_step": tokens,
+        "peak_memory_mb": peak,
+        **m,
+    }
     del tr
     gc.collect()
     if torch.cuda.is_available():
@@ -79,14 +113,31 @@ def run(spec: dict, out: str) -> list[dict]:
         for i, point in enumerate(spec["points"]):
             m, oom = unless_oom(partial(measure, spec, point))
             shape = spec["shapes"][point["size"]]
-            rows.append({**env, "study": spec["study"], "scale": spec["scale"], "job": spec["job"], "arch": spec["arch"],
-                         **point, "layers": shape["layers"], "hidden": shape["hidden"], "heads": shape["heads"],
-                         "warmup_steps": spec["warmup_steps"], "steps": spec["steps"],
-                         "status": "oom" if oom else "ok", "reason": oom, **(m or {})})
+            rows.append(
+                {
+                    **env,
+                    "study": spec["study"],
+                    "scale": spec["scale"],
+                    "job": spec["job"],
+                    "arch": spec["arch"],
+                    **point,
+                    "layers": shape["layers"],
+                    "hidden": shape["hidden"],
+                    "heads": shape["heads"],
+                    "warmup_steps": spec["warmup_steps"],
+                    "steps": spec["steps"],
+                    "status": "oom" if oom else "ok",
+                    "reason": oom,
+                    **(m or {}),
+                }
+            )
             if torch.distributed.get_rank() == 0:
-                print(f"[{i + 1}/{len(spec['points'])}] {point['sweep']} {point['size']} seq {point['seq_length']} "
-                      f"micro {point['micro_batch_size']} x{point['grad_accum']} on {point['devices']}: "
-                      + (oom or f"{m['tokens_per_s']:,.0f} tok/s"), flush=True)
+                print(
+                    f"[{i + 1}/{len(spec['points'])}] {point['sweep']} {point['size']} seq {point['seq_length']} "
+                    f"micro {point['micro_batch_size']} x{point['grad_accum']} on {point['devices']}: "
+                    + (oom or f"{m['tokens_per_s']:,.0f} tok/s"),
+                    flush=True,
+                )
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     finally:
         shutdown()

@@ -12,6 +12,7 @@ weight pruned 2:4 (two largest magnitudes of each group of four along the input 
 grad-input and grad-weight are dense GEMMs on the masked weight (grad-weight masked): the speed-up
 of a training step is bounded by the forward's share of the GEMM FLOPs (about one third).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -99,7 +100,10 @@ def semi_structured_support(block: torch.nn.Module, dtype: torch.dtype) -> tuple
             F.linear(x, compressed)
         except Exception as exc:  # noqa: BLE001 -- any failure means "not supported here", with why
             msg = " ".join(str(exc).split())[:300]
-            return False, f"{name} {tuple(w.shape)} {w.device.type}/{str(dtype).replace('torch.', '')}: {type(exc).__name__}: {msg}"
+            return (
+                False,
+                f"{name} {tuple(w.shape)} {w.device.type}/{str(dtype).replace('torch.', '')}: {type(exc).__name__}: {msg}",
+            )
     return True, None
 
 

@@ -3,6 +3,7 @@
 Every filter is a pure function of one cleaned document returning True to keep it, so each can be
 tested alone and the stage can count, per filter, how many documents went in and came out.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,8 @@ ENGLISH_STOPWORDS = frozenset(
     "say her she or an will my one all would there their what so up out if about who get which go me "
     "when make can like time no just him know take people into year your good some could them see other "
     "than then now look only come its over think also back after use two how our work first well way even "
-    "new want because any these give day most us is are was were has been".split())
+    "new want because any these give day most us is are was were has been".split()
+)
 
 
 def clean_text(text: str) -> str:
@@ -64,11 +66,16 @@ def build_filters(spec: dict) -> list[tuple[str, callable]]:
     if spec.get("max_chars"):
         filters.append(("max_chars", lambda t, n=int(spec["max_chars"]): len(t) <= n))
     if spec.get("max_non_alpha_fraction") is not None:
-        filters.append(("max_non_alpha_fraction",
-                        lambda t, x=float(spec["max_non_alpha_fraction"]): non_alpha_fraction(t) <= x))
+        filters.append(
+            ("max_non_alpha_fraction", lambda t, x=float(spec["max_non_alpha_fraction"]): non_alpha_fraction(t) <= x)
+        )
     if spec.get("max_duplicate_line_fraction") is not None:
-        filters.append(("max_duplicate_line_fraction",
-                        lambda t, x=float(spec["max_duplicate_line_fraction"]): duplicate_line_fraction(t) <= x))
+        filters.append(
+            (
+                "max_duplicate_line_fraction",
+                lambda t, x=float(spec["max_duplicate_line_fraction"]): duplicate_line_fraction(t) <= x,
+            )
+        )
     if spec.get("language"):
         language = spec["language"]
         min_stopwords = float(language.get("min_stopword_fraction", 0.1))

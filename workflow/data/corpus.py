@@ -7,6 +7,7 @@ dedup (MinHash LSH) -> split -> mixture weight. A document's split depends only 
 adding documents to a corpus never moves an existing one between splits. Sources are streamed: only
 dedup keys and MinHash signatures stay in memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,14 +31,32 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
 NEAR_DEDUP_DEFAULTS = {"threshold": 0.8, "num_perm": 128, "shingle_size": 5}
 DEFAULTS = {
-    "sources": None, "generated": None,
-    "min_chars": 50, "max_chars": 1_000_000, "max_non_alpha_fraction": 0.5,
-    "max_duplicate_line_fraction": 0.3, "language": None,
-    "exact_dedup": True, "near_dedup": NEAR_DEDUP_DEFAULTS,
-    "valid_fraction": 0.05, "test_fraction": 0.01,
+    "sources": None,
+    "generated": None,
+    "min_chars": 50,
+    "max_chars": 1_000_000,
+    "max_non_alpha_fraction": 0.5,
+    "max_duplicate_line_fraction": 0.3,
+    "language": None,
+    "exact_dedup": True,
+    "near_dedup": NEAR_DEDUP_DEFAULTS,
+    "valid_fraction": 0.05,
+    "test_fraction": 0.01,
 }
-SOURCE_KEYS = {"path", "url", "sha256", "hf_dataset", "config", "split", "revision", "generated",
-               "format", "text_field", "weight", "max_documents"}
+SOURCE_KEYS = {
+    "path",
+    "url",
+    "sha256",
+    "hf_dataset",
+    "config",
+    "split",
+    "revision",
+    "generated",
+    "format",
+    "text_field",
+    "weight",
+    "max_documents",
+}
 
 
 def _normalise_source(name: str, source) -> dict:
@@ -54,8 +73,12 @@ def _normalise_source(name: str, source) -> dict:
         raise ScaleDAGError(f"corpus {name!r}: {exc}") from None
     if kind == "generated":
         g = source["generated"]
-        if not (isinstance(g, dict) and isinstance(g.get("documents"), int) and g["documents"] > 0
-                and isinstance(g.get("seed", 0), int)):
+        if not (
+            isinstance(g, dict)
+            and isinstance(g.get("documents"), int)
+            and g["documents"] > 0
+            and isinstance(g.get("seed", 0), int)
+        ):
             raise ScaleDAGError(f"corpus {name!r}: 'generated' needs integer 'documents' > 0 and 'seed'")
     if kind == "url" and not source.get("sha256"):
         raise ScaleDAGError(f"corpus {name!r}: url source {source['url']!r} needs a sha256")
@@ -84,8 +107,9 @@ def normalise_spec(spec: dict) -> dict:
     spec["sources"] = [_normalise_source(name, s) for s in spec["sources"]]
     valid, test = float(spec["valid_fraction"]), float(spec["test_fraction"])
     if not (0.0 < valid < 1.0 and 0.0 < test < 1.0 and valid + test < 1.0):
-        raise ScaleDAGError(f"corpus {name!r}: valid_fraction ({valid}) and test_fraction ({test}) must be in "
-                            f"(0, 1) with a sum below 1")
+        raise ScaleDAGError(
+            f"corpus {name!r}: valid_fraction ({valid}) and test_fraction ({test}) must be in (0, 1) with a sum below 1"
+        )
     if int(spec["min_chars"]) < 0:
         raise ScaleDAGError(f"corpus {name!r}: min_chars must be >= 0, got {spec['min_chars']}")
     if spec["near_dedup"]:
@@ -117,8 +141,9 @@ def copies_of(text: str, weight: float) -> int:
     return whole + (1 if _unit_hash(text, b"weight") < weight - whole else 0)
 
 
-def prepare_corpus(spec: dict, out_dir: str | os.PathLike, progress_every: int = 10_000,
-                   download_dir: str | os.PathLike | None = None) -> dict:
+def prepare_corpus(
+    spec: dict, out_dir: str | os.PathLike, progress_every: int = 10_000, download_dir: str | os.PathLike | None = None
+) -> dict:
     """Read, clean, de-duplicate and split one corpus; write {train,valid,test}.jsonl and stats.json."""
     spec = normalise_spec(spec)
     name, out_dir = spec["name"], Path(out_dir)
@@ -136,16 +161,24 @@ def prepare_corpus(spec: dict, out_dir: str | os.PathLike, progress_every: int =
         stages[stage][1] += ok
         return ok
 
-    with atomic_path(out_dir / "train.jsonl") as train_tmp, atomic_path(out_dir / "valid.jsonl") as valid_tmp, \
-            atomic_path(out_dir / "test.jsonl") as test_tmp:
+    with (
+        atomic_path(out_dir / "train.jsonl") as train_tmp,
+        atomic_path(out_dir / "valid.jsonl") as valid_tmp,
+        atomic_path(out_dir / "test.jsonl") as test_tmp,
+    ):
         writers = {s: open(p, "w", encoding="utf-8") for s, p in zip(SPLITS, (train_tmp, valid_tmp, test_tmp))}
         try:
             for source in spec["sources"]:
                 label = source_label(source)
                 while label in per_source:
                     label += "'"
-                stats = per_source[label] = {"documents_read": 0, "documents_nonempty": 0, "documents_kept": 0,
-                                             "documents_written": 0, "weight": source["weight"]}
+                stats = per_source[label] = {
+                    "documents_read": 0,
+                    "documents_nonempty": 0,
+                    "documents_kept": 0,
+                    "documents_written": 0,
+                    "weight": source["weight"],
+                }
                 documents = read_source(source, counters, download_dir)
                 if source.get("max_documents"):
                     documents = islice(documents, int(source["max_documents"]))
@@ -153,8 +186,13 @@ def prepare_corpus(spec: dict, out_dir: str | os.PathLike, progress_every: int =
                     read += 1
                     stats["documents_read"] += 1
                     if progress_every and read % progress_every == 0:
-                        log.info("[%s] %d documents read, %d kept (%.0f docs/s)", name, read, kept,
-                                 read / max(time.time() - t0, 1e-9))
+                        log.info(
+                            "[%s] %d documents read, %d kept (%.0f docs/s)",
+                            name,
+                            read,
+                            kept,
+                            read / max(time.time() - t0, 1e-9),
+                        )
                     text = clean_text(raw)
                     if not passes("empty", bool(text)):
                         continue
@@ -180,8 +218,9 @@ def prepare_corpus(spec: dict, out_dir: str | os.PathLike, progress_every: int =
                     splits[split]["chars"] += copies * len(text)
                     stats["documents_written"] += copies
                 if stats["documents_nonempty"] == 0:
-                    raise ScaleDAGError(f"corpus {name!r}: source {label!r} has no non-empty document "
-                                        f"({stats['documents_read']} read)")
+                    raise ScaleDAGError(
+                        f"corpus {name!r}: source {label!r} has no non-empty document ({stats['documents_read']} read)"
+                    )
         finally:
             for fh in writers.values():
                 fh.close()
@@ -189,7 +228,8 @@ def prepare_corpus(spec: dict, out_dir: str | os.PathLike, progress_every: int =
             if counts["documents"] == 0:
                 raise ScaleDAGError(
                     f"corpus {name!r}: the {split} split is empty ({kept} documents kept after cleaning; add "
-                    f"documents or change valid_fraction={valid_fraction} / test_fraction={test_fraction})")
+                    f"documents or change valid_fraction={valid_fraction} / test_fraction={test_fraction})"
+                )
 
     stats = {
         "corpus": name,
@@ -197,8 +237,9 @@ def prepare_corpus(spec: dict, out_dir: str | os.PathLike, progress_every: int =
         "documents_read": read,
         "documents_kept": kept,
         "filters": {stage: {"in": n_in, "out": n_out} for stage, (n_in, n_out) in stages.items()},
-        "dropped": {stage: n_in - n_out for stage, (n_in, n_out) in stages.items()
-                    if stage not in ("exact_dedup", "near_dedup")},
+        "dropped": {
+            stage: n_in - n_out for stage, (n_in, n_out) in stages.items() if stage not in ("exact_dedup", "near_dedup")
+        },
         "exact_duplicates": stages["exact_dedup"][0] - stages["exact_dedup"][1],
         "near_duplicates": stages["near_dedup"][0] - stages["near_dedup"][1],
         "bad_input": {k: v for k, v in counters.items() if not k.startswith("arxiv_")},
@@ -213,9 +254,16 @@ def prepare_corpus(spec: dict, out_dir: str | os.PathLike, progress_every: int =
         stats["arxiv"] = {"entries": counters["arxiv_entries"], "repeated_ids": counters["arxiv_repeated_ids"]}
     atomic_write_json(out_dir / "stats.json", stats)
     _warn_bad_input(name, stats["bad_input"])
-    log.info("[%s] done in %.1fs: %d read, %d kept (%d exact + %d near duplicates removed); %s", name,
-             time.time() - t0, read, kept, stats["exact_duplicates"], stats["near_duplicates"],
-             ", ".join(f"{s} {c['documents']} docs / {c['chars']} chars" for s, c in splits.items()))
+    log.info(
+        "[%s] done in %.1fs: %d read, %d kept (%d exact + %d near duplicates removed); %s",
+        name,
+        time.time() - t0,
+        read,
+        kept,
+        stats["exact_duplicates"],
+        stats["near_duplicates"],
+        ", ".join(f"{s} {c['documents']} docs / {c['chars']} chars" for s, c in splits.items()),
+    )
     return stats
 
 
@@ -224,8 +272,13 @@ def _warn_bad_input(name: str, bad_input: dict) -> None:
     for key, count in bad_input.items():
         if not key.endswith("_examples") and count:
             examples = ", ".join(bad_input.get(f"{key}_examples", []))
-            log.warning("[%s] %d %s in all%s (stats.json: bad_input)", name, count, key.replace("_", " "),
-                        f", e.g. {examples}" if examples else "")
+            log.warning(
+                "[%s] %d %s in all%s (stats.json: bad_input)",
+                name,
+                count,
+                key.replace("_", " "),
+                f", e.g. {examples}" if examples else "",
+            )
 
 
 @main_guard

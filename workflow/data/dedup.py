@@ -6,6 +6,7 @@ if its estimated Jaccard similarity really reaches the threshold (LSH bands alon
 Documents are checked in arrival order and the first one of a group is kept, so the result is
 deterministic and streaming (only the signatures stay in memory, ~1 KB per document).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,13 +28,12 @@ def shingle_hashes(text: str, shingle_size: int) -> numpy.ndarray:
     words = text.lower().split()
     if not words:
         return numpy.zeros(0, dtype=numpy.uint64)
-    word_hashes = numpy.fromiter((zlib.crc32(w.encode("utf-8")) for w in words), dtype=numpy.uint64,
-                                 count=len(words))
+    word_hashes = numpy.fromiter((zlib.crc32(w.encode("utf-8")) for w in words), dtype=numpy.uint64, count=len(words))
     k = min(shingle_size, len(words))
     n = len(words) - k + 1
     acc = numpy.zeros(n, dtype=numpy.uint64)
     for j in range(k):  # vectorised rolling combination: no Python loop over shingles
-        acc = (acc * _SHINGLE_MIX + word_hashes[j:j + n]) & _MASK32
+        acc = (acc * _SHINGLE_MIX + word_hashes[j : j + n]) & _MASK32
     return numpy.unique(acc)
 
 
@@ -54,8 +54,13 @@ class NearDuplicateIndex:
     def signature(self, text: str):
         from datasketch import MinHash
 
-        mh = MinHash(num_perm=self.num_perm, seed=self.seed, hashfunc=int,
-                     permutations=self._template.permutations, scheme="legacy")
+        mh = MinHash(
+            num_perm=self.num_perm,
+            seed=self.seed,
+            hashfunc=int,
+            permutations=self._template.permutations,
+            scheme="legacy",
+        )
         mh.update_batch(shingle_hashes(text, self.shingle_size).tolist())
         return mh
 

@@ -5,6 +5,7 @@ request (falling back to a fresh download if the server ignores Range). The file
 under its final name after its checksum matched, so the cache never holds a bad file, and a lock
 keeps two jobs from downloading the same file at once.
 """
+
 from __future__ import annotations
 
 import fcntl

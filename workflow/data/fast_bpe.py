@@ -15,6 +15,7 @@ whenever it gives the same ids:
 
 Otherwise `batch_encoder` falls back to the `tokenizers` library, which is always exact.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,12 @@ def _plain_byte_level_bpe(spec: dict) -> str | None:
         return "has a normaliser"
     if pre.get("type") != "ByteLevel" or pre.get("add_prefix_space") or not pre.get("use_regex", True):
         return "pre-tokenizer is not ByteLevel(add_prefix_space=False, use_regex=True)"
-    if model.get("dropout") or model.get("byte_fallback") or model.get("continuing_subword_prefix") \
-            or model.get("end_of_word_suffix"):
+    if (
+        model.get("dropout")
+        or model.get("byte_fallback")
+        or model.get("continuing_subword_prefix")
+        or model.get("end_of_word_suffix")
+    ):
         return "BPE uses dropout, byte fallback or subword affixes"
     if any(not added.get("special") for added in spec.get("added_tokens") or []):
         return "has non-special added tokens"
@@ -71,8 +76,11 @@ def tiktoken_encoding(tok):
     specials = {added["content"] for added in spec.get("added_tokens") or []}
     decode = _byte_decoder()
     try:
-        ranks = {bytes(decode[c] for c in piece): rank for piece, rank in spec["model"]["vocab"].items()
-                 if piece not in specials}
+        ranks = {
+            bytes(decode[c] for c in piece): rank
+            for piece, rank in spec["model"]["vocab"].items()
+            if piece not in specials
+        }
     except KeyError:
         return None, "a vocabulary entry is not written in GPT-2's byte alphabet"
     if len(set(ranks.values())) != len(ranks) or any(bytes([b]) not in ranks for b in range(256)):
@@ -100,6 +108,7 @@ def batch_encoder(tok) -> tuple[Callable[[list[str]], list[numpy.ndarray]], str]
     """(texts → one id array per text, which engine) for `tok`; thread-safe, GIL released while encoding."""
     encoding, why = tiktoken_encoding(tok)
     if encoding is not None:
+
         def encode(texts: list[str]) -> list[numpy.ndarray]:
             # encode_to_numpy: ids straight into an array, no Python int list in between.
             return [encoding.encode_to_numpy(t, disallowed_special=()) for t in texts]

@@ -13,6 +13,7 @@ compressed stream, parquet file or tar archive that ends early or fails its chec
 naming it, because reading on would quietly shorten the corpus; so is a file none of whose records
 has the text field, since that is a wrong `text_field`, not damaged data.
 """
+
 from __future__ import annotations
 
 import glob
@@ -84,8 +85,10 @@ def file_format(name: str, declared: str = "auto") -> str:
         return "parquet"
     if name.endswith("_origin.md"):
         return "arxiv-listing"
-    raise ScaleDAGError(f"{name}: cannot tell the format from the name; expected .txt, .jsonl[.gz|.zst], "
-                        f".parquet or set format: arxiv-listing")
+    raise ScaleDAGError(
+        f"{name}: cannot tell the format from the name; expected .txt, .jsonl[.gz|.zst], "
+        f".parquet or set format: arxiv-listing"
+    )
 
 
 # -- per-format readers ---------------------------------------------------------------------------
@@ -169,7 +172,7 @@ def _split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     for chunk in chunks:
         start = 0
         while (end := chunk.find(b"\n", start)) != -1:
-            pending.append(chunk[start:end + 1])
+            pending.append(chunk[start : end + 1])
             yield b"".join(pending)
             pending, start = [], end + 1
         if start < len(chunk):
@@ -194,12 +197,14 @@ def _json_record(raw: bytes, counters: Counters, where: str) -> dict | None:
         record = json.loads(decode(raw, counters))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         reason = str(exc).splitlines()[0] if str(exc) else "no detail"
-        counters.note("bad_json_lines", where, f"skipping a line that is not valid JSON ({type(exc).__name__}: "
-                                               f"{reason})")
+        counters.note(
+            "bad_json_lines", where, f"skipping a line that is not valid JSON ({type(exc).__name__}: {reason})"
+        )
         return None
     if not isinstance(record, dict):
-        counters.note("bad_json_lines", where, f"skipping a line that is JSON but not an object "
-                                               f"({type(record).__name__})")
+        counters.note(
+            "bad_json_lines", where, f"skipping a line that is JSON but not an object ({type(record).__name__})"
+        )
         return None
     return record
 
@@ -216,13 +221,16 @@ def read_jsonl(path: Path, text_field: str, counters: Counters) -> Iterator[str]
             continue
         text = tally.text(record.get(text_field), record)
         if text is None:
-            counters.note("missing_text_field", f"{path}:{lineno}",
-                          f"skipping a record without a string {text_field!r} field")
+            counters.note(
+                "missing_text_field", f"{path}:{lineno}", f"skipping a record without a string {text_field!r} field"
+            )
             continue
         yield text
     if lines and not tally.records:
-        raise ScaleDAGError(f"{path}: none of its {lines} lines is a JSON object (the first bad one is "
-                            f"{path}:{first_bad}); expected one JSON object per line")
+        raise ScaleDAGError(
+            f"{path}: none of its {lines} lines is a JSON object (the first bad one is "
+            f"{path}:{first_bad}); expected one JSON object per line"
+        )
     tally.check()
 
 
@@ -257,7 +265,7 @@ def parse_arxiv_listing(text: str) -> Iterator[tuple[str, str]]:
     """(arXiv id without version, "title\\n\\nabstract") for each entry of one daily RSS listing."""
     matches = list(_ARXIV_ENTRY.finditer(text))
     for match, following in zip(matches, matches[1:] + [None]):
-        body = text[match.end():following.start() if following else len(text)]
+        body = text[match.end() : following.start() if following else len(text)]
         lines = [line.strip() for line in body.split("\n")[1:]]  # [0] is the rest of the header line
         paragraphs = [line for line in lines if line]
         if len(paragraphs) < 2:  # title and authors but no abstract
@@ -266,7 +274,7 @@ def parse_arxiv_listing(text: str) -> Iterator[tuple[str, str]]:
             abstract = " ".join(paragraphs[1:])  # paragraphs[0] is the author list
             abstract = _ARXIV_PREFIX.sub("", abstract).strip()
             if abstract.startswith("Abstract:"):
-                abstract = abstract[len("Abstract:"):].strip()
+                abstract = abstract[len("Abstract:") :].strip()
         yield _ARXIV_VERSION.sub("", match.group("id")), f"{match.group('title').strip()}\n\n{abstract}".strip()
 
 
@@ -285,8 +293,9 @@ def _arxiv_files(path: Path, counters: Counters) -> Iterator[tuple[str, str]]:
     if path.name.endswith((".tar.gz", ".tgz", ".tar")):
         try:
             with tarfile.open(path, "r:*") as tar:
-                members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.endswith(".md")),
-                                 key=lambda m: m.name)
+                members = sorted(
+                    (m for m in tar.getmembers() if m.isfile() and m.name.endswith(".md")), key=lambda m: m.name
+                )
                 _check_tar_end(tar, path)
                 for member in members:
                     yield f"{path}:{member.name}", decode(tar.extractfile(member).read(), counters)
@@ -336,8 +345,13 @@ def read_hf_dataset(source: dict, counters: Counters) -> Iterator[str]:
     try:
         import datasets
 
-        ds = datasets.load_dataset(name, source.get("config"), split=source.get("split", "train"),
-                                   revision=source.get("revision"), streaming=True)
+        ds = datasets.load_dataset(
+            name,
+            source.get("config"),
+            split=source.get("split", "train"),
+            revision=source.get("revision"),
+            streaming=True,
+        )
         tally = FieldTally(f"source hf:{name}", field)
         for i, record in enumerate(ds):
             text = tally.text(record.get(field), record)
@@ -349,8 +363,9 @@ def read_hf_dataset(source: dict, counters: Counters) -> Iterator[str]:
     except ScaleDAGError:
         raise
     except Exception as exc:  # network, auth, unknown dataset: one line naming the dataset
-        raise ScaleDAGError(f"source hf:{name}: cannot load ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise ScaleDAGError(
+            f"source hf:{name}: cannot load ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
 
 
 def read_source(source: dict, counters: Counters, download_dir: str | os.PathLike | None = None) -> Iterator[str]:

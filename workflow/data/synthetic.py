@@ -8,6 +8,7 @@ unigram entropy of the token stream — which is what the scaling studies need t
 Everything comes from one `random.Random(seed)`: the same seed gives byte-identical documents, and
 `generate_documents(n, seed)` is a prefix of `generate_documents(m, seed)` for n < m.
 """
+
 from __future__ import annotations
 
 import random
@@ -18,10 +19,38 @@ NUM_MATERIALS = 300
 # Cations by the role they usually play, so formulas look plausible (A-site, B-site, simple binaries).
 A_SITE = ["La", "Sr", "Ba", "Ca", "Nd", "Pr", "Y", "Bi", "K", "Na", "Li", "Cs", "Gd", "Sm"]
 B_SITE = ["Ti", "Co", "Mn", "Fe", "Ni", "Cr", "V", "Nb", "Ta", "Zr", "Cu", "Ru", "Sc", "Mo", "W", "Ga", "Al"]
-SIMPLE = ["Zn", "Ga", "In", "Sn", "Cd", "Mg", "Al", "Si", "Ge", "Ti", "Zr", "Hf", "Mo", "W", "Cu", "Ni", "Bi", "Sb", "Pb"]
+SIMPLE = [
+    "Zn",
+    "Ga",
+    "In",
+    "Sn",
+    "Cd",
+    "Mg",
+    "Al",
+    "Si",
+    "Ge",
+    "Ti",
+    "Zr",
+    "Hf",
+    "Mo",
+    "W",
+    "Cu",
+    "Ni",
+    "Bi",
+    "Sb",
+    "Pb",
+]
 
 # anion -> (band-gap centre in eV, spread); oxides are wide-gap, tellurides narrow.
-ANIONS = {"O": (3.6, 1.4), "S": (2.0, 0.9), "Se": (1.4, 0.7), "Te": (0.8, 0.5), "N": (2.6, 1.3), "F": (6.5, 1.5), "P": (1.2, 0.6)}
+ANIONS = {
+    "O": (3.6, 1.4),
+    "S": (2.0, 0.9),
+    "Se": (1.4, 0.7),
+    "Te": (0.8, 0.5),
+    "N": (2.6, 1.3),
+    "F": (6.5, 1.5),
+    "P": (1.2, 0.6),
+}
 
 # structure -> (crystal system, space group, lattice constant range in angstrom)
 STRUCTURES = {
@@ -56,17 +85,56 @@ METHODS = {
 }
 
 APPLICATIONS = {
-    "insulator": ["gate dielectrics", "thermal barrier coatings", "solid oxide fuel cells", "optical windows",
-                  "capacitors", "scintillators"],
-    "semiconductor": ["photocatalytic water splitting", "solar absorbers", "gas sensors", "light-emitting diodes",
-                      "transparent conducting electrodes", "photodetectors", "power electronics"],
-    "metal": ["thermoelectric generators", "battery cathodes", "electrocatalysis", "interconnects",
-              "spintronic devices", "superconducting wires"],
+    "insulator": [
+        "gate dielectrics",
+        "thermal barrier coatings",
+        "solid oxide fuel cells",
+        "optical windows",
+        "capacitors",
+        "scintillators",
+    ],
+    "semiconductor": [
+        "photocatalytic water splitting",
+        "solar absorbers",
+        "gas sensors",
+        "light-emitting diodes",
+        "transparent conducting electrodes",
+        "photodetectors",
+        "power electronics",
+    ],
+    "metal": [
+        "thermoelectric generators",
+        "battery cathodes",
+        "electrocatalysis",
+        "interconnects",
+        "spintronic devices",
+        "superconducting wires",
+    ],
 }
 
 MAGNETISM = ["ferromagnetic", "antiferromagnetic", "paramagnetic", "diamagnetic", "ferrimagnetic"]
-GROUPS = ["Tanaka", "Müller", "Okafor", "Larsen", "Novak", "Ibáñez", "Chen", "Kowalski", "Dubois", "Haddad",
-          "Ishikawa", "Petrov", "Singh", "Andersson", "Rossi", "Nguyen", "Oliveira", "Schäfer", "Kim", "Walsh"]
+GROUPS = [
+    "Tanaka",
+    "Müller",
+    "Okafor",
+    "Larsen",
+    "Novak",
+    "Ibáñez",
+    "Chen",
+    "Kowalski",
+    "Dubois",
+    "Haddad",
+    "Ishikawa",
+    "Petrov",
+    "Singh",
+    "Andersson",
+    "Rossi",
+    "Nguyen",
+    "Oliveira",
+    "Schäfer",
+    "Kim",
+    "Walsh",
+]
 
 
 @dataclass(frozen=True)
@@ -120,13 +188,25 @@ def build_world(rng: random.Random, num_materials: int = NUM_MATERIALS) -> list[
         method = rng.choice(list(METHODS))
         t_lo, t_hi = METHODS[method]
         magnetism = rng.choice(MAGNETISM)
-        materials.append(Material(
-            formula=formula, structure=structure, system=system, space_group=space_group,
-            lattice=round(rng.uniform(lo, hi), 3), gap=gap, kind=kind, method=method,
-            temperature=rng.randrange(t_lo, t_hi + 1, 25), application=rng.choice(APPLICATIONS[kind]),
-            magnetism=magnetism, ordering_temperature=rng.randrange(20, 900, 5),
-            density=round(rng.uniform(2.5, 9.5), 2), group=rng.choice(GROUPS), year=rng.randrange(1955, 2024),
-        ))
+        materials.append(
+            Material(
+                formula=formula,
+                structure=structure,
+                system=system,
+                space_group=space_group,
+                lattice=round(rng.uniform(lo, hi), 3),
+                gap=gap,
+                kind=kind,
+                method=method,
+                temperature=rng.randrange(t_lo, t_hi + 1, 25),
+                application=rng.choice(APPLICATIONS[kind]),
+                magnetism=magnetism,
+                ordering_temperature=rng.randrange(20, 900, 5),
+                density=round(rng.uniform(2.5, 9.5), 2),
+                group=rng.choice(GROUPS),
+                year=rng.randrange(1955, 2024),
+            )
+        )
     return materials
 
 
@@ -138,7 +218,9 @@ def _an(word: str) -> str:
 FACTS = [
     lambda m: f"{m.formula} crystallises in the {m.structure} structure with space group {m.space_group}.",
     lambda m: f"The {m.structure} phase of {m.formula} is {m.system}, with a lattice constant of {m.lattice:.3f} Å.",
-    lambda m: f"X-ray diffraction shows that {m.formula} adopts {_an(m.system)} {m.structure} lattice (a = {m.lattice:.3f} Å).",
+    lambda m: (
+        f"X-ray diffraction shows that {m.formula} adopts {_an(m.system)} {m.structure} lattice (a = {m.lattice:.3f} Å)."
+    ),
     lambda m: f"The lattice parameter of {m.formula} is a = {m.lattice:.3f} Å.",
     lambda m: f"{m.formula} has a band gap of {m.gap:.2f} eV, which makes it {_an(m.kind)}.",
     lambda m: f"With a band gap of {m.gap:.2f} eV, {m.formula} behaves as {_an(m.kind)}.",
@@ -147,8 +229,11 @@ FACTS = [
     lambda m: f"Samples of {m.formula} were obtained by {m.method}, with a final anneal at {m.temperature} °C.",
     lambda m: f"The main application of {m.formula} is in {m.application}.",
     lambda m: f"Because it is {_an(m.kind)}, {m.formula} is studied for {m.application}.",
-    lambda m: f"{m.formula} is {m.magnetism} below {m.ordering_temperature} K."
-    if m.magnetism not in ("paramagnetic", "diamagnetic") else f"{m.formula} is {m.magnetism} at all temperatures measured.",
+    lambda m: (
+        f"{m.formula} is {m.magnetism} below {m.ordering_temperature} K."
+        if m.magnetism not in ("paramagnetic", "diamagnetic")
+        else f"{m.formula} is {m.magnetism} at all temperatures measured."
+    ),
     lambda m: f"The density of {m.formula} is {m.density:.2f} g/cm3.",
     lambda m: f"{m.formula} was first reported by the {m.group} group in {m.year}.",
     lambda m: f"Since the {m.group} group reported it in {m.year}, {m.formula} has been made mostly by {m.method}.",
@@ -197,8 +282,9 @@ def _compare(m: Material, other: Material) -> str:
     if m.gap == other.gap:
         return f"{m.formula} and {other.formula} have the same band gap of {m.gap:.2f} eV."
     wider = "wider" if m.gap > other.gap else "narrower"
-    return (f"Compared with {other.formula}, {m.formula} has a {wider} band gap "
-            f"({m.gap:.2f} eV versus {other.gap:.2f} eV).")
+    return (
+        f"Compared with {other.formula}, {m.formula} has a {wider} band gap ({m.gap:.2f} eV versus {other.gap:.2f} eV)."
+    )
 
 
 def _document(rng: random.Random, world: list[Material], weights: list[float]) -> str:
@@ -212,8 +298,9 @@ def _document(rng: random.Random, world: list[Material], weights: list[float]) -
     joined = names[0] if count == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
     title_choices = [t for t in TITLES if t.count("{") - t.count("{application}") == count]
-    title = rng.choice(title_choices).format(a=names[0], b=names[-1] if count > 1 else "", c=names[-1],
-                                             application=picked[0].application)
+    title = rng.choice(title_choices).format(
+        a=names[0], b=names[-1] if count > 1 else "", c=names[-1], application=picked[0].application
+    )
     paragraphs = [title, rng.choice(OPENERS).format(names=joined, application=picked[0].application)]
     low, high = {1: (7, 12), 2: (5, 9), 3: (4, 7)}[count]
     for i, m in enumerate(picked):

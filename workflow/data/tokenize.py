@@ -13,6 +13,7 @@ GPTDataset memory-map the tokens. Two steps, so large corpora scatter over many 
 
 The token dtype is the smallest that holds the vocabulary (uint16 below 65,500 ids, else int32).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,12 +79,16 @@ class Progress:
         bar = "#" * int(frac * 30)
         elapsed = max(now - self.t0, 1e-9)
         eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
-        print(f"{self.label} [{bar:<30}] {frac:6.1%} {documents} docs {tokens} tokens "
-              f"{done / elapsed / 1e6:.1f} MB/s {tokens / elapsed:.0f} tok/s eta {eta:.0f}s", flush=True)
+        print(
+            f"{self.label} [{bar:<30}] {frac:6.1%} {documents} docs {tokens} tokens "
+            f"{done / elapsed / 1e6:.1f} MB/s {tokens / elapsed:.0f} tok/s eta {eta:.0f}s",
+            flush=True,
+        )
 
 
 class DocumentEncoder(NamedTuple):
     """What encoding needs, loaded once: texts → id arrays ending in EOD, in the dataset's dtype."""
+
     encode: Callable[[list[str]], list[numpy.ndarray]]
     dtype: type
     engine: str
@@ -111,10 +116,17 @@ def load_encoder(tokenizer_path: str | os.PathLike) -> DocumentEncoder:
     return DocumentEncoder(encode_documents, dtype, engine)
 
 
-def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer: str | os.PathLike | DocumentEncoder,
-                 out_prefix: str | os.PathLike, batch_documents: int = BATCH_DOCUMENTS, shard: int = 0,
-                 num_shards: int = 1, progress_every: float = 10.0, text_field: str = "text",
-                 threads: int | None = None) -> dict:
+def encode_jsonl(
+    jsonl_path: str | os.PathLike,
+    tokenizer: str | os.PathLike | DocumentEncoder,
+    out_prefix: str | os.PathLike,
+    batch_documents: int = BATCH_DOCUMENTS,
+    shard: int = 0,
+    num_shards: int = 1,
+    progress_every: float = 10.0,
+    text_field: str = "text",
+    threads: int | None = None,
+) -> dict:
     """Write <out_prefix>.bin/.idx for one shard of a JSONL split; returns its document/token counts.
     `tokenizer` is a tokenizer.json path or an already loaded `DocumentEncoder` (several splits, one load)."""
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
@@ -128,8 +140,11 @@ def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer: str | os.PathLike | D
 
     lines = shard_lines(jsonl_path, shard, num_shards)
     size = os.path.getsize(jsonl_path)
-    progress = Progress(f"{jsonl_path.name} shard {shard}/{num_shards} ({engine}, {threads} threads)",
-                        size * (shard + 1) // num_shards - size * shard // num_shards, progress_every)
+    progress = Progress(
+        f"{jsonl_path.name} shard {shard}/{num_shards} ({engine}, {threads} threads)",
+        size * (shard + 1) // num_shards - size * shard // num_shards,
+        progress_every,
+    )
     start = size * shard // num_shards
     documents = tokens = done = 0
 
@@ -140,8 +155,9 @@ def encode_jsonl(jsonl_path: str | os.PathLike, tokenizer: str | os.PathLike | D
                 try:
                     texts.append(json.loads(line)[text_field])
                 except (json.JSONDecodeError, KeyError, TypeError):
-                    raise ScaleDAGError(f"{jsonl_path}: the line ending at byte {end} is not a JSON object "
-                                        f"with a {text_field!r} field") from None
+                    raise ScaleDAGError(
+                        f"{jsonl_path}: the line ending at byte {end} is not a JSON object with a {text_field!r} field"
+                    ) from None
             yield texts, batch[-1][0]
 
     out_prefix = str(out_prefix)
@@ -204,8 +220,12 @@ def merge_shards(shard_prefixes: list[str], out_prefix: str | os.PathLike, dtype
                 builder.finalize(str(idx_tmp))
 
 
-def merge_corpus(shard_dirs: list[str], tokenizer_path: str | os.PathLike, corpus_stats: str | os.PathLike,
-                 out_dir: str | os.PathLike) -> dict:
+def merge_corpus(
+    shard_dirs: list[str],
+    tokenizer_path: str | os.PathLike,
+    corpus_stats: str | os.PathLike,
+    out_dir: str | os.PathLike,
+) -> dict:
     """Merge every split's shards into <out_dir>/<split>.{bin,idx} and write <out_dir>/stats.json."""
     from workflow.data.tokenizer import load_tokenizer
 
@@ -226,13 +246,21 @@ def merge_corpus(shard_dirs: list[str], tokenizer_path: str | os.PathLike, corpu
         counts["bytes"] = os.path.getsize(out_dir / f"{split}.bin")
         counts["chars"] = prepared["splits"][split]["chars"]
         if counts["documents"] != prepared["splits"][split]["documents"]:
-            raise ScaleDAGError(f"{out_dir}/{split}: {counts['documents']} documents encoded but "
-                                f"{corpus_stats} lists {prepared['splits'][split]['documents']}")
+            raise ScaleDAGError(
+                f"{out_dir}/{split}: {counts['documents']} documents encoded but "
+                f"{corpus_stats} lists {prepared['splits'][split]['documents']}"
+            )
         if counts["bytes"] != counts["tokens"] * numpy.dtype(dtype).itemsize:
             raise ScaleDAGError(f"{out_dir}/{split}.bin: {counts['bytes']} bytes, expected {counts['tokens']} tokens")
         splits[split] = counts
-    stats = {"corpus": prepared["corpus"], "tokenizer_vocab_size": tok.get_vocab_size(),
-             "dtype": numpy.dtype(dtype).name, "shards": len(shard_dirs), "splits": splits, "prepare": prepared}
+    stats = {
+        "corpus": prepared["corpus"],
+        "tokenizer_vocab_size": tok.get_vocab_size(),
+        "dtype": numpy.dtype(dtype).name,
+        "shards": len(shard_dirs),
+        "splits": splits,
+        "prepare": prepared,
+    }
     atomic_write_json(out_dir / "stats.json", stats)
     return stats
 
@@ -251,8 +279,12 @@ def main(argv: list[str] | None = None) -> None:
     enc = sub.add_parser("encode", help="encode one shard of JSONL splits")
     enc.add_argument("--tokenizer", required=True, help="tokenizer.json")
     enc.add_argument("--input", action="append", required=True, help="a JSONL split (repeatable)")
-    enc.add_argument("--output-prefix", action="append", required=True,
-                     help="output prefix for the preceding --input (repeatable, same count)")
+    enc.add_argument(
+        "--output-prefix",
+        action="append",
+        required=True,
+        help="output prefix for the preceding --input (repeatable, same count)",
+    )
     enc.add_argument("--shard", type=int, default=0)
     enc.add_argument("--num-shards", type=int, default=1)
     enc.add_argument("--threads", type=int, default=None, help="encoding threads (default: the cores this job may use)")
@@ -266,11 +298,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "merge":
         t0 = time.time()
         stats = merge_corpus(args.shard_dir, args.tokenizer, args.corpus_stats, args.out_dir)
-        print(f"merged {len(args.shard_dir)} shard(s) in {time.time() - t0:.1f}s: " + ", ".join(
-            f"{s} {c['documents']} docs / {c['tokens']} tokens" for s, c in stats["splits"].items()), flush=True)
+        print(
+            f"merged {len(args.shard_dir)} shard(s) in {time.time() - t0:.1f}s: "
+            + ", ".join(f"{s} {c['documents']} docs / {c['tokens']} tokens" for s, c in stats["splits"].items()),
+            flush=True,
+        )
         return
     if len(args.input) != len(args.output_prefix):
-        raise ScaleDAGError(f"--input given {len(args.input)} times but --output-prefix {len(args.output_prefix)} times")
+        raise ScaleDAGError(
+            f"--input given {len(args.input)} times but --output-prefix {len(args.output_prefix)} times"
+        )
     for path in args.input:
         if not Path(path).is_file():
             raise ScaleDAGError(f"--input {path}: no such file")
@@ -280,14 +317,23 @@ def main(argv: list[str] | None = None) -> None:
     encoder = load_encoder(args.tokenizer)
     for path, prefix in zip(args.input, args.output_prefix):
         t0 = time.time()
-        counts = encode_jsonl(path, encoder, prefix, batch_documents=args.batch_documents,
-                              shard=args.shard, num_shards=args.num_shards, threads=threads)
+        counts = encode_jsonl(
+            path,
+            encoder,
+            prefix,
+            batch_documents=args.batch_documents,
+            shard=args.shard,
+            num_shards=args.num_shards,
+            threads=threads,
+        )
         all_counts[Path(prefix).name] = counts
-        print(f"{path} shard {args.shard}/{args.num_shards} -> {prefix}.{{bin,idx}}: {counts['documents']} documents, "
-              f"{counts['tokens']} tokens in {time.time() - t0:.1f}s", flush=True)
+        print(
+            f"{path} shard {args.shard}/{args.num_shards} -> {prefix}.{{bin,idx}}: {counts['documents']} documents, "
+            f"{counts['tokens']} tokens in {time.time() - t0:.1f}s",
+            flush=True,
+        )
     for directory in {str(Path(prefix).parent) for prefix in args.output_prefix}:  # what merge sums up
-        atomic_write_json(Path(directory) / "counts.json",
-                          {name: c for name, c in all_counts.items()})
+        atomic_write_json(Path(directory) / "counts.json", {name: c for name, c in all_counts.items()})
 
 
 if __name__ == "__main__":

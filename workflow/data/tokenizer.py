@@ -8,6 +8,7 @@ Two styles, both trained by streaming the train split only (nothing of valid/tes
                      the 256 byte tokens <0x00>..<0xFF>. Specials: <unk> 0, <s> 1 (BOS), </s> 2 (EOS/EOD), <pad> 3.
 A `tokenizer_config.json` beside it names the BOS/EOS/PAD roles for `AutoTokenizer`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,9 @@ def _dress(tok: Tokenizer, kind: str) -> Tokenizer:
     else:  # LLaMA's tokenizer.json: "▁"-prefixed pieces, byte fallback, strip the added leading space
         tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
-        tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                         decoders.Strip(" ", 1, 0)])
+        tok.decoder = decoders.Sequence(
+            [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+        )
     return tok
 
 
@@ -99,39 +101,60 @@ def special_tokens(tok: Tokenizer) -> dict[str, str]:
     return roles
 
 
-def train_tokenizer(train_jsonl: str | os.PathLike, out_path: str | os.PathLike, vocab_size: int,
-                    min_frequency: int = 2, kind: str = "byte-bpe") -> None:
+def train_tokenizer(
+    train_jsonl: str | os.PathLike,
+    out_path: str | os.PathLike,
+    vocab_size: int,
+    min_frequency: int = 2,
+    kind: str = "byte-bpe",
+) -> None:
     """Train on the train split and save tokenizer.json (and tokenizer_config.json) atomically."""
     if kind not in TYPES:
         raise ScaleDAGError(f"tokenizer type: {kind!r} is not one of {list(TYPES)}")
     if not isinstance(vocab_size, int) or vocab_size < MIN_VOCAB_SIZE[kind]:
-        raise ScaleDAGError(f"vocab_size: a {kind} tokenizer needs an integer >= {MIN_VOCAB_SIZE[kind]}, got {vocab_size!r}")
+        raise ScaleDAGError(
+            f"vocab_size: a {kind} tokenizer needs an integer >= {MIN_VOCAB_SIZE[kind]}, got {vocab_size!r}"
+        )
     if min_frequency < 1:
         raise ScaleDAGError(f"min_frequency: expected >= 1, got {min_frequency!r}")
     tok = new_tokenizer(kind)
     specials = list(dict.fromkeys(SPECIALS[kind].values()))  # in id order; EOD first for byte-bpe
     if kind == "byte-bpe":
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
     else:
         learned = vocab_size - len(BYTE_TOKENS)
-        trainer = trainers.BpeTrainer(vocab_size=learned, min_frequency=min_frequency, special_tokens=specials,
-                                      limit_alphabet=max(1, min(1000, (learned - len(specials)) // 2)),
-                                      show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=learned,
+            min_frequency=min_frequency,
+            special_tokens=specials,
+            limit_alphabet=max(1, min(1000, (learned - len(specials)) // 2)),
+            show_progress=False,
+        )
     tok.train_from_iterator(iter_jsonl_texts(train_jsonl), trainer=trainer)
     if kind == "sentencepiece-bpe":
         tok = _with_byte_fallback(tok)
     for i, token in enumerate(specials):
         if tok.token_to_id(token) != i:
-            raise ScaleDAGError(f"{out_path}: trained tokenizer put {token} at id {tok.token_to_id(token)}, expected {i}")
+            raise ScaleDAGError(
+                f"{out_path}: trained tokenizer put {token} at id {tok.token_to_id(token)}, expected {i}"
+            )
     save_tokenizer(tok, out_path)
 
 
 def save_tokenizer(tok: Tokenizer, out_path: str | os.PathLike) -> None:
     """tokenizer.json plus the tokenizer_config.json naming its special-token roles."""
     out_path = Path(out_path)
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
-              **{f"{role}_token": token for role, token in special_tokens(tok).items()}}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "clean_up_tokenization_spaces": False,
+        **{f"{role}_token": token for role, token in special_tokens(tok).items()},
+    }
     with atomic_path(out_path) as tmp:
         tok.save(str(tmp))
         atomic_write_json(out_path.with_name("tokenizer_config.json"), config)
@@ -141,7 +164,9 @@ def adopt_tokenizer(existing: str | os.PathLike, out_path: str | os.PathLike, vo
     """Use a pre-existing tokenizer.json instead of training one (checked, then copied in)."""
     tok = load_tokenizer(existing)
     if tok.get_vocab_size() > vocab_size:
-        raise ScaleDAGError(f"{existing}: has {tok.get_vocab_size()} tokens, more than the model's vocab_size {vocab_size}")
+        raise ScaleDAGError(
+            f"{existing}: has {tok.get_vocab_size()} tokens, more than the model's vocab_size {vocab_size}"
+        )
     eod_id(tok)  # it must be able to end documents
     save_tokenizer(tok, out_path)
 
@@ -161,8 +186,19 @@ def with_word_cache(tok: Tokenizer, words: int) -> Tokenizer:
     model = json.loads(tok.to_str())["model"]
     if model.get("type") != "BPE":
         return tok
-    options = {k: model[k] for k in ("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix",
-                                      "fuse_unk", "byte_fallback", "ignore_merges") if model.get(k) is not None}
+    options = {
+        k: model[k]
+        for k in (
+            "dropout",
+            "unk_token",
+            "continuing_subword_prefix",
+            "end_of_word_suffix",
+            "fuse_unk",
+            "byte_fallback",
+            "ignore_merges",
+        )
+        if model.get(k) is not None
+    }
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     tok.model = models.BPE(model["vocab"], merges, cache_capacity=words, **options)
     return tok
@@ -193,8 +229,11 @@ def main(argv: list[str] | None = None) -> None:
     else:
         train_tokenizer(args.train, args.out, args.vocab_size, args.min_frequency, args.type)
     tok = load_tokenizer(args.out)
-    print(f"{'adopted' if args.existing else 'trained'} {args.out}: vocab {tok.get_vocab_size()} "
-          f"(asked {args.vocab_size}), specials {special_tokens(tok)}, eod id {eod_id(tok)}", flush=True)
+    print(
+        f"{'adopted' if args.existing else 'trained'} {args.out}: vocab {tok.get_vocab_size()} "
+        f"(asked {args.vocab_size}), specials {special_tokens(tok)}, eod id {eod_id(tok)}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

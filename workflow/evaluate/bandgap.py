@@ -10,6 +10,7 @@ element fractions concatenated. Scores: MAE over Matbench's 5 folds,
 
 Subcommands: `embed` (per run), `fit` (per run), `baselines` (once per scale).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,15 +59,24 @@ def load_bandgap(data_dir: str | Path, rows: int | None = None, seed: int = 0) -
             gaps.append(gap)
             amounts.append(amt)
     if skipped:
-        print(f"band gap: skipped {len(skipped)} unparsable row(s) of {path}, first at line {skipped[0]['line']}: "
-              f"{skipped[0]['why']}", flush=True)
+        print(
+            f"band gap: skipped {len(skipped)} unparsable row(s) of {path}, first at line {skipped[0]['line']}: "
+            f"{skipped[0]['why']}",
+            flush=True,
+        )
     total = len(ids)
     keep = list(range(total))
     if rows is not None and rows < total:
         keep = sorted(random.Random(seed).sample(range(total), rows))
-    return {"path": str(path), "ids": [ids[i] for i in keep], "formulas": [formulas[i] for i in keep],
-            "gap": np.array([gaps[i] for i in keep]), "amounts": [amounts[i] for i in keep],
-            "skipped": skipped, "rows_available": total}
+    return {
+        "path": str(path),
+        "ids": [ids[i] for i in keep],
+        "formulas": [formulas[i] for i in keep],
+        "gap": np.array([gaps[i] for i in keep]),
+        "amounts": [amounts[i] for i in keep],
+        "skipped": skipped,
+        "rows_available": total,
+    }
 
 
 def texts(data: dict, kind: str) -> list[str]:
@@ -116,7 +126,7 @@ def mean_pooled(model, token_lists: list[list[int]], layer: int, seq_length: int
     try:
         with torch.no_grad():
             for start in range(0, len(order), batch_size):
-                batch = [token_lists[i][:seq_length] for i in order[start:start + batch_size]]
+                batch = [token_lists[i][:seq_length] for i in order[start : start + batch_size]]
                 width = max(len(t) for t in batch)
                 tokens = torch.zeros(len(batch), width, dtype=torch.long)
                 mask = torch.zeros(len(batch), width, 1)
@@ -127,7 +137,7 @@ def mean_pooled(model, token_lists: list[list[int]], layer: int, seq_length: int
                 model(tokens, pos, None)
                 h = captured["h"].transpose(0, 1).float().cpu()  # Megatron is [s, b, h]
                 pooled = (h * mask).sum(1) / mask.sum(1)
-                for j, i in enumerate(order[start:start + batch_size]):
+                for j, i in enumerate(order[start : start + batch_size]):
                     result[i] = pooled[j].numpy()
     finally:
         handle.remove()
@@ -135,8 +145,15 @@ def mean_pooled(model, token_lists: list[list[int]], layer: int, seq_length: int
     return np.stack(result)
 
 
-def embed(spec: dict, data_dir: str, out: str, layer: int = -1, rows: int | None = None,
-          tokenizer: str | None = None, batch_size: int = 64) -> dict:
+def embed(
+    spec: dict,
+    data_dir: str,
+    out: str,
+    layer: int = -1,
+    rows: int | None = None,
+    tokenizer: str | None = None,
+    batch_size: int = 64,
+) -> dict:
     """Embeddings of both text forms of every (kept) composition with the run's final checkpoint."""
     import torch
 
@@ -159,16 +176,25 @@ def embed(spec: dict, data_dir: str, out: str, layer: int = -1, rows: int | None
         for kind in TEXTS:
             ids = [e.ids for e in tok.encode_batch(texts(data, kind), add_special_tokens=False)]
             arrays[kind] = mean_pooled(model, ids, layer, mspec.seq_length, batch_size)
-            print(f"embedded {len(ids)} {kind} texts ({arrays[kind].shape[1]} dims) at {time.perf_counter() - t0:.1f}s",
-                  flush=True)
+            print(
+                f"embedded {len(ids)} {kind} texts ({arrays[kind].shape[1]} dims) at {time.perf_counter() - t0:.1f}s",
+                flush=True,
+            )
     finally:
         shutdown()
     with atomic_path(out, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, ids=np.array(data["ids"]), gap=data["gap"], **arrays)
-    meta = {"run_id": spec.get("run_id"), "iteration": iteration, "layer": layer, "rows": len(data["ids"]),
-            "rows_available": data["rows_available"], "skipped": len(data["skipped"]),
-            "skipped_rows": data["skipped"][:20], "source": data["path"]}
+    meta = {
+        "run_id": spec.get("run_id"),
+        "iteration": iteration,
+        "layer": layer,
+        "rows": len(data["ids"]),
+        "rows_available": data["rows_available"],
+        "skipped": len(data["skipped"]),
+        "skipped_rows": data["skipped"][:20],
+        "source": data["path"],
+    }
     atomic_write_json(Path(out).with_suffix(".json"), meta)
     return meta
 
@@ -187,8 +213,12 @@ def make_regressor(kind: str, seed: int = 0, mlp_iter: int = 200, rf_trees: int 
     if kind == "ridge":
         return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
     if kind == "mlp":
-        return make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=mlp_iter,
-                                                            early_stopping=True, random_state=seed))
+        return make_pipeline(
+            StandardScaler(),
+            MLPRegressor(
+                hidden_layer_sizes=(64,), alpha=1e-3, max_iter=mlp_iter, early_stopping=True, random_state=seed
+            ),
+        )
     if kind == "rf":
         return RandomForestRegressor(n_estimators=rf_trees, random_state=seed, n_jobs=1)
     raise ScaleDAGError(f"band gap: regressor {kind!r} is not one of dummy, ridge, mlp, rf")
@@ -208,9 +238,14 @@ def cross_validate(X: np.ndarray, y: np.ndarray, kind: str, **kw) -> dict:
             model.fit(X[train], y[train])
         err = model.predict(X[test]) - y[test]
         maes.append(float(np.abs(err).mean()))
-        rmses.append(float(np.sqrt((err ** 2).mean())))
-    return {"mae": float(np.mean(maes)), "mae_std": float(np.std(maes)), "rmse": float(np.mean(rmses)),
-            "fold_mae": maes, "fold_sizes": [len(t) for _, t in matbench_folds(len(y))]}
+        rmses.append(float(np.sqrt((err**2).mean())))
+    return {
+        "mae": float(np.mean(maes)),
+        "mae_std": float(np.std(maes)),
+        "rmse": float(np.mean(rmses)),
+        "fold_mae": maes,
+        "fold_sizes": [len(t) for _, t in matbench_folds(len(y))],
+    }
 
 
 def fit_run(embeddings: str, data_dir: str, out: str, heads: list[str], mlp_iter: int = 200) -> dict:
@@ -230,8 +265,14 @@ def fit_run(embeddings: str, data_dir: str, out: str, heads: list[str], mlp_iter
     for head in heads:
         results[f"{head}[formula+composition]"] = cross_validate(both, y, head, mlp_iter=mlp_iter)
         print(f"{head}[formula+composition]: MAE {results[f'{head}[formula+composition]']['mae']:.3f} eV", flush=True)
-    record = {"run_id": meta["run_id"], "iteration": meta["iteration"], "layer": meta["layer"], "rows": len(y),
-              "skipped": meta["skipped"], "results": results}
+    record = {
+        "run_id": meta["run_id"],
+        "iteration": meta["iteration"],
+        "layer": meta["layer"],
+        "rows": len(y),
+        "skipped": meta["skipped"],
+        "results": results,
+    }
     atomic_write_json(out, record)
     return record
 
@@ -240,12 +281,19 @@ def baselines(data_dir: str, out: str, rows: int | None = None, rf_trees: int = 
     """Dummy mean predictor and a random forest on element fractions (the composition baseline)."""
     data = load_bandgap(data_dir, rows)
     y = data["gap"]
-    results = {"dummy": cross_validate(np.zeros((len(y), 1)), y, "dummy"),
-               "rf[composition]": cross_validate(composition_features(data), y, "rf", rf_trees=rf_trees)}
+    results = {
+        "dummy": cross_validate(np.zeros((len(y), 1)), y, "dummy"),
+        "rf[composition]": cross_validate(composition_features(data), y, "rf", rf_trees=rf_trees),
+    }
     for k, v in results.items():
         print(f"{k}: MAE {v['mae']:.3f} ± {v['mae_std']:.3f} eV", flush=True)
-    record = {"rows": len(y), "rows_available": data["rows_available"], "skipped": len(data["skipped"]),
-              "source": data["path"], "results": results}
+    record = {
+        "rows": len(y),
+        "rows_available": data["rows_available"],
+        "skipped": len(data["skipped"]),
+        "source": data["path"],
+        "results": results,
+    }
     atomic_write_json(out, record)
     return record
 
@@ -278,7 +326,18 @@ def main(argv=None) -> None:
     b.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.cmd == "embed":
-        print(json.dumps(embed(json_option("--spec", args.spec), args.data_dir, args.out, args.layer, _rows(args.rows), args.tokenizer)))
+        print(
+            json.dumps(
+                embed(
+                    json_option("--spec", args.spec),
+                    args.data_dir,
+                    args.out,
+                    args.layer,
+                    _rows(args.rows),
+                    args.tokenizer,
+                )
+            )
+        )
     elif args.cmd == "fit":
         fit_run(args.embeddings, args.data_dir, args.out, args.heads, args.mlp_iter)
     else:

@@ -4,6 +4,7 @@ Why our own parser: Matbench's compositions (`Ag(AuS)2`, `Ag0.5Ge1Pb1.75S4`) nee
 parentheses and fractional amounts; pymatgen/matminer are not dependencies. An unparsable formula
 raises `ScaleDAGError`, which the band-gap stage counts and skips.
 """
+
 from __future__ import annotations
 
 import re

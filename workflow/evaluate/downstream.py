@@ -6,6 +6,7 @@ tables), band-gap MAE per model and method with the dummy and composition baseli
 study table (MatGPT: valid loss, zero-shot average, band-gap MAE per architecture and size;
 BLOOM ablations: zero-shot average per variant and ablation axis, with the random baseline).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,8 +83,12 @@ def zeroshot_table(results: list[str], runs: dict) -> pd.DataFrame:
 
 def _run_columns(run: str, runs: dict) -> dict:
     spec = runs.get(run, {})
-    return {"variant": spec.get("variant"), "arch": spec.get("arch"), "size": spec.get("shape_name"),
-            "axis": ablation_axis(spec)}
+    return {
+        "variant": spec.get("variant"),
+        "arch": spec.get("arch"),
+        "size": spec.get("shape_name"),
+        "axis": ablation_axis(spec),
+    }
 
 
 def ablation_axis(spec: dict) -> str:
@@ -91,23 +96,47 @@ def ablation_axis(spec: dict) -> str:
     if spec.get("corpus"):
         return "corpus"
     keys = set(spec.get("overrides", {})) - {"rotary_percent"}
-    names = {"position_embedding": "position embedding", "activation": "activation",
-             "embedding_layernorm": "embedding LayerNorm"}
+    names = {
+        "position_embedding": "position embedding",
+        "activation": "activation",
+        "embedding_layernorm": "embedding LayerNorm",
+    }
     return ", ".join(names.get(k, k) for k in sorted(keys)) or "baseline"
 
 
 def bandgap_table(fits: list[str], baselines: str, runs: dict) -> pd.DataFrame:
     """Long table: model (run or baseline), method, MAE ± std over Matbench's folds, rows used."""
     base = json.loads(Path(baselines).read_text())
-    out = [{"model": name.split("[")[0], "method": name, "mae": v["mae"], "mae_std": v["mae_std"], "rmse": v["rmse"],
-            "rows": base["rows"], "arch": None, "size": None} for name, v in base["results"].items()]
+    out = [
+        {
+            "model": name.split("[")[0],
+            "method": name,
+            "mae": v["mae"],
+            "mae_std": v["mae_std"],
+            "rmse": v["rmse"],
+            "rows": base["rows"],
+            "arch": None,
+            "size": None,
+        }
+        for name, v in base["results"].items()
+    ]
     for path in fits:
         r = json.loads(Path(path).read_text())
         run = r["run_id"].split(".")[-1]
         cols = _run_columns(run, runs)
         for method, v in r["results"].items():
-            out.append({"model": run, "method": method, "mae": v["mae"], "mae_std": v["mae_std"], "rmse": v["rmse"],
-                        "rows": r["rows"], "arch": cols["arch"], "size": cols["size"]})
+            out.append(
+                {
+                    "model": run,
+                    "method": method,
+                    "mae": v["mae"],
+                    "mae_std": v["mae_std"],
+                    "rmse": v["rmse"],
+                    "rows": r["rows"],
+                    "arch": cols["arch"],
+                    "size": cols["size"],
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -126,8 +155,12 @@ def plot_bandgap(table: pd.DataFrame, title: str, png: str, pdf: str) -> None:
         sub = runs[runs["method"] == method].set_index("model").reindex(models)
         ax.bar([i + k * width for i in range(len(models))], sub["mae"], width, yerr=sub["mae_std"], label=method)
     for _, b in table[table["arch"].isna()].iterrows():
-        ax.axhline(b["mae"], ls="--" if b["model"] == "dummy" else ":", color="k" if b["model"] == "dummy" else "C7",
-                   label=f"{b['method']} ({b['mae']:.2f} eV)")
+        ax.axhline(
+            b["mae"],
+            ls="--" if b["model"] == "dummy" else ":",
+            color="k" if b["model"] == "dummy" else "C7",
+            label=f"{b['method']} ({b['mae']:.2f} eV)",
+        )
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))], models, rotation=20, ha="right")
     ax.set_ylabel("MAE (eV), Matbench 5-fold")
     ax.set_title(title, fontsize=9)

@@ -7,6 +7,7 @@ sequence length + 1 exactly as HFLM does, sum the continuation's log-probabiliti
 whether it is the greedy continuation. Rolling log-likelihood (LAMBADA perplexity-style tasks)
 uses lm-eval's disjoint rolling windows, also as HFLM does, so the two agree on the same weights.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,8 @@ def check_tokenizer(tokenizer, vocab_size: int, where: str, eod_token: str | Non
     if n > vocab_size:
         raise ScaleDAGError(
             f"{where}: tokenizer has {n} tokens but the checkpoint's embedding has {vocab_size} rows; "
-            "this is not the tokenizer the run was trained with")
+            "this is not the tokenizer the run was trained with"
+        )
     candidates = [eod_token] if eod_token else ["<|endoftext|>", "</s>"]
     for tok in candidates:
         tid = tokenizer.token_to_id(tok)
@@ -48,8 +50,15 @@ def check_tokenizer(tokenizer, vocab_size: int, where: str, eod_token: str | Non
 class MegatronLM(TemplateLM):
     """lm-eval model over an in-memory Megatron GPTModel (fp32 on CPU, any device it is on)."""
 
-    def __init__(self, model, tokenizer, seq_length: int, vocab_size: int, batch_size: int = 16,
-                 tokenizer_path: str | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        seq_length: int,
+        vocab_size: int,
+        batch_size: int = 16,
+        tokenizer_path: str | None = None,
+    ):
         super().__init__()
         self.model = model
         self.tok = tokenizer
@@ -57,8 +66,9 @@ class MegatronLM(TemplateLM):
         self.vocab_size = int(vocab_size)
         self._batch_size = int(batch_size)
         self._eot = check_tokenizer(tokenizer, vocab_size, tokenizer_path or "tokenizer")
-        self.tokenizer_sha256 = (hashlib.sha256(Path(tokenizer_path).read_bytes()).hexdigest()
-                                 if tokenizer_path else None)
+        self.tokenizer_sha256 = (
+            hashlib.sha256(Path(tokenizer_path).read_bytes()).hexdigest() if tokenizer_path else None
+        )
         self._device = next(model.parameters()).device
 
     @classmethod
@@ -129,7 +139,7 @@ class MegatronLM(TemplateLM):
         for start in range(0, len(pieces), self._batch_size):
             batch = pieces[start : start + self._batch_size]
             for (i, _, tgt), logp in zip(batch, self._logprobs([p[1] for p in batch])):
-                tail = logp[-len(tgt):]
+                tail = logp[-len(tgt) :]
                 target = torch.tensor(tgt, dtype=torch.long)
                 greedy[i] = greedy[i] and bool((tail.argmax(dim=-1) == target).all())
                 logprob[i] += float(tail.gather(1, target.unsqueeze(1)).sum())
@@ -141,14 +151,21 @@ class MegatronLM(TemplateLM):
         out = []
         for req in tqdm(requests, desc="Megatron rolling loglikelihood", disable=disable_tqdm):
             (string,) = req.args
-            windows = map(lm_utils.make_disjoint_window, lm_utils.get_rolling_token_windows(
-                token_list=self.tok_encode(string), prefix_token=self.prefix_token_id,
-                max_seq_len=self.max_length, context_len=1))
+            windows = map(
+                lm_utils.make_disjoint_window,
+                lm_utils.get_rolling_token_windows(
+                    token_list=self.tok_encode(string),
+                    prefix_token=self.prefix_token_id,
+                    max_seq_len=self.max_length,
+                    context_len=1,
+                ),
+            )
             scored = self._loglikelihood_tokens([(None, ctx, cont) for ctx, cont in windows], disable_tqdm=True)
             out.append(sum(ll for ll, _ in scored))
         return out
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        raise ScaleDAGError("MegatronLM scores log-likelihoods only; generative lm-eval tasks need the HF export "
-                            "(lm_eval --model hf on results/.../runs/<run>/hf)")
-
+        raise ScaleDAGError(
+            "MegatronLM scores log-likelihoods only; generative lm-eval tasks need the HF export "
+            "(lm_eval --model hf on results/.../runs/<run>/hf)"
+        )

@@ -2,6 +2,7 @@
 
 Reads the whole valid token stream (up to --max-tokens) in non-overlapping windows of the
 model's sequence length, so the number does not depend on the training-time eval sample."""
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ metrics); here each one gets `data_files` pointed at the JSONL that workflow.eva
 prepared, and lm-eval runs it on `MegatronLM` (or on any lm-eval model, e.g. `hf` over the HF
 export, for the agreement check). One JSON per (run, task) holds lm-eval's metrics.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,9 @@ def task_config(task: str, data_file: str | Path) -> dict:
     return cfg
 
 
-def run_lm_eval(lm, tasks: dict[str, str | Path], batch_size: int = 16, limit: int | None = None,
-                device: str | None = None) -> dict:
+def run_lm_eval(
+    lm, tasks: dict[str, str | Path], batch_size: int = 16, limit: int | None = None, device: str | None = None
+) -> dict:
     """lm-eval's `simple_evaluate` on `lm` (an LM, or ("hf", model_args) for the export) -> {task: metrics}."""
     offline_env()
     import lm_eval
@@ -53,9 +55,21 @@ def run_lm_eval(lm, tasks: dict[str, str | Path], batch_size: int = 16, limit: i
     configs = [task_config(t, f) for t, f in tasks.items()]
     kwargs = {} if not isinstance(lm, tuple) else {"model_args": lm[1]}
     model = lm[0] if isinstance(lm, tuple) else lm
-    out = lm_eval.simple_evaluate(model=model, tasks=configs, num_fewshot=0, batch_size=batch_size, limit=limit,
-                                  bootstrap_iters=0, log_samples=False, device=device, random_seed=0, numpy_random_seed=0,
-                                  torch_random_seed=0, fewshot_random_seed=0, **kwargs)
+    out = lm_eval.simple_evaluate(
+        model=model,
+        tasks=configs,
+        num_fewshot=0,
+        batch_size=batch_size,
+        limit=limit,
+        bootstrap_iters=0,
+        log_samples=False,
+        device=device,
+        random_seed=0,
+        numpy_random_seed=0,
+        torch_random_seed=0,
+        fewshot_random_seed=0,
+        **kwargs,
+    )
     results = {}
     for task in tasks:
         raw = out["results"][task]
@@ -65,8 +79,9 @@ def run_lm_eval(lm, tasks: dict[str, str | Path], batch_size: int = 16, limit: i
     return results
 
 
-def evaluate_run(spec: dict, tasks: dict[str, str], outs: dict[str, str], tokenizer: str | None = None,
-                 batch_size: int = 16) -> dict:
+def evaluate_run(
+    spec: dict, tasks: dict[str, str], outs: dict[str, str], tokenizer: str | None = None, batch_size: int = 16
+) -> dict:
     from workflow.evaluate.lm_eval_megatron import MegatronLM
     from workflow.hpc.launch import shutdown
     from workflow.model import megatron_cpu
@@ -89,10 +104,19 @@ def evaluate_run(spec: dict, tasks: dict[str, str], outs: dict[str, str], tokeni
     for task, metrics in results.items():
         stats_path = Path(tasks[task]).with_suffix(".stats.json")
         stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
-        record = {"run_id": spec.get("run_id"), "study": spec.get("study"), "run": spec.get("run"), "task": task,
-                  "iteration": lm.iteration, "model": "megatron", "tokenizer_sha256": lm.tokenizer_sha256,
-                  "metrics": metrics, "random_acc": stats.get("random_acc"), "items": stats.get("items"),
-                  "skipped_lines": stats.get("skipped")}
+        record = {
+            "run_id": spec.get("run_id"),
+            "study": spec.get("study"),
+            "run": spec.get("run"),
+            "task": task,
+            "iteration": lm.iteration,
+            "model": "megatron",
+            "tokenizer_sha256": lm.tokenizer_sha256,
+            "metrics": metrics,
+            "random_acc": stats.get("random_acc"),
+            "items": stats.get("items"),
+            "skipped_lines": stats.get("skipped"),
+        }
         atomic_write_json(outs[task], record)
         print(json.dumps({"task": task, **metrics}), flush=True)
     print(f"zero-shot done in {time.perf_counter() - t0:.1f}s", flush=True)

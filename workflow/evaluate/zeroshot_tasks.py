@@ -7,6 +7,7 @@ question/choices.text, passage/question, query/choices) lets `workflow/evaluate/
 lm-eval's own prompts and metrics. A malformed line is skipped and counted (stats JSON), never
 fatal; a missing file is one error naming it. A seeded sample (file order kept) keeps tiny fast.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,7 +69,7 @@ def _lambada(obj: dict) -> Item:
 def _arc(obj: dict) -> Item:
     choices, gold = _mc(obj)
     question = obj["query"]
-    question = question[len("Question: "):] if question.startswith("Question: ") else question
+    question = question[len("Question: ") :] if question.startswith("Question: ") else question
     return {"question": question, "choices": {"text": choices}, "label": gold}
 
 
@@ -77,7 +78,7 @@ def _boolq(obj: dict) -> Item:
     query = obj["query"]
     if not query.startswith("Passage: ") or "\nQuestion: " not in query:
         raise ValueError("'query' is not 'Passage: ...\\nQuestion: ...'")
-    passage, question = query[len("Passage: "):].rsplit("\nQuestion: ", 1)
+    passage, question = query[len("Passage: ") :].rsplit("\nQuestion: ", 1)
     return {"passage": passage, "question": question.rstrip().rstrip("?"), "label": gold}
 
 
@@ -101,7 +102,11 @@ def _piqa(paths: list[Path]) -> Parsed:
             label = int(label_lines[lineno - 1])
             if label not in (0, 1):
                 raise ValueError(f"label {label} is not 0 or 1")
-            yield lineno, {"goal": str(obj["goal"]), "sol1": str(obj["sol1"]), "sol2": str(obj["sol2"]), "label": label}, ""
+            yield (
+                lineno,
+                {"goal": str(obj["goal"]), "sol1": str(obj["sol1"]), "sol2": str(obj["sol2"]), "label": label},
+                "",
+            )
         except IndexError:
             yield lineno, None, f"no line {lineno} in {labels.name}"
         except (KeyError, ValueError) as exc:
@@ -115,7 +120,7 @@ def _hellaswag(paths: list[Path]) -> Parsed:
     if lines and lines[-1] == "":
         lines.pop()
     for start in range(0, len(lines), 6):
-        block = lines[start:start + 6]
+        block = lines[start : start + 6]
         if len(block) < 6 or not block[1].strip().isdigit() or not 0 <= int(block[1]) <= 3:
             yield start + 1, None, "expected a context line, a label 0-3 and 4 endings"
             continue
@@ -201,8 +206,10 @@ def prepare_task(task: str, data_dir: str | Path, out: str | Path, limit: int | 
     }
     atomic_write_json(Path(out).with_suffix(".stats.json"), stats)
     if skipped:
-        print(f"zero-shot task {task}: skipped {len(skipped)} malformed line(s) in {stats['source'][0]}, "
-              f"first at line {skipped[0]['line']} ({skipped[0]['why']})")
+        print(
+            f"zero-shot task {task}: skipped {len(skipped)} malformed line(s) in {stats['source'][0]}, "
+            f"first at line {skipped[0]['line']} ({skipped[0]['why']})"
+        )
     return stats
 
 

@@ -29,6 +29,7 @@ Layout notes (megatron-core 0.16.1, local layer spec):
   relative (tests/unit/test_export_hf.py), but deep models may drift further.
 - Weights are taken from a TP=PP=1 rebuild of the model (dist_checkpointing reshards on load), in fp32.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,9 @@ def hf_class_for(model: dict) -> str:
     what = f"normalization={norm}, activation={act}, position_embedding={pos}, embedding_layernorm={emb_ln}"
     kv_heads = model.get("kv_heads")
     if kv_heads and kv_heads != model["heads"]:  # the key maps split QKV with one group per head
-        raise ScaleDAGError(f"export_hf: grouped-query attention ({kv_heads} KV heads for {model['heads']}) is not exported yet")
+        raise ScaleDAGError(
+            f"export_hf: grouped-query attention ({kv_heads} KV heads for {model['heads']}) is not exported yet"
+        )
     if norm == "RMSNorm" and act == "swiglu" and pos == "rotary" and not emb_ln:
         if float(model.get("rotary_percent", 1.0)) != 1.0:
             raise ScaleDAGError(f"export_hf: Llama needs rotary_percent 1.0, got {model['rotary_percent']} ({what})")
@@ -116,6 +119,7 @@ def _split_qkv(w: torch.Tensor, heads: int, groups: int) -> tuple[torch.Tensor, 
 
 # --- one adapter per target class ---------------------------------------------------------------------------
 # Transforms: (Megatron tensor, ModelSpec) -> HF tensor.  Fused QKV is split with one query group per head.
+
 
 def same(t, m):
     return t
@@ -321,8 +325,14 @@ def hf_config(mspec, hf_class: str, eod_id: int):
     import transformers
 
     adapter = adapter_for(hf_class)
-    common = dict(vocab_size=mspec.vocab_size, bos_token_id=eod_id, eos_token_id=eod_id, pad_token_id=eod_id,
-                  tie_word_embeddings=mspec.tied_embeddings, dtype="float32")
+    common = dict(
+        vocab_size=mspec.vocab_size,
+        bos_token_id=eod_id,
+        eos_token_id=eod_id,
+        pad_token_id=eod_id,
+        tie_word_embeddings=mspec.tied_embeddings,
+        dtype="float32",
+    )
     return getattr(transformers, adapter.config_class)(**adapter.config(mspec), **common)
 
 
@@ -366,7 +376,9 @@ def build_hf_model(mspec, hf_class: str, state: dict[str, torch.Tensor], eod_id:
         expected.discard("lm_head.weight")
     missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or extra:
-        raise ScaleDAGError(f"export_hf: {hf_class} weights do not line up (missing {missing[:4]}, unexpected {extra[:4]})")
+        raise ScaleDAGError(
+            f"export_hf: {hf_class} weights do not line up (missing {missing[:4]}, unexpected {extra[:4]})"
+        )
     model.load_state_dict(state, strict=False, assign=True)
     if mspec.tied_embeddings:
         model.tie_weights()
@@ -395,8 +407,14 @@ def save_tokenizer(tokenizer_json: str | os.PathLike, out_dir: Path, max_length:
 
     if not Path(tokenizer_json).is_file():
         raise ScaleDAGError(f"{tokenizer_json}: no such tokenizer file")
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_json), bos_token=EOD_TOKEN, eos_token=EOD_TOKEN,
-                                  pad_token=EOD_TOKEN, unk_token=EOD_TOKEN, model_max_length=max_length)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(tokenizer_json),
+        bos_token=EOD_TOKEN,
+        eos_token=EOD_TOKEN,
+        pad_token=EOD_TOKEN,
+        unk_token=EOD_TOKEN,
+        model_max_length=max_length,
+    )
     eod = tok.convert_tokens_to_ids(EOD_TOKEN)
     if eod is None or tok.convert_ids_to_tokens(eod) != EOD_TOKEN:
         raise ScaleDAGError(f"{tokenizer_json}: has no {EOD_TOKEN} token")
@@ -404,8 +422,9 @@ def save_tokenizer(tokenizer_json: str | os.PathLike, out_dir: Path, max_length:
     return int(eod)
 
 
-def export_hf(run_dir: str | os.PathLike, out_dir: str | os.PathLike, tokenizer: str | os.PathLike,
-              iteration: int | None = None) -> dict:
+def export_hf(
+    run_dir: str | os.PathLike, out_dir: str | os.PathLike, tokenizer: str | os.PathLike, iteration: int | None = None
+) -> dict:
     """Write `out_dir` (atomically) so `AutoModelForCausalLM/AutoTokenizer.from_pretrained(out_dir)` work."""
     from workflow.hpc.launch import shutdown
 

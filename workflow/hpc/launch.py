@@ -1,4 +1,5 @@
 """One launch path for `python`, `torchrun` and `srun`: ranks come from whichever launcher ran us."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,12 +42,24 @@ def free_port() -> int:
 def launch_info(env: dict | None = None) -> LaunchInfo:
     env = dict(os.environ if env is None else env)
     if "RANK" in env and "WORLD_SIZE" in env:  # torchrun (or anything exporting the torch variables)
-        return LaunchInfo(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)),
-                          env.get("MASTER_ADDR", "127.0.0.1"), int(env.get("MASTER_PORT", 29500)), "torchrun")
+        return LaunchInfo(
+            int(env["RANK"]),
+            int(env["WORLD_SIZE"]),
+            int(env.get("LOCAL_RANK", 0)),
+            env.get("MASTER_ADDR", "127.0.0.1"),
+            int(env.get("MASTER_PORT", 29500)),
+            "torchrun",
+        )
     if "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:  # srun with several tasks
-        return LaunchInfo(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)),
-                          env.get("MASTER_ADDR") or first_host(env.get("SLURM_STEP_NODELIST", env.get("SLURM_NODELIST", "127.0.0.1"))),
-                          int(env.get("MASTER_PORT", 29500)), "srun")
+        return LaunchInfo(
+            int(env["SLURM_PROCID"]),
+            int(env["SLURM_NTASKS"]),
+            int(env.get("SLURM_LOCALID", 0)),
+            env.get("MASTER_ADDR")
+            or first_host(env.get("SLURM_STEP_NODELIST", env.get("SLURM_NODELIST", "127.0.0.1"))),
+            int(env.get("MASTER_PORT", 29500)),
+            "srun",
+        )
     return LaunchInfo(0, 1, 0, "127.0.0.1", int(env.get("MASTER_PORT", 0)) or free_port(), "python")
 
 

@@ -7,6 +7,7 @@ a job's walltime never exceeds the bin of its node count (a longer run continues
 from its checkpoint), and multi-task jobs launch with `srun` (or Parsl's MPI prefix) through
 `{resources.mpi}`.
 """
+
 from __future__ import annotations
 
 import math
@@ -112,14 +113,19 @@ def rule_resources(config: dict, rule: str, threads: int = 1) -> dict:
     if mach.cores_per_node and tasks_per_node * (cpus or threads) > mach.cores_per_node:
         raise ScaleDAGError(
             f"config: scales.{config['scale']}.resources.{rule}: {tasks_per_node} tasks x {cpus or threads} cores exceed "
-            f"the {mach.cores_per_node} cores of a {mach.name} node")
+            f"the {mach.cores_per_node} cores of a {mach.name} node"
+        )
     if mach.gpus_per_node and tasks_per_node * gpus_per_task > mach.gpus_per_node:
         raise ScaleDAGError(
             f"config: scales.{config['scale']}.resources.{rule}: {tasks_per_node} tasks x {gpus_per_task} GPUs exceed "
-            f"the {mach.gpus_per_node} GPUs of a {mach.name} node")
+            f"the {mach.gpus_per_node} GPUs of a {mach.name} node"
+        )
     partition, runtime = choose_partition(mach, nodes, spec.get("runtime"))
-    res = {"nodes": nodes, "tasks": tasks,
-           "mpi": launch_prefix(mach, nodes, tasks_per_node, cpus or threads, gpus_per_task) if tasks > 1 else ""}
+    res = {
+        "nodes": nodes,
+        "tasks": tasks,
+        "mpi": launch_prefix(mach, nodes, tasks_per_node, cpus or threads, gpus_per_task) if tasks > 1 else "",
+    }
     if cpus:
         res["cpus_per_task"] = cpus
     if runtime is not None:
@@ -150,5 +156,6 @@ def account_problem(config: dict, executor: str | None, env: dict) -> str | None
         return None
     if executor not in (None, "slurm", "parsl"):
         return None
-    return ("SBATCH_ACCOUNT is not set: Frontier jobs need a project account "
-            "(export SBATCH_ACCOUNT=<project>, e.g. abc123)")
+    return (
+        "SBATCH_ACCOUNT is not set: Frontier jobs need a project account (export SBATCH_ACCOUNT=<project>, e.g. abc123)"
+    )

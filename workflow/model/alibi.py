@@ -16,6 +16,7 @@ Tensor parallelism: rank r of a TP group of size tp holds heads [rÂ·n/tp, (r+1)Â
 column-parallel QKV split is head-contiguous), so it uses exactly those slopes
 (``alibi_slopes_for_rank``).
 """
+
 from __future__ import annotations
 
 import math
@@ -108,8 +109,17 @@ class ALiBiDotProductAttention(_dot_product_attention_base()):
     given, else ``config.attention_dropout``, applied only in training.
     """
 
-    def __init__(self, config, layer_number, attn_mask_type, attention_type, attention_dropout=None,
-                 softmax_scale=None, cp_comm_type=None, pg_collection=None):
+    def __init__(
+        self,
+        config,
+        layer_number,
+        attn_mask_type,
+        attention_type,
+        attention_dropout=None,
+        softmax_scale=None,
+        cp_comm_type=None,
+        pg_collection=None,
+    ):
         super().__init__(
             config=config,
             layer_number=layer_number,
@@ -143,8 +153,13 @@ class ALiBiDotProductAttention(_dot_product_attention_base()):
         bias = self._bias_cache.get(key)
         if bias is None:
             bias = alibi_bias(
-                self.num_attention_heads_per_partition, sq, key_seq=sk, slopes=self.alibi_slopes,
-                causal=True, dtype=dtype, device=device,
+                self.num_attention_heads_per_partition,
+                sq,
+                key_seq=sk,
+                slopes=self.alibi_slopes,
+                causal=True,
+                dtype=dtype,
+                device=device,
             )
             self._bias_cache = {key: bias}  # keep only the latest shape
         return bias
@@ -185,9 +200,13 @@ class ALiBiDotProductAttention(_dot_product_attention_base()):
             from megatron.core import tensor_parallel
 
             with tensor_parallel.get_cuda_rng_tracker().fork():
-                context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=self.softmax_scale)
+                context = F.scaled_dot_product_attention(
+                    q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=self.softmax_scale
+                )
         else:
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=self.softmax_scale)
+            context = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=self.softmax_scale
+            )
 
         # [b, np, sq, hn] -> [sq, b, np * hn]
         return context.permute(2, 0, 1, 3).reshape(sq, b, np_ * hn)

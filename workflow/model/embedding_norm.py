@@ -11,6 +11,7 @@ in ``sharded_state_dict()`` (replicated across TP/DP, saved by dist_checkpointin
 The norm is always a LayerNorm (with bias), as in BLOOM, whatever the blocks' normalization is;
 its epsilon is ``config.layernorm_epsilon``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,7 +30,9 @@ class NormedLanguageModelEmbedding(LanguageModelEmbedding):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.embedding_layernorm = torch.nn.LayerNorm(
-            self.config.hidden_size, eps=self.config.layernorm_epsilon, dtype=self.config.params_dtype,
+            self.config.hidden_size,
+            eps=self.config.layernorm_epsilon,
+            dtype=self.config.params_dtype,
         )
         for param in self.embedding_layernorm.parameters():
             # replicated across TP; under sequence parallelism its grads need Megatron's all-reduce

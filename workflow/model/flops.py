@@ -16,6 +16,7 @@ Two FLOP conventions are provided:
 
 A multiply-accumulate counts as 2 FLOPs throughout.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,7 @@ class Shape:
                 raise ScaleDAGError(f"Shape.{name}: expected a positive integer, got {value!r}")
         if self.kv_channels is None and self.hidden % self.heads:
             raise ScaleDAGError(
-                f"Shape: hidden ({self.hidden}) must be divisible by heads ({self.heads}) "
-                "unless kv_channels is given"
+                f"Shape: hidden ({self.hidden}) must be divisible by heads ({self.heads}) unless kv_channels is given"
             )
         if self.kv_channels is not None and (not isinstance(self.kv_channels, int) or self.kv_channels <= 0):
             raise ScaleDAGError(f"Shape.kv_channels: expected a positive integer, got {self.kv_channels!r}")

@@ -15,6 +15,7 @@ x + attn(ln1(x)) + mlp(ln2(x))).  megatron-core 0.16.1's ``TransformerLayer`` ha
 (it always runs attention then MLP sequentially), so the ``gpt-neox`` preset uses the sequential
 residual x' = x + attn(ln1(x)); x'' = x' + mlp(ln2(x')).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -105,7 +106,9 @@ def make_model_spec(arch: str | dict, shape: dict, vocab_size: int, overrides: d
         raise ScaleDAGError(f"shape {shape}: hidden ({hidden}) must be divisible by heads ({heads})")
     kv_heads = shape.get("kv_heads")
     if kv_heads is not None and (int(kv_heads) < 1 or heads % int(kv_heads)):
-        raise ScaleDAGError(f"shape {shape}: kv_heads ({kv_heads}) must divide heads ({heads}) for grouped-query attention")
+        raise ScaleDAGError(
+            f"shape {shape}: kv_heads ({kv_heads}) must divide heads ({heads}) for grouped-query attention"
+        )
     if options["activation"] not in ("gelu", "swiglu"):
         raise ScaleDAGError(f"activation {options['activation']!r}: expected gelu or swiglu")
     if options["position_embedding"] not in _POSITION_EMBEDDINGS:

@@ -9,6 +9,7 @@ megatron-core assumes CUDA in a few spots (measured, see ../shared/notes/megatro
 arguments, so no Megatron source is touched.  On a machine with a GPU ``activate()`` does nothing
 and the code path is Megatron's own.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Study figures and tables from run outputs: loss-vs-tokens curves (PNG + PDF) and a CSV table."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,18 +27,20 @@ def loss_table(metrics: list[str], summaries: list[str], evals: list[str]) -> pd
         if run not in by_run:
             raise ScaleDAGError(f"{summary_path}: no eval_loss.json given for run {run!r}")
         ev = json.loads(Path(by_run[run]).read_text())
-        rows.append({
-            "run": run,
-            "arch": s["arch"],
-            "shape": f"{s['model']['layers']}x{s['model']['hidden']}x{s['model']['heads']}",
-            "parameters": s["parameters"],
-            "tokens": s["tokens"],
-            "final_train_loss": round(s["final_train_loss"], 4),
-            "valid_loss": round(ev["loss"], 4),
-            "valid_perplexity": round(ev["perplexity"], 3),
-            "train_tokens_per_s": round(s["train_tokens_per_s"] or float("nan"), 1),
-            "device": s["device"],
-        })
+        rows.append(
+            {
+                "run": run,
+                "arch": s["arch"],
+                "shape": f"{s['model']['layers']}x{s['model']['hidden']}x{s['model']['heads']}",
+                "parameters": s["parameters"],
+                "tokens": s["tokens"],
+                "final_train_loss": round(s["final_train_loss"], 4),
+                "valid_loss": round(ev["loss"], 4),
+                "valid_perplexity": round(ev["perplexity"], 3),
+                "train_tokens_per_s": round(s["train_tokens_per_s"] or float("nan"), 1),
+                "device": s["device"],
+            }
+        )
     return pd.DataFrame(rows).sort_values("run").reset_index(drop=True)
 
 
@@ -54,7 +57,7 @@ def plot_loss_curves(metrics: list[str], title: str, png: str, pdf: str) -> None
         valid = [(r["tokens"], r["loss"]) for r in rows if r["kind"] == "valid"]
         if not train:
             raise ScaleDAGError(f"{path}: no training rows")
-        line, = ax.plot(*zip(*train), label=f"{_run_name(path)} (train)", lw=1.2)
+        (line,) = ax.plot(*zip(*train), label=f"{_run_name(path)} (train)", lw=1.2)
         if valid:
             ax.plot(*zip(*valid), "o--", color=line.get_color(), ms=3, lw=0.8, label=f"{_run_name(path)} (valid)")
     ax.set_xlabel("tokens")

@@ -11,6 +11,7 @@ each run's summary.json (energy joules/token, or why it was not measured); every
 study as a Markdown table.  Run sets select runs by their config (`run_id`), which `workflow.train.pretrain`
 logs, so runs of other scales or studies in the same project never leak in.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,9 +91,13 @@ def build_report(inputs: dict):
 
     entity, project = inputs["entity"], inputs["project"]
     runsets = [
-        wr.Runset(entity=entity, project=project, name=variant,
-                  filters=expr.filterexpr_list_to_string([expr.Config("run_id").isin(sorted(run_ids))]),
-                  groupby=["config.arch"])
+        wr.Runset(
+            entity=entity,
+            project=project,
+            name=variant,
+            filters=expr.filterexpr_list_to_string([expr.Config("run_id").isin(sorted(run_ids))]),
+            groupby=["config.arch"],
+        )
         for variant, run_ids in sorted(inputs["variants"].items())
     ]
     if not runsets:
@@ -104,8 +109,10 @@ def build_report(inputs: dict):
     energy_panels = [wr.BarPlot(title=m, metrics=[m]) for m in ENERGY_METRICS]
     blocks = [
         wr.H1(text=inputs["title"]),
-        wr.P(text=f"ScaleDAG study `{inputs['study']}` at scale `{inputs['scale']}`: "
-                  f"{sum(len(v) for v in inputs['variants'].values())} runs, one run set per variant."),
+        wr.P(
+            text=f"ScaleDAG study `{inputs['study']}` at scale `{inputs['scale']}`: "
+            f"{sum(len(v) for v in inputs['variants'].values())} runs, one run set per variant."
+        ),
         wr.H2(text="Loss curves"),
         wr.PanelGrid(runsets=runsets, panels=loss_panels),
         wr.H2(text="Throughput"),
@@ -117,12 +124,25 @@ def build_report(inputs: dict):
     ]
     for name, markdown in sorted(inputs["tables"].items()):
         blocks += [wr.H3(text=name), wr.MarkdownBlock(text=markdown)]
-    return wr.Report(project=project, entity=entity, title=inputs["title"][:128],
-                     description=f"ScaleDAG {inputs['scale']}/{inputs['study']}", blocks=blocks)
+    return wr.Report(
+        project=project,
+        entity=entity,
+        title=inputs["title"][:128],
+        description=f"ScaleDAG {inputs['scale']}/{inputs['study']}",
+        blocks=blocks,
+    )
 
 
-def report_inputs(study: str, scale: str, title: str, runs: dict[str, dict], summaries: list[str],
-                  tables: list[str], project: str | None = None, entity: str | None = None) -> dict:
+def report_inputs(
+    study: str,
+    scale: str,
+    title: str,
+    runs: dict[str, dict],
+    summaries: list[str],
+    tables: list[str],
+    project: str | None = None,
+    entity: str | None = None,
+) -> dict:
     """Everything the report is built from. `runs`: run name -> {"run_id", "variant"} for every run
     the study may train; the report covers those whose summary is given (a proxy study's full runs
     exist only for the candidates its ranking selected)."""
@@ -141,17 +161,22 @@ def report_inputs(study: str, scale: str, title: str, runs: dict[str, dict], sum
         except (OSError, json.JSONDecodeError) as exc:
             raise ScaleDAGError(f"{by_dir[run]}: cannot read run summary ({exc})") from None
     return {
-        "study": study, "scale": scale, "title": title,
+        "study": study,
+        "scale": scale,
+        "title": title,
         "project": project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
         "entity": entity or os.environ.get("WANDB_ENTITY") or "",
-        "variants": variants, "summaries": rows,
+        "variants": variants,
+        "summaries": rows,
         "tables": {Path(t).name: csv_to_markdown(t) for t in tables},
     }
 
 
 def publish_command(spec_path: str | os.PathLike, offline_runs_glob: str) -> str:
-    return (f"wandb sync {offline_runs_glob} && "
-            f"python -m workflow.report.wandb_report publish --spec {shlex.quote(str(spec_path))}")
+    return (
+        f"wandb sync {offline_runs_glob} && "
+        f"python -m workflow.report.wandb_report publish --spec {shlex.quote(str(spec_path))}"
+    )
 
 
 def write_spec(inputs: dict, out: str | os.PathLike, offline_runs_glob: str) -> str:
@@ -161,8 +186,9 @@ def write_spec(inputs: dict, out: str | os.PathLike, offline_runs_glob: str) -> 
 
     report = build_report(inputs)
     command = publish_command(out, offline_runs_glob)
-    atomic_write_json(out, {"inputs": inputs, "publish": command,
-                            "report": TypeAdapter(wr.Report).dump_python(report, mode="json")})
+    atomic_write_json(
+        out, {"inputs": inputs, "publish": command, "report": TypeAdapter(wr.Report).dump_python(report, mode="json")}
+    )
     return command
 
 

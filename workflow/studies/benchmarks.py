@@ -4,6 +4,7 @@ Turns the per-scale sweep lists into explicit points, and groups GPT-2 points in
 (`<size>.dp<n>`: one process or one torchrun/srun launch per model size and device count), so the
 rules, the benchmark scripts and the integration test all agree on what "every declared point" is.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -23,7 +24,11 @@ def benchmarks(config: dict, study: str) -> dict:
 def block_sweep(config: dict, study: str) -> dict | None:
     """The block benchmark's settings at the selected scale (None: not declared there)."""
     b = benchmarks(config, study).get("block")
-    return None if b is None or config["scale"] not in b else {**b[config["scale"]], "archs": b["archs"], "sparsity": b.get("sparsity", True)}
+    return (
+        None
+        if b is None or config["scale"] not in b
+        else {**b[config["scale"]], "archs": b["archs"], "sparsity": b.get("sparsity", True)}
+    )
 
 
 def block_points(sweep: dict) -> list[dict]:
@@ -32,20 +37,34 @@ def block_points(sweep: dict) -> list[dict]:
     for hidden, seq, micro in itertools.product(sweep["hidden"], sweep["seq_length"], sweep["micro_batch_size"]):
         if hidden % sweep["head_dim"]:
             raise ScaleDAGError(f"block sweep: hidden {hidden} is not a multiple of head_dim {sweep['head_dim']}")
-        points.append({"hidden": hidden, "heads": hidden // sweep["head_dim"], "seq_length": seq, "micro_batch_size": micro})
+        points.append(
+            {"hidden": hidden, "heads": hidden // sweep["head_dim"], "seq_length": seq, "micro_batch_size": micro}
+        )
     return points
 
 
 def block_spec(config: dict, study: str, arch: str) -> dict:
     sweep = block_sweep(config, study)
-    return {"study": study, "scale": config["scale"], "arch": arch, "points": block_points(sweep),
-            "warmup": sweep["warmup"], "repeats": sweep["repeats"], "sparsity": sweep["sparsity"],
-            "bf16": scale_config(config)["device"] == "gpu", "threads": scale_config(config).get("threads_per_run")}
+    return {
+        "study": study,
+        "scale": config["scale"],
+        "arch": arch,
+        "points": block_points(sweep),
+        "warmup": sweep["warmup"],
+        "repeats": sweep["repeats"],
+        "sparsity": sweep["sparsity"],
+        "bf16": scale_config(config)["device"] == "gpu",
+        "threads": scale_config(config).get("threads_per_run"),
+    }
 
 
 def gpt2_sweep(config: dict, study: str) -> dict | None:
     g = benchmarks(config, study).get("gpt2")
-    return None if g is None or config["scale"] not in g else {**g[config["scale"]], "arch": g["arch"], "overrides": g.get("overrides", {})}
+    return (
+        None
+        if g is None or config["scale"] not in g
+        else {**g[config["scale"]], "arch": g["arch"], "overrides": g.get("overrides", {})}
+    )
 
 
 def gpt2_jobs(config: dict, study: str) -> dict[str, list[dict]]:
@@ -62,29 +81,59 @@ def gpt2_jobs(config: dict, study: str) -> dict[str, list[dict]]:
         return {}
     focus = g.get("focus") or g["sizes"][0]
     if focus not in g["sizes"]:
-        raise ScaleDAGError(f"config: studies.{study}.benchmarks.gpt2.{config['scale']}.focus: {focus!r} is not one of its sizes {g['sizes']}")
+        raise ScaleDAGError(
+            f"config: studies.{study}.benchmarks.gpt2.{config['scale']}.focus: {focus!r} is not one of its sizes {g['sizes']}"
+        )
     base_seq = g["base_seq_length"]
     micro = g["micro_batch_size"]
     jobs: dict[str, list[dict]] = {}
     for size in g["sizes"]:
         if size not in config["shapes"]:
-            raise ScaleDAGError(f"config: studies.{study}.benchmarks.gpt2.{config['scale']}.sizes: unknown shape {size!r}")
-        pts = [{"sweep": "seq", "size": size, "seq_length": s, "micro_batch_size": micro, "grad_accum": 1, "devices": 1}
-               for s in g["seq_length"]]
+            raise ScaleDAGError(
+                f"config: studies.{study}.benchmarks.gpt2.{config['scale']}.sizes: unknown shape {size!r}"
+            )
+        pts = [
+            {"sweep": "seq", "size": size, "seq_length": s, "micro_batch_size": micro, "grad_accum": 1, "devices": 1}
+            for s in g["seq_length"]
+        ]
         if size == focus:
             gbs = g["global_batch_size"]
             for acc in g["grad_accum"]:
                 if gbs % acc:
                     raise ScaleDAGError(f"config: gpt2 grad_accum {acc} does not divide global_batch_size {gbs}")
-                pts.append({"sweep": "grad_accum", "size": size, "seq_length": base_seq, "micro_batch_size": gbs // acc,
-                            "grad_accum": acc, "devices": 1})
-            pts.append({"sweep": "devices", "size": size, "seq_length": base_seq, "micro_batch_size": micro,
-                        "grad_accum": 1, "devices": 1})
+                pts.append(
+                    {
+                        "sweep": "grad_accum",
+                        "size": size,
+                        "seq_length": base_seq,
+                        "micro_batch_size": gbs // acc,
+                        "grad_accum": acc,
+                        "devices": 1,
+                    }
+                )
+            pts.append(
+                {
+                    "sweep": "devices",
+                    "size": size,
+                    "seq_length": base_seq,
+                    "micro_batch_size": micro,
+                    "grad_accum": 1,
+                    "devices": 1,
+                }
+            )
         jobs[f"{size}.dp1"] = pts
     for n in g["devices"]:
         if n > 1:
-            jobs[f"{focus}.dp{n}"] = [{"sweep": "devices", "size": focus, "seq_length": base_seq,
-                                       "micro_batch_size": micro, "grad_accum": 1, "devices": n}]
+            jobs[f"{focus}.dp{n}"] = [
+                {
+                    "sweep": "devices",
+                    "size": focus,
+                    "seq_length": base_seq,
+                    "micro_batch_size": micro,
+                    "grad_accum": 1,
+                    "devices": n,
+                }
+            ]
     return jobs
 
 
@@ -108,7 +157,9 @@ def gpt2_launcher(config: dict, study: str, job: str) -> str:
         threads = scale_config(config).get("threads_per_run", 1)
         return f"{launch_prefix(mach, gpt2_nodes(config, study, job), min(n, per_node), threads, 1)} python"
     if n > per_node:
-        raise ScaleDAGError(f"GPT-2 job {job}: {n} devices need several nodes, but scale {config['scale']!r} runs on a local machine")
+        raise ScaleDAGError(
+            f"GPT-2 job {job}: {n} devices need several nodes, but scale {config['scale']!r} runs on a local machine"
+        )
     return f"python -m torch.distributed.run --standalone --nproc_per_node {n}"
 
 
@@ -121,16 +172,29 @@ def gpt2_spec(config: dict, study: str, job: str) -> dict:
     g = gpt2_sweep(config, study)
     jobs = gpt2_jobs(config, study)
     if job not in jobs:
-        raise ScaleDAGError(f"study {study!r} has no GPT-2 benchmark job {job!r} at scale {config['scale']!r}; expected one of {sorted(jobs)}")
+        raise ScaleDAGError(
+            f"study {study!r} has no GPT-2 benchmark job {job!r} at scale {config['scale']!r}; expected one of {sorted(jobs)}"
+        )
     sc = scale_config(config)
     ddir = data_dir(config)
     return {
-        "study": study, "scale": config["scale"], "job": job, "arch": g["arch"], "overrides": g["overrides"],
+        "study": study,
+        "scale": config["scale"],
+        "job": job,
+        "arch": g["arch"],
+        "overrides": g["overrides"],
         "shapes": {p["size"]: config["shapes"][p["size"]] for p in jobs[job]},
-        "points": jobs[job], "warmup_steps": g["warmup_steps"], "steps": g["steps"],
+        "points": jobs[job],
+        "warmup_steps": g["warmup_steps"],
+        "steps": g["steps"],
         "vocab_size": sc["tokenizer"]["vocab_size"],
-        "data": {"tokenizer": f"{ddir}/tokenizer.json", "train_prefix": f"{ddir}/tokens/train",
-                 "valid_prefix": f"{ddir}/tokens/valid"},
-        "train": dict(sc["train"]), "bf16": sc["device"] == "gpu", "threads": sc.get("threads_per_run"),
+        "data": {
+            "tokenizer": f"{ddir}/tokenizer.json",
+            "train_prefix": f"{ddir}/tokens/train",
+            "valid_prefix": f"{ddir}/tokens/valid",
+        },
+        "train": dict(sc["train"]),
+        "bf16": sc["device"] == "gpu",
+        "threads": sc.get("threads_per_run"),
         "scratch": f"{results_root(config)}/{study}/gpt2/scratch/{job}",
     }

@@ -4,6 +4,7 @@ The study modules are imported inside each generator because they import workflo
 imports this table. Each generator maps (config, study) -> {run name: run dict} in the shape `workflow.config.study_runs`
 returns; the `pretrain` rule then treats generated runs exactly like listed ones.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

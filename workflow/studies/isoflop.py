@@ -34,6 +34,7 @@ cosine schedule decays over `train.tokens` = D, so each run's schedule length eq
 
 Run names: `c<budget>_l<L>-h<d>` (e.g. `c3e12_l2-h128`), i.e. `<variant>_<shape>`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -84,8 +85,9 @@ def counts(spec) -> dict:
     """Parameters (every one, Chinchilla's one-embedding count, non-embedding) and training FLOPs
     per token under each counting."""
     shape = _flops_shape(spec)
-    kw = dict(tied_embeddings=spec.tied_embeddings, biases=spec.bias,
-              learned_positions=spec.position_embedding == "learned")
+    kw = dict(
+        tied_embeddings=spec.tied_embeddings, biases=spec.bias, learned_positions=spec.position_embedding == "learned"
+    )
     total = param_count(shape, **kw)
     return {
         "params": total,
@@ -120,8 +122,10 @@ def study_vocab(config: dict, study: str) -> int:
 
     corpus = study_corpus(config, study)
     if corpus and corpus not in config["corpora"]:
-        raise ScaleDAGError(f"config: studies.{study}.isoflop.{config['scale']}.corpus: {corpus!r} is not a corpus; "
-                            f"expected one of {sorted(config['corpora'])}")
+        raise ScaleDAGError(
+            f"config: studies.{study}.isoflop.{config['scale']}.corpus: {corpus!r} is not a corpus; "
+            f"expected one of {sorted(config['corpora'])}"
+        )
     return int(corpus_tokenizer(config, corpus)["vocab_size"])
 
 
@@ -130,7 +134,9 @@ def shape_rule(iso: dict, scale: str) -> dict:
     return {**DEFAULT_RULE, **iso.get("shape_rule", {}), **iso.get(scale, {}).get("shape_rule", {})}
 
 
-def candidate_shapes(iso: dict, rule: dict, vocab_size: int, seq_length: int, max_params: float, tp: int = 1) -> list[dict]:
+def candidate_shapes(
+    iso: dict, rule: dict, vocab_size: int, seq_length: int, max_params: float, tp: int = 1
+) -> list[dict]:
     """Every shape the aspect-ratio rule allows (heads divisible by the tensor-parallel size `tp`),
     up to a little past `max_params`; "params" is N as the study counts it."""
     lo, hi = rule["aspect_ratio"]
@@ -156,7 +162,9 @@ def shape_for_params(target: float, candidates: list[dict], rule: dict) -> dict:
     """The candidate closest to `target` parameters in log space (ties: aspect nearest the middle)."""
     lo, hi = rule["aspect_ratio"]
     mid = math.log(math.sqrt(lo * hi))
-    return min(candidates, key=lambda c: (round(abs(math.log(c["params"] / target)), 9), abs(math.log(c["aspect"]) - mid)))
+    return min(
+        candidates, key=lambda c: (round(abs(math.log(c["params"] / target)), 9), abs(math.log(c["aspect"]) - mid))
+    )
 
 
 def _sizes_per_budget(sizes, budgets: list[float], where: str) -> list[list[float]]:
@@ -228,11 +236,15 @@ def _build_plan(config: dict, study: str) -> list[dict]:
     sc = config["scales"][scale]
     rule = shape_rule(iso, scale)
     if rule["aspect_ratio"][0] > rule["aspect_ratio"][1]:
-        raise ScaleDAGError(f"config: studies.{study}.isoflop.shape_rule.aspect_ratio: expected [low, high], got {rule['aspect_ratio']}")
+        raise ScaleDAGError(
+            f"config: studies.{study}.isoflop.shape_rule.aspect_ratio: expected [low, high], got {rule['aspect_ratio']}"
+        )
     budgets = [float(c) for c in per["budgets"]]
     tags = [budget_tag(c) for c in budgets]
     if len(set(tags)) != len(tags):
-        raise ScaleDAGError(f"{where}.budgets: budgets must differ in their first 3 significant digits, got {per['budgets']}")
+        raise ScaleDAGError(
+            f"{where}.budgets: budgets must differ in their first 3 significant digits, got {per['budgets']}"
+        )
     grids = [widen_grid(g, int(per.get("widen", 0)), where) for g in _sizes_per_budget(per["sizes"], budgets, where)]
     vocab, seq = study_vocab(config, study), per["seq_length"]
     tp = sc.get("parallel", {}).get("tp", 1)
@@ -260,8 +272,19 @@ def _build_plan(config: dict, study: str) -> list[dict]:
                     f"{where}: budget {budget:.3g} gives {name} only {iters} steps of {tokens_per_iter} tokens "
                     f"(need >= {MIN_ITERATIONS}); raise the budget or lower the sizes"
                 )
-            plan.append({"run": f"{tag}_{name}", "variant": tag, "shape_name": name, "budget": budget,
-                         "target_params": float(target), "shape": shape, "tokens": tokens, "iterations": iters, **c})
+            plan.append(
+                {
+                    "run": f"{tag}_{name}",
+                    "variant": tag,
+                    "shape_name": name,
+                    "budget": budget,
+                    "target_params": float(target),
+                    "shape": shape,
+                    "tokens": tokens,
+                    "iterations": iters,
+                    **c,
+                }
+            )
     return plan
 
 
@@ -287,13 +310,24 @@ def approach1_plan(config: dict, study: str) -> list[dict]:
         c = counts(_model_spec(iso, shape, vocab))
         for r in a1["tokens_per_param"]:
             tokens = float(r) * c[params_key(iso)]
-            plan.append({"run": f"a1r{float(r):g}_{name}".replace("+", ""), "variant": f"a1r{float(r):g}",
-                         "shape_name": name, "shape": shape, "tokens": tokens,
-                         "iterations": math.ceil(tokens / tokens_per_iter), "target_params": float(target), **c})
+            plan.append(
+                {
+                    "run": f"a1r{float(r):g}_{name}".replace("+", ""),
+                    "variant": f"a1r{float(r):g}",
+                    "shape_name": name,
+                    "shape": shape,
+                    "tokens": tokens,
+                    "iterations": math.ceil(tokens / tokens_per_iter),
+                    "target_params": float(target),
+                    **c,
+                }
+            )
     names = [p["run"] for p in plan]
     if len(set(names)) != len(names):
-        raise ScaleDAGError(f"config: studies.{study}.isoflop.{scale}.approach1_runs: two sizes map to one shape "
-                            f"({sorted(n for n in names if names.count(n) > 1)[0]}); space them further apart")
+        raise ScaleDAGError(
+            f"config: studies.{study}.isoflop.{scale}.approach1_runs: two sizes map to one shape "
+            f"({sorted(n for n in names if names.count(n) > 1)[0]}); space them further apart"
+        )
     return plan
 
 
@@ -306,9 +340,16 @@ def isoflop_runs(config: dict, study: str) -> dict[str, dict]:
     runs = {}
     for p in plan:
         train = {"tokens": p["tokens"], "eval_interval": math.ceil(p["iterations"] / evals)}  # <= evals points
-        runs[p["run"]] = {"variant": p["variant"], "arch": iso["arch"], "overrides": dict(iso.get("overrides", {})),
-                          "shape_name": p["shape_name"], "shape": dict(p["shape"]), "train": train,
-                          "budget": p.get("budget"), **corpus}
+        runs[p["run"]] = {
+            "variant": p["variant"],
+            "arch": iso["arch"],
+            "overrides": dict(iso.get("overrides", {})),
+            "shape_name": p["shape_name"],
+            "shape": dict(p["shape"]),
+            "train": train,
+            "budget": p.get("budget"),
+            **corpus,
+        }
     return runs
 
 
@@ -330,8 +371,11 @@ def analysis_settings(config: dict, study: str) -> dict:
 
 def fit_conventions(settings: dict) -> dict:
     """What a fit's tables record about how they were counted (analysis_settings -> columns)."""
-    return {"params_counting": settings["params_counting"], "flops_per_token": settings["flops_per_token"],
-            "approach1_curves": "horizon runs" if settings["approach1_runs"] else "IsoFLOP runs' own curves"}
+    return {
+        "params_counting": settings["params_counting"],
+        "flops_per_token": settings["flops_per_token"],
+        "approach1_curves": "horizon runs" if settings["approach1_runs"] else "IsoFLOP runs' own curves",
+    }
 
 
 # -- closing the loop: train what the fit predicts ----------------------------------------------------
@@ -352,8 +396,11 @@ def closed_loop_settings(config: dict, study: str) -> dict:
         "study": study,
         "budgets": [float(c) for c in loop.get("budgets", [])],
         "size_factor": float(loop.get("size_factor", 4.0)),
-        "iso": {"arch": iso["arch"], "overrides": dict(iso.get("overrides", {})),
-                "params_counting": iso.get("params_counting", "one_embedding")},
+        "iso": {
+            "arch": iso["arch"],
+            "overrides": dict(iso.get("overrides", {})),
+            "params_counting": iso.get("params_counting", "one_embedding"),
+        },
         "rule": shape_rule(iso, scale),
         "vocab_size": study_vocab(config, study),
         "seq_length": per["seq_length"],
@@ -375,14 +422,23 @@ def loop_run(settings: dict, budget: float, target_params: float, candidates: li
     tokens = budget / c[f"flops_per_token_{settings['flops_per_token']}"]
     iters = math.ceil(tokens / settings["tokens_per_iter"])
     name = f"l{shape['layers']}-h{shape['hidden']}"
-    return {"run": f"loop{budget_tag(budget)}_{name}", "budget": budget, "target_params": float(target_params),
-            "shape_name": name, "shape": shape, "tokens": tokens, "iterations": iters, **c,
-            "n": c[params_key(settings["iso"])]}
+    return {
+        "run": f"loop{budget_tag(budget)}_{name}",
+        "budget": budget,
+        "target_params": float(target_params),
+        "shape_name": name,
+        "shape": shape,
+        "tokens": tokens,
+        "iterations": iters,
+        **c,
+        "n": c[params_key(settings["iso"])],
+    }
 
 
 def loop_candidates(settings: dict, max_params: float) -> list[dict]:
-    return candidate_shapes(settings["iso"], settings["rule"], settings["vocab_size"], settings["seq_length"],
-                            max_params, settings["tp"])
+    return candidate_shapes(
+        settings["iso"], settings["rule"], settings["vocab_size"], settings["seq_length"], max_params, settings["tp"]
+    )
 
 
 def closed_loop_runs(config: dict, study: str) -> dict[str, dict]:
@@ -399,7 +455,16 @@ def closed_loop_runs(config: dict, study: str) -> dict[str, dict]:
     iso = config["studies"][study]["isoflop"]
     evals = int(iso.get("evals_per_run", 10))
     corpus = {"corpus": study_corpus(config, study)} if study_corpus(config, study) else {}
-    return {r["run"]: {"variant": r["run"].split("_")[0], "arch": iso["arch"], "overrides": dict(iso.get("overrides", {})),
-                       "shape_name": r["shape_name"], "shape": dict(r["shape"]), "budget": r["budget"], **corpus,
-                       "train": {"tokens": r["tokens"], "eval_interval": math.ceil(r["iterations"] / evals)}}
-            for r in plan["runs"]}
+    return {
+        r["run"]: {
+            "variant": r["run"].split("_")[0],
+            "arch": iso["arch"],
+            "overrides": dict(iso.get("overrides", {})),
+            "shape_name": r["shape_name"],
+            "shape": dict(r["shape"]),
+            "budget": r["budget"],
+            **corpus,
+            "train": {"tokens": r["tokens"], "eval_interval": math.ceil(r["iterations"] / evals)},
+        }
+        for r in plan["runs"]
+    }

@@ -13,6 +13,7 @@ correlation between the two and the proxy's cost as a fraction of the full runs'
 Runs (generator `proxy`) are `proxy_<shape>` and `full_<shape>`, shape `L<layers>-H<hidden>-A<heads>`,
 trained by the ordinary `pretrain` rule.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,11 @@ def proxy_settings(config: dict, study: str) -> dict:
 
 def non_embedding_params(arch: str, overrides: dict, layers: int, hidden: int, heads: int, seq: int) -> int:
     m = make_model_spec(arch, {"layers": layers, "hidden": hidden, "heads": heads, "seq_length": seq}, 1, overrides)
-    return param_count(Shape(m.layers, m.hidden, m.heads, m.ffn_hidden, 1, m.seq_length, glu=m.glu),
-                       include_embeddings=False, biases=m.bias)
+    return param_count(
+        Shape(m.layers, m.hidden, m.heads, m.ffn_hidden, 1, m.seq_length, glu=m.glu),
+        include_embeddings=False,
+        biases=m.bias,
+    )
 
 
 def shape_name(layers: int, hidden: int, heads: int) -> str:
@@ -60,15 +64,24 @@ def enumerate_candidates(s: dict, tp: int = 1) -> list[dict]:
             layers = max(1, min(int(s.get("max_layers", 128)), round(budget / per_layer)))
             n = non_embedding_params(s["arch"], s["overrides"], layers, hidden, heads, s["seq_length"])
             if abs(n - budget) <= tol * budget:
-                out.append({"name": shape_name(layers, hidden, heads), "layers": layers, "hidden": hidden,
-                            "heads": heads, "seq_length": s["seq_length"], "non_embedding_params": n})
+                out.append(
+                    {
+                        "name": shape_name(layers, hidden, heads),
+                        "layers": layers,
+                        "hidden": hidden,
+                        "heads": heads,
+                        "seq_length": s["seq_length"],
+                        "non_embedding_params": n,
+                    }
+                )
     k = int(s.get("max_candidates", len(out)))
     if len(out) > k:
         idx = sorted({int(round(i)) for i in np.linspace(0, len(out) - 1, k)})
         out = [out[i] for i in idx]
     if len(out) < int(s.get("min_candidates", 2)):
         raise ScaleDAGError(
-            f"proxy: only {len(out)} candidate shapes within {tol:.0%} of {budget:.3g} parameters; widen tolerance, head_dims or max_hidden")
+            f"proxy: only {len(out)} candidate shapes within {tol:.0%} of {budget:.3g} parameters; widen tolerance, head_dims or max_hidden"
+        )
     return out
 
 
@@ -87,7 +100,10 @@ def proxy_runs(config: dict, study: str) -> dict[str, dict]:
         d_full = full_tokens(s, c["non_embedding_params"])
         for variant, tokens in (("proxy", max(1, int(round(s["fraction"] * d_full)))), ("full", d_full)):
             runs[f"{variant}_{c['name']}"] = {
-                "variant": variant, "arch": s["arch"], "overrides": dict(s["overrides"]), "shape_name": c["name"],
+                "variant": variant,
+                "arch": s["arch"],
+                "overrides": dict(s["overrides"]),
+                "shape_name": c["name"],
                 "shape": {k: c[k] for k in ("layers", "hidden", "heads", "seq_length")},
                 "train": {"tokens": tokens, **s.get("train", {})},
             }
@@ -102,6 +118,7 @@ def full_selection(s: dict) -> dict | None:
 
 # -- statistics ------------------------------------------------------------------------------------
 
+
 def rankdata(values) -> np.ndarray:
     """Ranks 1..n, ties get their average rank."""
     v = np.asarray(values, dtype=float)
@@ -113,7 +130,7 @@ def rankdata(values) -> np.ndarray:
         j = i
         while j + 1 < len(v) and sorted_v[j + 1] == sorted_v[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
     return ranks
 
@@ -132,6 +149,7 @@ def spearman(x, y) -> float | None:
 
 
 # -- ranking and report ---------------------------------------------------------------------------
+
 
 def _final_valid_loss(metrics_path: str | Path) -> float:
     from workflow.train.metrics import read_metrics
@@ -159,11 +177,23 @@ def rank_candidates(proxy_metrics: list[str], proxy_summaries: list[str], s: dic
         n = non_embedding_params(s["arch"], s["overrides"], m["layers"], m["hidden"], m["heads"], m["seq_length"])
         d_full = full_tokens(s, n)
         tps = sm.get("train_tokens_per_s")
-        rows.append({"shape": run.split("_", 1)[1], "layers": m["layers"], "hidden": m["hidden"], "heads": m["heads"],
-                     "non_embedding_params": n, "parameters": sm["parameters"], "proxy_tokens": sm["tokens"],
-                     "full_tokens": d_full, "predicted_loss": _final_valid_loss(path), "tokens_per_s": tps,
-                     "predicted_full_hours": d_full / tps / 3600 if tps else None,
-                     "proxy_wall_seconds": sm["wall_seconds"], "device": sm["device"]})
+        rows.append(
+            {
+                "shape": run.split("_", 1)[1],
+                "layers": m["layers"],
+                "hidden": m["hidden"],
+                "heads": m["heads"],
+                "non_embedding_params": n,
+                "parameters": sm["parameters"],
+                "proxy_tokens": sm["tokens"],
+                "full_tokens": d_full,
+                "predicted_loss": _final_valid_loss(path),
+                "tokens_per_s": tps,
+                "predicted_full_hours": d_full / tps / 3600 if tps else None,
+                "proxy_wall_seconds": sm["wall_seconds"],
+                "device": sm["device"],
+            }
+        )
     rows.sort(key=lambda r: r["predicted_loss"])
     for i, r in enumerate(rows, 1):
         r["predicted_rank"] = i
@@ -172,7 +202,7 @@ def rank_candidates(proxy_metrics: list[str], proxy_summaries: list[str], s: dic
         chosen = [r["shape"] for r in rows]
     else:
         top, bottom = int(sel.get("top", 0)), int(sel.get("bottom", 0))
-        chosen = [r["shape"] for r in rows[:top]] + [r["shape"] for r in rows[max(top, len(rows) - bottom):]]
+        chosen = [r["shape"] for r in rows[:top]] + [r["shape"] for r in rows[max(top, len(rows) - bottom) :]]
     return {"candidates": rows, "full": chosen}
 
 
@@ -185,8 +215,13 @@ def proxy_report(ranking: dict, full_metrics: list[str], full_summaries: list[st
         shape = _run_name(path).split("_", 1)[1]
         if shape not in by_shape:
             raise ScaleDAGError(f"{path}: shape {shape!r} is not in the proxy ranking")
-        rows.append({**by_shape[shape], "actual_loss": _final_valid_loss(path),
-                     "full_wall_seconds": summaries[shape]["wall_seconds"]})
+        rows.append(
+            {
+                **by_shape[shape],
+                "actual_loss": _final_valid_loss(path),
+                "full_wall_seconds": summaries[shape]["wall_seconds"],
+            }
+        )
     actual_rank = rankdata([r["actual_loss"] for r in rows])
     for r, a in zip(rows, actual_rank):
         r["actual_rank"] = float(a)
@@ -198,9 +233,14 @@ def proxy_report(ranking: dict, full_metrics: list[str], full_summaries: list[st
     proxy_sec_ran = sum(r["proxy_wall_seconds"] for r in ranking["candidates"] if r["shape"] in ran)
     full_sec = sum(r["full_wall_seconds"] for r in rows)
     return {
-        "spearman": rho, "n_full": len(rows), "n_candidates": len(ranking["candidates"]),
+        "spearman": rho,
+        "n_full": len(rows),
+        "n_candidates": len(ranking["candidates"]),
         "proxy_flops_fraction": proxy_flops / full_flops_all,
-        "proxy_flops_fraction_of_runs_done": proxy_flops / sum(flops(r["non_embedding_params"], r["full_tokens"]) for r in rows) if rows else None,
+        "proxy_flops_fraction_of_runs_done": proxy_flops
+        / sum(flops(r["non_embedding_params"], r["full_tokens"]) for r in rows)
+        if rows
+        else None,
         "proxy_seconds_fraction": proxy_sec_ran / full_sec if full_sec else None,
         "best_predicted": ranking["candidates"][0]["shape"],
         "best_actual": min(rows, key=lambda r: r["actual_loss"])["shape"] if rows else None,

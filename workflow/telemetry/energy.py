@@ -21,6 +21,7 @@ process per node should report it. Summing across ranks is the caller's job.
 Result dict (`EnergyMeter.stop()`): {"backend", "joules" (None if not measured),
 "reason" (None if measured), "seconds", "domains" (what was measured)}.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -240,7 +241,10 @@ class RaplMeter(EnergyMeter):
         root = Path(root)
         if not root.is_dir():
             raise MeterUnavailable(f"{root} does not exist")
-        zones = sorted((p for p in root.iterdir() if _RAPL_ZONE.match(p.name)), key=lambda p: int(_RAPL_ZONE.match(p.name).group(1)))
+        zones = sorted(
+            (p for p in root.iterdir() if _RAPL_ZONE.match(p.name)),
+            key=lambda p: int(_RAPL_ZONE.match(p.name).group(1)),
+        )
         self._files: list[Path] = []
         for zone in zones:
             try:
@@ -253,7 +257,9 @@ class RaplMeter(EnergyMeter):
                 span = int((zone / "max_energy_range_uj").read_text()) / 1e6
                 int((zone / "energy_uj").read_text())
             except PermissionError as exc:
-                raise MeterUnavailable(f"permission denied: {exc.filename} (energy_uj is root-only since CVE-2020-8694)") from None
+                raise MeterUnavailable(
+                    f"permission denied: {exc.filename} (energy_uj is root-only since CVE-2020-8694)"
+                ) from None
             except (OSError, ValueError) as exc:
                 raise MeterUnavailable(f"{zone}: unreadable: {exc}") from None
             self._files.append(zone / "energy_uj")

@@ -8,6 +8,7 @@ Peaks are dense (no 2:4 sparsity) vendor figures in TFLOP/s per *device as torch
 each MI250X GCD is its own torch device, so "AMD Instinct MI250X" maps to the per-GCD peak.
 A peak of None means unknown (CPUs, or a dtype the device has no fast path for); MFU is then None.
 """
+
 from __future__ import annotations
 
 from workflow.errors import ScaleDAGError
@@ -68,9 +69,17 @@ _MATCH_RULES: list[tuple[tuple[str, ...], str]] = [
 ]
 
 _DTYPES = {
-    "bf16": "bf16", "bfloat16": "bf16", "torch.bfloat16": "bf16",
-    "fp16": "fp16", "float16": "fp16", "half": "fp16", "torch.float16": "fp16",
-    "fp32": "fp32", "float32": "fp32", "float": "fp32", "torch.float32": "fp32",
+    "bf16": "bf16",
+    "bfloat16": "bf16",
+    "torch.bfloat16": "bf16",
+    "fp16": "fp16",
+    "float16": "fp16",
+    "half": "fp16",
+    "torch.float16": "fp16",
+    "fp32": "fp32",
+    "float32": "fp32",
+    "float": "fp32",
+    "torch.float32": "fp32",
     "tf32": "tf32",
 }
 

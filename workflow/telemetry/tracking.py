@@ -10,6 +10,7 @@ lands in `<dir>/wandb/offline-run-<time>-<id>/run-<id>.wandb`, to be pushed late
 stats sampling is off unless a GPU is present. (The tests read such a folder back with
 tests/wandb_offline.py.)
 """
+
 from __future__ import annotations
 
 import logging

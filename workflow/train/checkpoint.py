@@ -12,6 +12,7 @@ checkpoint that verifies and loads (the pointer is only a hint: one missing, gar
 missing folder is reported and ignored); a checkpoint that fails is renamed `iter_NNNNNNN.rejected`
 (kept for inspection, never loaded) and the next older one is tried. Evaluation and export load the
 final checkpoint or refuse with one line: they never fall back to an older model."""
+
 from __future__ import annotations
 
 import contextlib
@@ -90,6 +91,7 @@ def max_over_ranks(value: float) -> float:
 
 # -- manifest: size and sha256 of every file -----------------------------------------------------
 
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -109,8 +111,10 @@ def _hash_all(folder: Path, names: list[str]) -> list[str]:
 
 def write_manifest(folder: Path, iteration: int, finite: bool) -> None:
     names = _files(folder)
-    files = {name: {"size": (folder / name).stat().st_size, "sha256": digest}
-             for name, digest in zip(names, _hash_all(folder, names))}
+    files = {
+        name: {"size": (folder / name).stat().st_size, "sha256": digest}
+        for name, digest in zip(names, _hash_all(folder, names))
+    }
     atomic_write_json(folder / MANIFEST, {"iteration": iteration, "finite": finite, "files": files})
 
 
@@ -136,7 +140,9 @@ def verify_checkpoint(folder: str | Path) -> dict:
         if not path.is_file():
             raise CheckpointError(f"{path}: missing")
         if path.stat().st_size != entry["size"]:
-            raise CheckpointError(f"{path}: {path.stat().st_size} bytes, the manifest says {entry['size']} (truncated or replaced)")
+            raise CheckpointError(
+                f"{path}: {path.stat().st_size} bytes, the manifest says {entry['size']} (truncated or replaced)"
+            )
     for name, digest in zip(files, _hash_all(folder, list(files))):
         if digest != files[name]["sha256"]:
             raise CheckpointError(f"{folder / name}: sha256 differs from the manifest (corrupt or tampered with)")
@@ -145,8 +151,11 @@ def verify_checkpoint(folder: str | Path) -> dict:
 
 # -- .metadata without executing code --------------------------------------------------------------
 
-_DCP_MODULES = ("torch.distributed.checkpoint.metadata", "torch.distributed.checkpoint.planner",
-                "torch.distributed.checkpoint.filesystem")
+_DCP_MODULES = (
+    "torch.distributed.checkpoint.metadata",
+    "torch.distributed.checkpoint.planner",
+    "torch.distributed.checkpoint.filesystem",
+)
 
 
 class _MetadataUnpickler(pickle.Unpickler):
@@ -231,10 +240,13 @@ def _load_verified(folder: Path, state: dict) -> dict:
             raise
         except BaseException as exc:  # noqa: BLE001 - DCP's CheckpointException derives from BaseException
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise CheckpointError(reader.refused or f"{folder}: could not be loaded ({type(exc).__name__}: {first})") from None
+            raise CheckpointError(
+                reader.refused or f"{folder}: could not be loaded ({type(exc).__name__}: {first})"
+            ) from None
 
 
 # -- saving ---------------------------------------------------------------------------------------
+
 
 def _rng_state() -> dict:
     return {
@@ -291,16 +303,21 @@ def _io_failure(exc: BaseException) -> str | None:
 
 
 def _disk_full(root: Path) -> str | None:
-    """"No space left" when the disk cannot hold another checkpoint the size of the newest one:
+    """ "No space left" when the disk cannot hold another checkpoint the size of the newest one:
     torch's zip writer reports a full disk as "unexpected pos", with no errno to recognise."""
     newest = checkpoint_dirs(root)
     needed = sum(p.stat().st_size for p in newest[0][1].rglob("*") if p.is_file()) if newest else 1 << 20
     free = shutil.disk_usage(root).free
-    return f"No space left on device ({free >> 10} KiB free, a checkpoint takes {needed >> 10} KiB)" if free < needed else None
+    return (
+        f"No space left on device ({free >> 10} KiB free, a checkpoint takes {needed >> 10} KiB)"
+        if free < needed
+        else None
+    )
 
 
-def save_checkpoint(root: str | Path, iteration: int, model, optimizer, scheduler, progress: dict,
-                    finite: bool | None = None) -> Path:
+def save_checkpoint(
+    root: str | Path, iteration: int, model, optimizer, scheduler, progress: dict, finite: bool | None = None
+) -> Path:
     """Save model, optimizer, scheduler, data position (`progress`) and RNG states, then publish.
     `finite` is what the manifest records; checked here (every parameter, all ranks) unless the
     caller already did.
@@ -332,8 +349,9 @@ def save_checkpoint(root: str | Path, iteration: int, model, optimizer, schedule
             shutil.rmtree(tmp, ignore_errors=True)
         failure = _io_failure(exc) or _disk_full(root)
         if failure:
-            raise CheckpointWriteError(f"saving checkpoint {final.name} failed at {tmp}: {failure}; "
-                                       f"earlier checkpoints in {root} are intact") from None
+            raise CheckpointWriteError(
+                f"saving checkpoint {final.name} failed at {tmp}: {failure}; earlier checkpoints in {root} are intact"
+            ) from None
         raise
     _barrier()
     return final
@@ -352,6 +370,7 @@ def _publish(root: Path, tmp: Path, final: Path, iteration: int) -> None:
 
 
 # -- finding and loading --------------------------------------------------------------------------
+
 
 def checkpoint_dirs(root: str | Path) -> list[tuple[int, Path]]:
     """Published checkpoint folders (those with a manifest), newest first; nothing is hashed here."""
@@ -458,7 +477,9 @@ def load_final_model(run_dir: str | Path, mspec, iteration: int | None = None):
     from workflow.model import megatron_cpu
     from workflow.model.gpt import build_gpt_model
 
-    folder = iteration_dir(Path(run_dir) / "checkpoints", iteration) if iteration is not None else final_checkpoint(run_dir)
+    folder = (
+        iteration_dir(Path(run_dir) / "checkpoints", iteration) if iteration is not None else final_checkpoint(run_dir)
+    )
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such checkpoint")
     megatron_cpu.activate()
@@ -477,7 +498,7 @@ def prune_checkpoints(root: str | Path, keep: int) -> None:
     if _rank() != 0:
         return
     root = Path(root)
-    for _, folder in checkpoint_dirs(root)[max(1, keep):]:
+    for _, folder in checkpoint_dirs(root)[max(1, keep) :]:
         shutil.rmtree(folder, ignore_errors=True)
     for p in root.glob("iter_*.tmp"):
         shutil.rmtree(p, ignore_errors=True)

@@ -8,6 +8,7 @@ Megatron writes its index cache in place (not atomically) and without locking, a
 the same corpus share one cache. So the cache is filled from a private staging directory under a
 file lock, and only complete files are renamed into it; Megatron then always finds a full cache.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,7 +46,8 @@ class HFTokenizerAdapter:
         self.vocab_size = self._tok.get_vocab_size()
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
         self.unique_identifiers = OrderedDict(
-            [("class", type(self).__name__), ("tokenizer_sha256", digest), ("vocab_size", self.vocab_size)])
+            [("class", type(self).__name__), ("tokenizer_sha256", digest), ("vocab_size", self.vocab_size)]
+        )
 
     @property
     def eos(self) -> int:
@@ -119,10 +121,16 @@ def _fill_cache(config, prefixes_and_sizes, cache_dir: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def build_gpt_datasets(train_prefix: str | os.PathLike, valid_prefix: str | os.PathLike,
-                       tokenizer_path: str | os.PathLike, seq_length: int, seed: int,
-                       num_train_samples: int | None, num_valid_samples: int | None,
-                       cache_dir: str | os.PathLike | None = None):
+def build_gpt_datasets(
+    train_prefix: str | os.PathLike,
+    valid_prefix: str | os.PathLike,
+    tokenizer_path: str | os.PathLike,
+    seq_length: int,
+    seed: int,
+    num_train_samples: int | None,
+    num_valid_samples: int | None,
+    cache_dir: str | os.PathLike | None = None,
+):
     """(train, valid) GPTDatasets of `seq_length`-token samples from separate train/valid prefixes.
 
     The index cache defaults to `<dir of train_prefix>/cache`. Call on every rank when
@@ -191,5 +199,9 @@ class RandomTokens:
     def __getitem__(self, index: int) -> dict:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         tokens = torch.randint(0, self.vocab_size, (self.seq + 1,), generator=g)
-        return {"tokens": tokens[:-1], "labels": tokens[1:], "loss_mask": torch.ones(self.seq),
-                "position_ids": torch.arange(self.seq)}
+        return {
+            "tokens": tokens[:-1],
+            "labels": tokens[1:],
+            "loss_mask": torch.ones(self.seq),
+            "position_ids": torch.arange(self.seq),
+        }

@@ -11,6 +11,7 @@ Inert unless one of these environment variables names a 1-based step:
 It lives in the package, not under tests/, because the faults must fire inside the training
 process that the tests start as a plain `python -m workflow.train.pretrain`.
 """
+
 from __future__ import annotations
 
 import os

@@ -14,14 +14,16 @@ norms are summed over its tensor-parallel group, so the trust ratio is that of t
 TP=2 follows TP=1. State keys (`step`, `exp_avg`, `exp_avg_sq`) are Adam's, so Megatron's
 `init_state_fn` and dist_checkpointing save and restore LAMB unchanged.
 """
+
 from __future__ import annotations
 
 import torch
 
 
 class Lamb(torch.optim.Optimizer):
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.0, tp_group=None):
+    def __init__(
+        self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0, tp_group=None
+    ):
         if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"invalid LAMB hyper-parameters lr={lr} betas={betas} eps={eps}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
@@ -52,7 +54,7 @@ class Lamb(torch.optim.Optimizer):
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                update = (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt_().add_(group["eps"]))
+                update = (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt_().add_(group["eps"]))
                 if group["weight_decay"]:
                     update.add_(p, alpha=group["weight_decay"])
                 updates.append(update)
@@ -68,8 +70,9 @@ class Lamb(torch.optim.Optimizer):
         """||p||, ||u|| of whole tensors: sharded parameters' squares summed over the TP group."""
         group = self.tp_group
         if group is not None and torch.distributed.is_initialized() and torch.distributed.get_world_size(group) > 1:
-            sharded = torch.tensor([bool(getattr(p, "tensor_model_parallel", False)) for p in params],
-                                   dtype=sq.dtype, device=sq.device).unsqueeze(1)
+            sharded = torch.tensor(
+                [bool(getattr(p, "tensor_model_parallel", False)) for p in params], dtype=sq.dtype, device=sq.device
+            ).unsqueeze(1)
             part = sq * sharded
             torch.distributed.all_reduce(part, group=group)
             sq = part + sq * (1 - sharded)

@@ -1,4 +1,5 @@
 """Per-run metrics: a JSONL stream that survives resume, plus a throughput meter."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Megatron's optimizer (AdamW or LAMB) and LR schedule, the cosine length equal to the token budget."""
+
 from __future__ import annotations
 
 import torch
@@ -45,13 +46,21 @@ def _use_lamb(optimizer, config) -> None:
 
     from workflow.train.lamb import Lamb
 
-    tp_group = parallel_state.get_tensor_model_parallel_group() if parallel_state.model_parallel_is_initialized() else None
+    tp_group = (
+        parallel_state.get_tensor_model_parallel_group() if parallel_state.model_parallel_is_initialized() else None
+    )
     for wrapper in getattr(optimizer, "chained_optimizers", [optimizer]):
         inner = wrapper.optimizer
         if inner is None:  # a rank with no parameters of this kind (e.g. no experts)
             continue
-        wrapper.optimizer = Lamb(inner.param_groups, lr=config.lr, betas=(config.adam_beta1, config.adam_beta2),
-                                 eps=config.adam_eps, weight_decay=config.weight_decay, tp_group=tp_group)
+        wrapper.optimizer = Lamb(
+            inner.param_groups,
+            lr=config.lr,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_eps,
+            weight_decay=config.weight_decay,
+            tp_group=tp_group,
+        )
 
 
 def build_scheduler(optimizer, train: dict, total_samples: int):

@@ -8,6 +8,7 @@ resolved run config built by `workflow.config.pretrain_spec`.  Exit codes: 0 don
 
 The tests' fault injection (kill, signal, NaN loss or gradient, out of memory at a given step) is
 workflow/train/faults.py: inert unless its environment variables are set."""
+
 from __future__ import annotations
 
 import signal
@@ -64,7 +65,10 @@ class OutOfMemory(RuntimeError):
 
 def _collate(dataset, indices: list[int]) -> dict:
     samples = [dataset[i] for i in indices]
-    batch = {k: torch.stack([torch.as_tensor(s[k]) for s in samples]) for k in ("tokens", "labels", "loss_mask", "position_ids")}
+    batch = {
+        k: torch.stack([torch.as_tensor(s[k]) for s in samples])
+        for k in ("tokens", "labels", "loss_mask", "position_ids")
+    }
     if torch.cuda.is_available():
         batch = {k: v.cuda(non_blocking=True) for k, v in batch.items()}
     return batch
@@ -127,8 +131,9 @@ def _global_param_count(model) -> int:
     """Parameters of the whole model, summed over tensor- and pipeline-parallel shards."""
     from megatron.core import parallel_state
 
-    n = torch.tensor([float(sum(p.numel() for p in model.parameters()))],
-                     device="cuda" if torch.cuda.is_available() else "cpu")
+    n = torch.tensor(
+        [float(sum(p.numel() for p in model.parameters()))], device="cuda" if torch.cuda.is_available() else "cpu"
+    )
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(n, group=parallel_state.get_model_parallel_group())
     return int(n.item())
@@ -138,7 +143,9 @@ def _flops_per_token(mspec, n_params: int) -> tuple[float, float]:
     """Training FLOPs per token by Chinchilla's appendix-F count and by 6N."""
     from workflow.model.flops import Shape, chinchilla_training_flops_per_token, flops_6nd
 
-    shape = Shape(mspec.layers, mspec.hidden, mspec.heads, mspec.ffn_hidden, mspec.vocab_size, mspec.seq_length, glu=mspec.glu)
+    shape = Shape(
+        mspec.layers, mspec.hidden, mspec.heads, mspec.ffn_hidden, mspec.vocab_size, mspec.seq_length, glu=mspec.glu
+    )
     return chinchilla_training_flops_per_token(shape), flops_6nd(n_params, 1)
 
 
@@ -206,7 +213,9 @@ class Trainer:
         self.flops_per_token_chinchilla, self.flops_per_token_6n = _flops_per_token(self.model_spec, self.n_params)
         self.world_size = torch.distributed.get_world_size()
         self.device_name = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
-        self.model = DistributedDataParallel(self.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
+        self.model = DistributedDataParallel(
+            self.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model
+        )
         self.config.finalize_model_grads_func = finalize_model_grads
         self.config.no_sync_func = self.model.no_sync
         self.optimizer = build_optimizer([self.model], train, bf16=self.bf16)
@@ -221,8 +230,13 @@ class Trainer:
             self.valid_ds = RandomTokens(self.model_spec.vocab_size, self.seq, seed + 1)
         else:
             self.train_ds, self.valid_ds = build_gpt_datasets(
-                data["train_prefix"], data["valid_prefix"], data["tokenizer"], self.seq,
-                int(train.get("seed", 1234)), self.total_samples, eval_samples,
+                data["train_prefix"],
+                data["valid_prefix"],
+                data["tokenizer"],
+                self.seq,
+                int(train.get("seed", 1234)),
+                self.total_samples,
+                eval_samples,
             )
         self.out_dir = Path(spec["out_dir"])
         self.ckpt_root = self.out_dir / "checkpoints"
@@ -233,14 +247,24 @@ class Trainer:
     def _batches(self, iteration: int) -> list[dict]:
         base = iteration * self.global_batch
         return [
-            _collate(self.train_ds, list(range(base + (m * self.dp + self.dp_rank) * self.micro,
-                                               base + (m * self.dp + self.dp_rank + 1) * self.micro)))
+            _collate(
+                self.train_ds,
+                list(
+                    range(
+                        base + (m * self.dp + self.dp_rank) * self.micro,
+                        base + (m * self.dp + self.dp_rank + 1) * self.micro,
+                    )
+                ),
+            )
             for m in range(self.num_microbatches)
         ]
 
     def _valid_batches(self) -> list[dict]:
         return [
-            _collate(self.valid_ds, list(range((m * self.dp + self.dp_rank) * self.micro, (m * self.dp + self.dp_rank + 1) * self.micro)))
+            _collate(
+                self.valid_ds,
+                list(range((m * self.dp + self.dp_rank) * self.micro, (m * self.dp + self.dp_rank + 1) * self.micro)),
+            )
             for m in range(self.eval_iters)
         ]
 
@@ -248,18 +272,28 @@ class Trainer:
         self.model.zero_grad_buffer()
         self.optimizer.zero_grad()
         step = iteration + 1
-        micro = _MicroBatches(self._batches(iteration), poison=faults.fault_step("NONFINITE") == step,
-                              oom=faults.fault_step("OOM") == step)
+        micro = _MicroBatches(
+            self._batches(iteration),
+            poison=faults.fault_step("NONFINITE") == step,
+            oom=faults.fault_step("OOM") == step,
+        )
         try:
             losses = self.forward_backward(
-                forward_step_func=_forward_step, data_iterator=micro, model=[self.model],
-                num_microbatches=self.num_microbatches, seq_length=self.seq, micro_batch_size=self.micro,
-                decoder_seq_length=self.seq, forward_only=False,
+                forward_step_func=_forward_step,
+                data_iterator=micro,
+                model=[self.model],
+                num_microbatches=self.num_microbatches,
+                seq_length=self.seq,
+                micro_batch_size=self.micro,
+                decoder_seq_length=self.seq,
+                forward_only=False,
             )
         except torch.OutOfMemoryError:
             raise OutOfMemory(self._oom_message(step, micro.index)) from None
         if faults.fault_step("NONFINITE_GRAD") == step:
-            next(p for p in self.model.parameters() if getattr(p, "main_grad", None) is not None).main_grad.fill_(float("nan"))
+            next(p for p in self.model.parameters() if getattr(p, "main_grad", None) is not None).main_grad.fill_(
+                float("nan")
+            )
         try:
             _, grad_norm, _ = self.optimizer.step()
         except torch.OutOfMemoryError:  # first step: the optimizer's state is allocated here
@@ -271,9 +305,14 @@ class Trainer:
     def evaluate(self) -> float:
         self.model.eval()
         losses = self.forward_backward(
-            forward_step_func=_forward_step, data_iterator=iter(self._valid_batches()), model=[self.model],
-            num_microbatches=self.eval_iters, seq_length=self.seq, micro_batch_size=self.micro,
-            decoder_seq_length=self.seq, forward_only=True,
+            forward_step_func=_forward_step,
+            data_iterator=iter(self._valid_batches()),
+            model=[self.model],
+            num_microbatches=self.eval_iters,
+            seq_length=self.seq,
+            micro_batch_size=self.micro,
+            decoder_seq_length=self.seq,
+            forward_only=True,
         )
         self.model.train()
         return _reduce_loss(losses)
@@ -288,9 +327,18 @@ class Trainer:
         if self.saved_iteration == iteration:
             return
         if not weights_finite(self.model.module):
-            raise NonFiniteLoss(self._nonfinite_message(f"non-finite weights or gradients at step {iteration}, not saved"))
-        save_checkpoint(self.ckpt_root, iteration, self.model.module, self.optimizer, self.scheduler,
-                        {"consumed_samples": iteration * self.global_batch}, finite=True)  # checked just above
+            raise NonFiniteLoss(
+                self._nonfinite_message(f"non-finite weights or gradients at step {iteration}, not saved")
+            )
+        save_checkpoint(
+            self.ckpt_root,
+            iteration,
+            self.model.module,
+            self.optimizer,
+            self.scheduler,
+            {"consumed_samples": iteration * self.global_batch},
+            finite=True,
+        )  # checked just above
         self.saved_iteration = iteration
         prune_checkpoints(self.ckpt_root, self.keep_checkpoints)
         if self.rank == 0:
@@ -299,8 +347,10 @@ class Trainer:
     def _nonfinite_message(self, what: str) -> str:
         from workflow.train.checkpoint import latest_verified
 
-        return (f"{what}; last good checkpoint kept at {self.ckpt_root} "
-                f"(iteration {latest_verified(self.ckpt_root) or 'none'}); lower train.lr or check the data")
+        return (
+            f"{what}; last good checkpoint kept at {self.ckpt_root} "
+            f"(iteration {latest_verified(self.ckpt_root) or 'none'}); lower train.lr or check the data"
+        )
 
     def run(self) -> dict:
         from workflow.train.checkpoint import CheckpointWriteError
@@ -319,8 +369,13 @@ class Trainer:
         is_writer = self.rank == 0
         # No checkpoint (first start, or killed before the first one): rows of an earlier attempt are dropped.
         log = MetricsLog(self.out_dir / "metrics.jsonl", resume_step=start or None, enabled=is_writer)
-        tracker = Tracker(self.spec.get("run_id") or self.out_dir.name, self.spec.get("study"), self.spec,
-                          self.out_dir, enabled=is_writer and self.spec.get("wandb", True))
+        tracker = Tracker(
+            self.spec.get("run_id") or self.out_dir.name,
+            self.spec.get("study"),
+            self.spec,
+            self.out_dir,
+            enabled=is_writer and self.spec.get("wandb", True),
+        )
         tracker.continue_from(log.kept_rows)
         meter = detect_meter(device_index=self.launch.local_rank) if is_writer else None
         if meter is not None:
@@ -339,7 +394,10 @@ class Trainer:
             energy = meter.stop()
             meter.close()
             # Tokens of this job only: a resumed job's meter saw only the steps it ran.
-            summary["energy"] = dict(energy, joules_per_token=joules_per_token(energy, (self.train_iters - start) * self.global_batch * self.seq))
+            summary["energy"] = dict(
+                energy,
+                joules_per_token=joules_per_token(energy, (self.train_iters - start) * self.global_batch * self.seq),
+            )
         if is_writer:
             tracker.summary(summary)  # nested dicts (energy) are flattened to energy/joules_per_token etc.
             tracker.finish()
@@ -363,9 +421,13 @@ class Trainer:
             loss, grad_norm = self._step(iteration)
             clock.stop(tokens_per_iter)
             step = iteration + 1
-            nonfinite = (f"non-finite loss ({loss}) at step {step}" if not math.isfinite(loss) else
-                         f"non-finite gradient norm ({grad_norm}) at step {step}, loss {loss:.4f}"
-                         if grad_norm is not None and not math.isfinite(grad_norm) else None)
+            nonfinite = (
+                f"non-finite loss ({loss}) at step {step}"
+                if not math.isfinite(loss)
+                else f"non-finite gradient norm ({grad_norm}) at step {step}, loss {loss:.4f}"
+                if grad_norm is not None and not math.isfinite(grad_norm)
+                else None
+            )
             if nonfinite:
                 raise NonFiniteLoss(self._nonfinite_message(nonfinite))
             if step % self.log_interval == 0 or step == self.train_iters:
@@ -373,12 +435,22 @@ class Trainer:
                 rate = clock.rate_and_reset()
                 train_seconds += seconds
                 lr = self.optimizer.param_groups[0]["lr"]
-                row = dict(kind="train", step=step, tokens=step * tokens_per_iter, loss=loss, lr=lr,
-                           grad_norm=float("nan") if grad_norm is None else grad_norm, tokens_per_s=rate, **self._throughput(window_tokens, seconds))
+                row = dict(
+                    kind="train",
+                    step=step,
+                    tokens=step * tokens_per_iter,
+                    loss=loss,
+                    lr=lr,
+                    grad_norm=float("nan") if grad_norm is None else grad_norm,
+                    tokens_per_s=rate,
+                    **self._throughput(window_tokens, seconds),
+                )
                 log.log(**row)
                 tracker.log(wandb_metrics(row), step=step)
-                self._print(f"step {step}/{self.train_iters} loss {loss:.4f} lr {lr:.2e} {rate:,.0f} tok/s "
-                            f"{progress_eta(time.perf_counter() - wall0, step - start, self.train_iters - step)}")
+                self._print(
+                    f"step {step}/{self.train_iters} loss {loss:.4f} lr {lr:.2e} {rate:,.0f} tok/s "
+                    f"{progress_eta(time.perf_counter() - wall0, step - start, self.train_iters - step)}"
+                )
             if step % self.eval_interval == 0 or step == self.train_iters:
                 row = dict(kind="valid", step=step, tokens=step * tokens_per_iter, loss=self.evaluate())
                 log.log(**row)
@@ -400,9 +472,16 @@ class Trainer:
 
         if seconds <= 0:
             return {}
-        m = throughput_metrics(tokens, seconds, self.flops_per_token_chinchilla, self.flops_per_token_6n,
-                               self.world_size, self.device_name, "bf16" if self.bf16 else "fp32",
-                               self.spec.get("device_peaks"))
+        m = throughput_metrics(
+            tokens,
+            seconds,
+            self.flops_per_token_chinchilla,
+            self.flops_per_token_6n,
+            self.world_size,
+            self.device_name,
+            "bf16" if self.bf16 else "fp32",
+            self.spec.get("device_peaks"),
+        )
         return {k: m[k] for k in ("tflops_per_device_chinchilla", "tflops_per_device_6n", "mfu_chinchilla", "mfu_6n")}
 
     def _resume(self) -> int:
@@ -424,8 +503,10 @@ class Trainer:
             aside.mkdir(exist_ok=True)
             for _, folder in old:
                 folder.rename(aside / folder.name)
-            self._print(f"the metrics log of the checkpoints in {self.ckpt_root} is gone (outputs removed, e.g. by "
-                        f"--forcerun): training from scratch; the old ones wait in {aside} until this run saves one")
+            self._print(
+                f"the metrics log of the checkpoints in {self.ckpt_root} is gone (outputs removed, e.g. by "
+                f"--forcerun): training from scratch; the old ones wait in {aside} until this run saves one"
+            )
         if torch.distributed.is_initialized():
             torch.distributed.barrier()
         return 0
@@ -437,7 +518,11 @@ class Trainer:
         if torch.cuda.is_available():
             total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
             memory = f"; peak {torch.cuda.max_memory_allocated() / 2**30:.1f} of {total / 2**30:.1f} GiB"
-        where = f"micro-batch {micro_index + 1}/{self.num_microbatches}" if micro_index is not None else "in the optimizer step"
+        where = (
+            f"micro-batch {micro_index + 1}/{self.num_microbatches}"
+            if micro_index is not None
+            else "in the optimizer step"
+        )
         return (
             f"out of memory at step {step}, {where} "
             f"(micro_batch_size {self.micro} × seq_length {self.seq}, TP {self.tp}, PP {self.pp}{memory}); "
@@ -489,7 +574,7 @@ def _clock(seconds: float) -> str:
 
 
 def progress_eta(elapsed: float, steps_done: int, steps_left: int) -> str:
-    """"elapsed 0:01:05 eta 0:03:10": the time left at this attempt's own pace so far (evaluation
+    """ "elapsed 0:01:05 eta 0:03:10": the time left at this attempt's own pace so far (evaluation
     and checkpoints included, so the estimate is what the wall clock will show)."""
     eta = elapsed / steps_done * steps_left if steps_done > 0 else float("nan")
     return f"elapsed {_clock(elapsed)} eta {_clock(eta) if eta == eta else '?'}"
@@ -523,7 +608,11 @@ def main(argv: list[str] | None = None) -> None:
     group.add_argument("--spec-file", help="resolved run spec as a JSON file")
     args = parser.parse_args(argv)
     try:
-        spec = json_option("--spec", args.spec) if args.spec else json_option(args.spec_file, Path(args.spec_file).read_text())
+        spec = (
+            json_option("--spec", args.spec)
+            if args.spec
+            else json_option(args.spec_file, Path(args.spec_file).read_text())
+        )
     except OSError as exc:
         raise ScaleDAGError(f"--spec-file: {exc}") from None
     try:
