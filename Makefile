@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 export TOKENIZERS_PARALLELISM := false
 export WANDB_MODE ?= offline
 
-.PHONY: setup run test dry-run-paper lint format clean
+.PHONY: setup run test dry-run-paper plan lint format clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,14 @@ test: setup
 
 dry-run-paper: setup
 	$(BIN)/snakemake -n --config scale=paper
+
+# Cost plan of a scale's DAG (workflow/hpc/plan.py): results/<scale>/plan.csv and a table, nothing
+# submitted, no Slurm needed. `make plan SCALE=small PROFILE=profiles/slurm`; ALLOCATION=<node-hours>
+# makes an overrun an error.
+SCALE ?= paper
+PROFILE ?= profiles/frontier
+plan: setup
+	$(BIN)/python -m workflow.hpc.plan --scale $(SCALE) --profile $(PROFILE) $(if $(ALLOCATION),--config allocation_node_hours=$(ALLOCATION))
 
 # Lint: Snakemake's own checks, ruff (lint + format) on the Python, snakefmt on the Snakemake files,
 # and docs/CONFIG.md current with the schema. `make format` rewrites what the format checks reject.

@@ -20,6 +20,7 @@ include: "rules/arch_proxy.smk"
 include: "rules/downstream.smk"
 include: "rules/export.smk"
 include: "rules/report.smk"
+include: "rules/plan.smk"
 
 
 rule all:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from workflow.errors import json_option, main_guard
 from workflow.io import atomic_write_json, save_figure, write_csv
+from workflow.studies import proxy
 
 
 def proxy_figure(report: dict, png: str, pdf: str) -> None:
@@ -72,8 +73,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--png", required=True)
     p.add_argument("--pdf", required=True)
     args = parser.parse_args(argv)
-
-    from workflow.studies import proxy
 
     if args.command == "rank":
         ranking = proxy.rank_candidates(args.metrics, args.summaries, json_option("--settings", args.settings))

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import yaml
 
+from workflow.data.spec import normalise_spec
 from workflow.errors import ScaleDAGError
 from workflow.layout import REPO_ROOT, Layout, input_path  # noqa: F401 (re-exported: config's public API)
+from workflow.model.gpt import check_parallel, make_model_spec
 from workflow.resolve import (  # noqa: F401 (re-exported)
     corpus_name,
     corpus_tokenizer,
@@ -26,6 +28,7 @@ from workflow.resolve import (  # noqa: F401 (re-exported)
     study_kind,
 )
 from workflow.studies.generators import GENERATORS
+from workflow.studies.isoflop import closed_loop_runs, isoflop_plan
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 RUN_SEPARATOR = "_"  # run name = <variant>_<shape>
@@ -111,9 +114,7 @@ def check_references(config: dict) -> None:
             raise ScaleDAGError(
                 f"config: shapes.{name}: hidden ({shape['hidden']}) must be divisible by heads ({shape['heads']})"
             )
-    from workflow.data.corpus import normalise_spec  # what a schema cannot say about sources and splits
-
-    for corpus in config["corpora"]:
+    for corpus in config["corpora"]:  # what a schema cannot say about sources and splits
         try:
             normalise_spec(corpus_spec(config, corpus))
         except ScaleDAGError as exc:
@@ -147,8 +148,6 @@ def check_references(config: dict) -> None:
                     )
     for study, st in config["studies"].items():  # an IsoFLOP sweep's shapes and budgets fail at load, not mid-DAG
         if st["kind"] == "isoflop":
-            from workflow.studies.isoflop import isoflop_plan
-
             isoflop_plan(config, study)
     check_run_shapes(config)
 
@@ -156,8 +155,6 @@ def check_references(config: dict) -> None:
 def check_run_shapes(config: dict) -> None:
     """Every (run, shape) of every scale builds: architecture options, GQA/FFN/rotary sizes, TP/PP
     splits, global batch = micro-batch × data-parallel size × accumulation, a budget of >= 1 batch."""
-    from workflow.model.gpt import check_parallel, make_model_spec
-
     for scale, sc in config["scales"].items():
         par = sc.get("parallel", {})
         tp, pp = par.get("tp", 1), par.get("pp", 1)
@@ -258,8 +255,6 @@ def trainable_runs(config: dict, study: str) -> dict[str, dict]:
     runs, which exist only once its fit has chosen them (rule closed_loop_plan)."""
     runs = study_runs(config, study)
     if study_kind(config, study) == "isoflop":
-        from workflow.studies.isoflop import closed_loop_runs
-
         runs = {**runs, **closed_loop_runs(config, study)}
     return runs
 

@@ -6,7 +6,8 @@ params and resource functions (`input: unpack(dag.run_data)`); Snakemake passes 
 unit-tested without Snakemake and `snakemake --lint` stays clean. Sections follow the stages, then
 the studies; `final_targets` asks every study's section which outputs `rule all` wants.
 
-Nothing here imports torch or megatron: the DAG is parsed by every Snakemake process.
+Nothing here imports torch, megatron, pandas or numpy (tests/unit/test_dag_parse_imports.py): the DAG
+is parsed by every Snakemake process, cluster jobs included.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import shlex
 import sys
 
 from workflow import config as cfg
-from workflow.evaluate import downstream as ds
-from workflow.export.hf import exportable_runs
+from workflow.evaluate import settings as ds
+from workflow.evaluate.zeroshot_tasks import task_files
+from workflow.export.hf_classes import exportable_runs
 from workflow.hpc.resources import machine, rule_resources, rule_retries
 from workflow.layout import Layout
 from workflow.studies import benchmarks as bench
@@ -164,8 +166,6 @@ class Dag:
         return f"--limit {limit}" if limit else ""
 
     def zeroshot_raw(self, wildcards) -> list[str]:
-        from workflow.evaluate.zeroshot_tasks import task_files
-
         return [str(p) for p in task_files(wildcards.task, cfg.input_path(self.zeroshot["data_dir"]))]
 
     def zeroshot_inputs(self, wildcards) -> dict[str, str]:
@@ -197,7 +197,7 @@ class Dag:
         return ds.bandgap_rows(self.config) or "all"
 
     def bandgap_raw(self, wildcards) -> str:
-        return str(cfg.input_path(self.bandgap["data_dir"]) / "matbench_expt_gap.csv")
+        return str(cfg.input_path(self.bandgap["data_dir"]) / ds.BANDGAP_DATA_FILE)
 
     def bandgap_title(self, wildcards) -> str:
         return f"Band gap MAE: {self._study(wildcards)['title']}"

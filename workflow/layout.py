@@ -11,6 +11,7 @@ and Python code builds concrete paths from the same methods, so the two cannot d
       <study>/tables/<name>.csv, figures/<name>.{png,pdf}, report/wandb_report.json
       <study>/<part>/...                         a study's own intermediate files (closed_loop/, proxy/, gpt2/)
       benchmarks/<rule>/<wildcards>.tsv          Snakemake's `benchmark:` rows, one per job
+      plan.csv                                   the cost plan of every job (rule plan)
     results/downloads/                           content-addressed source downloads, shared by every scale
     logs/<scale>/<rule>/<wildcards>.log
 """
@@ -105,6 +106,10 @@ class Layout:
         return f"{self.study_dir(study)}/{part}"
 
     # -- bookkeeping --------------------------------------------------------------------------------
+    def plan(self) -> str:
+        """The cost plan of this scale's DAG (rule plan, workflow/hpc/plan.py)."""
+        return f"{self.results}/plan.csv"
+
     def benchmark(self, rule: str, *wildcards: str) -> str:
         return f"{self.results}/benchmarks/{rule}/{'/'.join(wildcards)}.tsv"
 

@@ -42,6 +42,7 @@ from analysis.chinchilla.fit import (
 )
 from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_write_json
+from workflow.model.flops import Shape, table_a4_training_flops_per_token
 from workflow.studies.isoflop import fit_params
 from workflow.train.metrics import read_metrics
 
@@ -67,7 +68,6 @@ def _flops_per_token(summary: dict, counting: str) -> float:
     recomputed from the shape (the trainer records the full count and 6N)."""
     if counting in summary["flops_per_token"]:
         return float(summary["flops_per_token"][counting])
-    from workflow.model.flops import Shape, table_a4_training_flops_per_token
 
     m = summary["model"]
     return table_a4_training_flops_per_token(

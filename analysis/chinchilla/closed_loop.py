@@ -37,6 +37,9 @@ from analysis.chinchilla.approaches import power_law_allocation
 from analysis.chinchilla.fit import ParametricFit, frontier, write_table
 from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.io import atomic_write_json, atomic_write_text, save_figure
+from workflow.studies.isoflop import MIN_ITERATIONS, fit_params, loop_candidates, loop_run
+from workflow.telemetry.mfu import peak_flops
+from workflow.train.metrics import read_metrics
 
 APPROACHES = ("approach1", "approach2", "approach3")
 INTERVALS = {"80": (10.0, 90.0), "95": (2.5, 97.5)}
@@ -61,8 +64,6 @@ def optimal_params(fit: dict, budget: float) -> dict[str, float]:
 
 def plan_runs(settings: dict, fit: dict) -> dict:
     """The closed-loop runs: one per distinct shape, with every role it plays."""
-    from workflow.studies.isoflop import MIN_ITERATIONS, loop_candidates, loop_run
-
     targets, notes = [], []
     for budget in settings["budgets"]:
         n_opt = optimal_params(fit, budget)
@@ -107,8 +108,6 @@ def plan_runs(settings: dict, fit: dict) -> dict:
 
 def sustained_flops(choice: dict, peaks: dict | None) -> tuple[float, str]:
     """FLOP/s one device sustains in training, and where the number comes from."""
-    from workflow.telemetry.mfu import peak_flops
-
     if choice.get("achieved_tflops"):
         return float(choice["achieved_tflops"]) * 1e12, f"measured {choice['achieved_tflops']} TFLOP/s per device"
     peak = peak_flops(choice["device"], choice.get("dtype", "bf16"), peaks)
@@ -122,8 +121,6 @@ def sustained_flops(choice: dict, peaks: dict | None) -> tuple[float, str]:
 
 def size_choice(settings: dict, fit: dict) -> tuple[pd.DataFrame, str]:
     """(table, config snippet): per GPU-hour budget and approach, C, N_opt, D_opt and the shape."""
-    from workflow.studies.isoflop import loop_candidates, loop_run
-
     choice = settings.get("size_choice")
     columns = [
         "gpu_hours",
@@ -189,8 +186,6 @@ def _samples(fit: dict) -> list[ParametricFit]:
 
 
 def _final_loss(metrics: str) -> float:
-    from workflow.train.metrics import read_metrics
-
     valid = [r for r in read_metrics(metrics) if r.get("kind") == "valid"]
     if not valid:
         raise ScaleDAGError(f"{metrics}: no validation rows")
@@ -198,8 +193,6 @@ def _final_loss(metrics: str) -> float:
 
 
 def report_table(plan: dict, fit: dict, metrics: list[str], summaries: list[str]) -> pd.DataFrame:
-    from workflow.studies.isoflop import fit_params
-
     by_run = {Path(p).parent.name: p for p in metrics}
     sums = {Path(p).parent.name: json.loads(Path(p).read_text()) for p in summaries}
     f3, samples = _fit3(fit), _samples(fit)

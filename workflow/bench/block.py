@@ -21,9 +21,13 @@ from pathlib import Path
 
 import torch
 
+from workflow.bench.sparsity import semi_structured_support, sparsify_block
 from workflow.errors import ScaleDAGError, json_option, main_guard
+from workflow.hpc.launch import init_distributed, shutdown
 from workflow.io import atomic_write_text
 from workflow.model import megatron_cpu
+from workflow.model.flops import Shape, chinchilla_flops_breakdown
+from workflow.model.gpt import layer_spec, make_model_spec, transformer_config
 
 
 def device_name() -> str:
@@ -123,8 +127,6 @@ def activation_mb(fn) -> float:
 
 def block_flops(spec, micro: int) -> dict:
     """Forward and training FLOPs of one layer (Chinchilla appendix F: attention + dense; x3 to train)."""
-    from workflow.model.flops import Shape, chinchilla_flops_breakdown
-
     t = chinchilla_flops_breakdown(Shape(1, spec.hidden, spec.heads, spec.ffn_hidden, 1, spec.seq_length, glu=spec.glu))
     fwd = micro * (t["attention"] + t["dense"])
     return {"forward": fwd, "training": 3 * fwd}
@@ -132,8 +134,6 @@ def block_flops(spec, micro: int) -> dict:
 
 def build_layer(spec, bf16: bool):
     from megatron.core.transformer.spec_utils import build_module
-
-    from workflow.model.gpt import layer_spec, transformer_config
 
     layer = build_module(layer_spec(spec), config=transformer_config(spec, bf16=bf16), layer_number=1)
     return layer.cuda() if torch.cuda.is_available() else layer
@@ -200,13 +200,9 @@ def unless_oom(fn):
 
 
 def run(spec: dict, out: str) -> list[dict]:
-    from workflow.model.gpt import make_model_spec
-
     megatron_cpu.activate()
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    from workflow.bench.sparsity import semi_structured_support, sparsify_block
-    from workflow.hpc.launch import init_distributed, shutdown
 
     init_distributed(1, 1)
     megatron_cpu.initialize_rng(1234)

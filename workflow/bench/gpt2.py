@@ -21,8 +21,11 @@ import torch
 
 from workflow.bench.block import Timer, run_environment, unless_oom
 from workflow.errors import ScaleDAGError, json_option, main_guard
+from workflow.hpc.launch import shutdown
 from workflow.io import atomic_write_text
 from workflow.model import megatron_cpu
+from workflow.telemetry.mfu import throughput_metrics
+from workflow.train.pretrain import Trainer
 
 
 def trainer_spec(spec: dict, point: dict) -> dict:
@@ -56,8 +59,6 @@ def trainer_spec(spec: dict, point: dict) -> dict:
 
 
 def measure(spec: dict, point: dict) -> dict:
-    from workflow.train.pretrain import Trainer
-
     tr = Trainer(trainer_spec(spec, point))
     if tr.dp != point["devices"]:
         raise ScaleDAGError(f"point wants {point['devices']} data-parallel devices but the launch has {tr.dp}")
@@ -72,7 +73,6 @@ def measure(spec: dict, point: dict) -> dict:
     times = [timer(lambda: tr._step(next(it))) for _ in range(spec["steps"])]  # noqa: F821 - pyflakes misreads the `del tr` below
     step_ms = statistics.median(times)
     tokens = tr.global_batch * tr.seq
-    from workflow.telemetry.mfu import throughput_metrics
 
     m = throughput_metrics(
         tokens,
@@ -105,7 +105,6 @@ def run(spec: dict, out: str) -> list[dict]:
     megatron_cpu.activate()
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    from workflow.hpc.launch import shutdown
 
     env = run_environment()
     rows = []

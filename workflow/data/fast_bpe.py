@@ -23,6 +23,8 @@ from collections.abc import Callable
 
 import numpy
 
+from workflow.data.tokenizer import with_word_cache
+
 WORD_CACHE = 1 << 19  # `tokenizers` BPE word cache entries (~tens of MB): most words of a corpus hit it
 
 # The GPT-2 pre-tokenisation regex, as `pre_tokenizers.ByteLevel(use_regex=True)` applies it.
@@ -114,8 +116,6 @@ def batch_encoder(tok) -> tuple[Callable[[list[str]], list[numpy.ndarray]], str]
             return [encoding.encode_to_numpy(t, disallowed_special=()) for t in texts]
 
         return encode, "tiktoken"
-
-    from workflow.data.tokenizer import with_word_cache
 
     tok = with_word_cache(tok, WORD_CACHE)
     tok.encode_special_tokens = True  # a literal special token in the text is text, not a document break

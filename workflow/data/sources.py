@@ -27,7 +27,10 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from workflow.data.download import download
+from workflow.data.synthetic import generate_documents
 from workflow.errors import ScaleDAGError
+from workflow.layout import input_path
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +238,7 @@ def read_jsonl(path: Path, text_field: str, counters: Counters) -> Iterator[str]
 
 
 def read_parquet(path: Path, text_field: str, counters: Counters) -> Iterator[str]:
-    import pyarrow
+    import pyarrow  # pyarrow: not at DAG parse (config checks specs with this module)
     import pyarrow.parquet as pq
 
     try:
@@ -343,7 +346,7 @@ def read_hf_dataset(source: dict, counters: Counters) -> Iterator[str]:
     """Stream a Hugging Face dataset (needs network access or a populated HF cache)."""
     name, field = source["hf_dataset"], source.get("text_field", "text")
     try:
-        import datasets
+        import datasets  # datasets (pandas, pyarrow): not at DAG parse
 
         ds = datasets.load_dataset(
             name,
@@ -370,20 +373,14 @@ def read_hf_dataset(source: dict, counters: Counters) -> Iterator[str]:
 
 def read_source(source: dict, counters: Counters, download_dir: str | os.PathLike | None = None) -> Iterator[str]:
     """Raw documents of one source, in a deterministic order."""
-    from workflow.layout import input_path
-
     kind = source_kind(source)
     fmt, field = source.get("format", "auto"), source.get("text_field", "text")
     if kind == "generated":
-        from workflow.data.synthetic import generate_documents
-
         g = source["generated"]
         yield from generate_documents(int(g["documents"]), int(g.get("seed", 0)))
     elif kind == "hf_dataset":
         yield from read_hf_dataset(source, counters)
     elif kind == "url":
-        from workflow.data.download import download
-
         if not source.get("sha256"):
             raise ScaleDAGError(f"source {source['url']}: a url source needs its sha256")
         if download_dir is None:

@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import numpy
 
+from workflow.data.fast_bpe import batch_encoder
+from workflow.data.tokenizer import eod_id, load_tokenizer
 from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import atomic_path, atomic_write_json
 
@@ -95,9 +97,6 @@ class DocumentEncoder(NamedTuple):
 
 
 def load_encoder(tokenizer_path: str | os.PathLike) -> DocumentEncoder:
-    from workflow.data.fast_bpe import batch_encoder
-    from workflow.data.tokenizer import eod_id, load_tokenizer
-
     tok = load_tokenizer(tokenizer_path)
     eod = eod_id(tok)
     dtype = token_dtype(tok.get_vocab_size())
@@ -227,8 +226,6 @@ def merge_corpus(
     out_dir: str | os.PathLike,
 ) -> dict:
     """Merge every split's shards into <out_dir>/<split>.{bin,idx} and write <out_dir>/stats.json."""
-    from workflow.data.tokenizer import load_tokenizer
-
     tok = load_tokenizer(tokenizer_path)
     dtype = token_dtype(tok.get_vocab_size())
     prepared = json.loads(Path(corpus_stats).read_text())

@@ -21,6 +21,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import atomic_path, atomic_write_json
+from workflow.layout import input_path
 
 TYPES = ("byte-bpe", "sentencepiece-bpe")
 EOD_TOKEN = "<|endoftext|>"
@@ -223,8 +224,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="where to write tokenizer.json")
     args = parser.parse_args(argv)
     if args.existing:
-        from workflow.layout import input_path
-
         adopt_tokenizer(input_path(args.existing), args.out, args.vocab_size)
     else:
         train_tokenizer(args.train, args.out, args.vocab_size, args.min_frequency, args.type)

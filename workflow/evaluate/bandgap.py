@@ -23,9 +23,9 @@ import numpy as np
 
 from workflow.errors import ScaleDAGError, json_option, main_guard
 from workflow.evaluate.composition import composition_text, description_text, fraction_vector, parse_formula
+from workflow.evaluate.settings import BANDGAP_DATA_FILE as DATA_FILE
 from workflow.io import atomic_path, atomic_write_json
 
-DATA_FILE = "matbench_expt_gap.csv"
 MATBENCH_SEED = 18012019
 N_FOLDS = 5
 TEXTS = ("formula", "description")
@@ -155,12 +155,12 @@ def embed(
     batch_size: int = 64,
 ) -> dict:
     """Embeddings of both text forms of every (kept) composition with the run's final checkpoint."""
-    import torch
+    import torch  # torch: embed only (fit/baselines jobs never load it)
 
-    from workflow.evaluate.lm_eval_megatron import check_tokenizer, load_run_tokenizer
-    from workflow.evaluate.loss import load_model_for_eval
-    from workflow.hpc.launch import shutdown
-    from workflow.model import megatron_cpu
+    from workflow.evaluate.lm_eval_megatron import check_tokenizer, load_run_tokenizer  # lm_eval, torch: embed only
+    from workflow.evaluate.loss import load_model_for_eval  # torch: embed only
+    from workflow.hpc.launch import shutdown  # torch: embed only
+    from workflow.model import megatron_cpu  # torch: embed only
 
     data = load_bandgap(data_dir, rows)
     tokenizer = tokenizer or spec["data"]["tokenizer"]

@@ -1,7 +1,8 @@
 """Downstream settings from config, and the study tables/figure built from the per-run results.
 
-Settings: `zeroshot:` / `bandgap:` in config.yaml (their defaults live in the schema); a study takes
-part by setting `zeroshot: true` / `bandgap: true`, and `comparison` says what its table compares. Tables (CSV): zero-shot per task + average with the random baseline beside (BLOOM's
+Settings: `zeroshot:` / `bandgap:` in config.yaml, read by `workflow.evaluate.settings` (kept apart,
+without pandas, for the DAG; re-exported here); a study takes part by setting `zeroshot: true` /
+`bandgap: true`, and `comparison` says what its table compares. Tables (CSV): zero-shot per task + average with the random baseline beside (BLOOM's
 tables), band-gap MAE per model and method with the dummy and composition baselines, and the
 study table (MatGPT: valid loss, zero-shot average, band-gap MAE per architecture and size;
 BLOOM ablations: zero-shot average per variant and ablation axis, with the random baseline).
@@ -16,44 +17,16 @@ from pathlib import Path
 import pandas as pd
 
 from workflow.errors import json_option, main_guard
+from workflow.evaluate.settings import (  # noqa: F401 (re-exported: the settings' old home)
+    bandgap_rows,
+    bandgap_settings,
+    evaluates,
+    missing_bandgap_data,
+    missing_zeroshot_data,
+    zeroshot_limit,
+    zeroshot_settings,
+)
 from workflow.io import save_figure, write_csv
-
-
-def zeroshot_settings(config: dict) -> dict:
-    return config["zeroshot"]  # filled with the schema's defaults when config loads
-
-
-def bandgap_settings(config: dict) -> dict:
-    return config["bandgap"]
-
-
-def evaluates(config: dict, study: str, which: str) -> bool:
-    """Whether `study` declares the downstream evaluation `which` (`zeroshot` or `bandgap`)."""
-    return bool(config["studies"][study].get(which))
-
-
-def zeroshot_limit(config: dict) -> int | None:
-    return zeroshot_settings(config)["limit"].get(config["scale"])
-
-
-def bandgap_rows(config: dict) -> int | None:
-    return bandgap_settings(config)["rows"].get(config["scale"])
-
-
-def missing_zeroshot_data(config: dict) -> list[Path]:
-    from workflow.evaluate.zeroshot_tasks import missing_files
-    from workflow.layout import input_path
-
-    s = zeroshot_settings(config)
-    return missing_files(s["tasks"], input_path(s["data_dir"]))
-
-
-def missing_bandgap_data(config: dict) -> list[Path]:
-    from workflow.evaluate.bandgap import DATA_FILE
-    from workflow.layout import input_path
-
-    path = input_path(bandgap_settings(config)["data_dir"]) / DATA_FILE
-    return [] if path.is_file() else [path]
 
 
 # -- tables ------------------------------------------------------------------------------------------

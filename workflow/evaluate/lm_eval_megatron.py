@@ -20,6 +20,7 @@ from lm_eval.api.model import TemplateLM
 from tqdm import tqdm
 
 from workflow.errors import ScaleDAGError
+from workflow.evaluate.loss import load_model_for_eval
 
 
 def load_run_tokenizer(path: str | Path):
@@ -74,8 +75,6 @@ class MegatronLM(TemplateLM):
     @classmethod
     def from_run(cls, spec: dict, tokenizer_path: str | None = None, batch_size: int = 16):
         """Load a run's final checkpoint (resolved run spec) and its tokenizer (default: the spec's)."""
-        from workflow.evaluate.loss import load_model_for_eval
-
         tokenizer_path = tokenizer_path or spec["data"]["tokenizer"]
         tok = load_run_tokenizer(tokenizer_path)
         check_tokenizer(tok, int(spec["vocab_size"]), str(tokenizer_path))  # before the (slow) load

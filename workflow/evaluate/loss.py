@@ -13,8 +13,11 @@ import numpy as np
 import torch
 
 from workflow.errors import ScaleDAGError, json_option, main_guard
+from workflow.hpc.launch import shutdown
 from workflow.io import atomic_write_json
 from workflow.model import megatron_cpu
+from workflow.model.gpt import make_model_spec
+from workflow.train.checkpoint import load_final_model
 
 
 def token_windows(prefix: str, seq_length: int, max_tokens: int) -> np.ndarray:
@@ -38,9 +41,6 @@ def token_windows(prefix: str, seq_length: int, max_tokens: int) -> np.ndarray:
 
 def load_model_for_eval(spec: dict):
     """Rebuild the run's model with the weights of its final checkpoint, verified first."""
-    from workflow.model.gpt import make_model_spec
-    from workflow.train.checkpoint import load_final_model
-
     mspec = make_model_spec(spec["arch"], spec["shape"], spec["vocab_size"], spec.get("arch_overrides"))
     model, iteration = load_final_model(spec["out_dir"], mspec)
     return model, mspec, iteration
@@ -65,7 +65,6 @@ def evaluate(spec: dict, max_tokens: int) -> dict:
     megatron_cpu.activate()
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    from workflow.hpc.launch import shutdown
 
     try:
         model, mspec, iteration = load_model_for_eval(spec)

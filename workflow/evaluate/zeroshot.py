@@ -15,7 +15,10 @@ import time
 from pathlib import Path
 
 from workflow.errors import ScaleDAGError, json_option, main_guard
+from workflow.evaluate.lm_eval_megatron import MegatronLM
+from workflow.hpc.launch import shutdown
 from workflow.io import atomic_write_json
+from workflow.model import megatron_cpu
 
 TASK_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
 TASK_NAMES = sorted(p.stem for p in TASK_DIR.glob("*.yaml"))
@@ -82,10 +85,6 @@ def run_lm_eval(
 def evaluate_run(
     spec: dict, tasks: dict[str, str], outs: dict[str, str], tokenizer: str | None = None, batch_size: int = 16
 ) -> dict:
-    from workflow.evaluate.lm_eval_megatron import MegatronLM
-    from workflow.hpc.launch import shutdown
-    from workflow.model import megatron_cpu
-
     offline_env()
     megatron_cpu.activate()
     if spec.get("threads"):

@@ -42,58 +42,19 @@ from pathlib import Path
 import torch
 
 from workflow.errors import ScaleDAGError, main_guard
+from workflow.export.hf_classes import exportable_runs, hf_class_for  # noqa: F401 (exportable_runs re-exported)
+from workflow.hpc.launch import shutdown
 from workflow.io import atomic_path
+from workflow.model.gpt import ModelSpec
+from workflow.train.checkpoint import load_final_model
 
 EOD_TOKEN = "<|endoftext|>"
 ROTARY_BASE = 10000.0  # GPTModel's default rotary_base
 NORM_EPS = 1e-5  # workflow.model.gpt.transformer_config's layernorm_epsilon
 
 
-def hf_class_for(model: dict) -> str:
-    """Name of the transformers class whose forward equals this ModelSpec dict's; else ScaleDAGError."""
-    norm, act = model["normalization"], model["activation"]
-    pos = model["position_embedding"]
-    emb_ln = bool(model.get("embedding_layernorm", False))
-    what = f"normalization={norm}, activation={act}, position_embedding={pos}, embedding_layernorm={emb_ln}"
-    kv_heads = model.get("kv_heads")
-    if kv_heads and kv_heads != model["heads"]:  # the key maps split QKV with one group per head
-        raise ScaleDAGError(
-            f"export_hf: grouped-query attention ({kv_heads} KV heads for {model['heads']}) is not exported yet"
-        )
-    if norm == "RMSNorm" and act == "swiglu" and pos == "rotary" and not emb_ln:
-        if float(model.get("rotary_percent", 1.0)) != 1.0:
-            raise ScaleDAGError(f"export_hf: Llama needs rotary_percent 1.0, got {model['rotary_percent']} ({what})")
-        return "LlamaForCausalLM"
-    if norm == "LayerNorm" and act == "gelu":
-        if pos == "alibi" and emb_ln:
-            return "BloomForCausalLM"
-        if not emb_ln and pos in ("rotary", "none"):
-            return "GPTNeoXForCausalLM"
-        if not emb_ln and pos == "learned":
-            return "GPT2LMHeadModel"
-    raise ScaleDAGError(f"export_hf: no Hugging Face class computes this architecture ({what})")
-
-
-def exportable_runs(config: dict, study: str) -> tuple[dict[str, str], dict[str, str]]:
-    """(run -> HF class, run -> why not) for a study's runs, decided from config alone (for the DAG)."""
-    from workflow.config import pretrain_spec, study_runs
-    from workflow.model.gpt import make_model_spec
-
-    ok, skipped = {}, {}
-    for run in sorted(study_runs(config, study)):
-        spec = pretrain_spec(config, study, run)
-        mspec = make_model_spec(spec["arch"], spec["shape"], spec["vocab_size"], spec.get("arch_overrides"))
-        try:
-            ok[run] = hf_class_for(mspec.to_dict())
-        except ScaleDAGError as exc:
-            skipped[run] = str(exc).removeprefix("export_hf: ")
-    return ok, skipped
-
-
 def model_spec_from_summary(run_dir: str | os.PathLike):
     """The run's ModelSpec, rebuilt from `summary.json` (written by workflow.train.pretrain)."""
-    from workflow.model.gpt import ModelSpec
-
     path = Path(run_dir) / "summary.json"
     if not path.is_file():
         raise ScaleDAGError(f"{path}: no such file (export needs a finished run)")
@@ -395,8 +356,6 @@ def build_hf_model(mspec, hf_class: str, state: dict[str, torch.Tensor], eod_id:
 
 def load_megatron_state(run_dir: str | os.PathLike, mspec, iteration: int | None = None) -> tuple[dict, int]:
     """Model weights of a run's final (or the given) checkpoint, verified, gathered to TP=PP=1."""
-    from workflow.train.checkpoint import load_final_model
-
     model, it = load_final_model(run_dir, mspec, iteration)
     return model.state_dict(), it
 
@@ -426,8 +385,6 @@ def export_hf(
     run_dir: str | os.PathLike, out_dir: str | os.PathLike, tokenizer: str | os.PathLike, iteration: int | None = None
 ) -> dict:
     """Write `out_dir` (atomically) so `AutoModelForCausalLM/AutoTokenizer.from_pretrained(out_dir)` work."""
-    from workflow.hpc.launch import shutdown
-
     mspec = model_spec_from_summary(run_dir)
     hf_class = hf_class_for(mspec.to_dict())
     try:

@@ -148,9 +148,9 @@ def transformer_config(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = F
 
     `fused` (GPU with Transformer Engine) turns on Megatron's fused bias+activation, bias+dropout,
     RoPE and gradient-accumulation kernels; the CPU path keeps them all off."""
-    import torch
-    import torch.nn.functional as F
-    from megatron.core.transformer.transformer_config import TransformerConfig
+    import torch  # torch: not at DAG parse
+    import torch.nn.functional as F  # torch: not at DAG parse
+    from megatron.core.transformer.transformer_config import TransformerConfig  # megatron: not at DAG parse
 
     check_parallel(spec, tp, pp)
     return TransformerConfig(
@@ -203,7 +203,7 @@ def transformer_engine_available() -> bool:
     """Transformer Engine importable and a GPU present: then the TE layer spec is used."""
     import importlib.util
 
-    import torch
+    import torch  # torch: not at DAG parse
 
     return torch.cuda.is_available() and importlib.util.find_spec("transformer_engine") is not None
 
@@ -215,7 +215,7 @@ def layer_spec(spec: ModelSpec, use_te: bool | None = False):
     TE's DotProductAttention, which runs FlashAttention kernels on Ampere/Hopper GPUs (bf16, causal),
     and fuses the pre-attention/MLP norms into the QKV/FC1 GEMMs. With ALiBi the self-attention's
     ``core_attention`` is swapped for ALiBiDotProductAttention in either spec."""
-    from megatron.core.models.gpt import gpt_layer_specs
+    from megatron.core.models.gpt import gpt_layer_specs  # megatron: not at DAG parse
 
     if use_te is None:
         use_te = transformer_engine_available()
@@ -226,11 +226,11 @@ def layer_spec(spec: ModelSpec, use_te: bool | None = False):
     else:
         base = gpt_layer_specs.get_gpt_layer_local_spec(normalization=spec.normalization)
     if spec.alibi:
-        from workflow.model.alibi import ALiBiDotProductAttention
+        from workflow.model.alibi import ALiBiDotProductAttention  # torch: not at DAG parse
 
         base = _with_core_attention(base, ALiBiDotProductAttention)
     elif not use_te:
-        from workflow.model.sdpa_attention import SDPADotProductAttention
+        from workflow.model.sdpa_attention import SDPADotProductAttention  # megatron: not at DAG parse
 
         base = _with_core_attention(base, SDPADotProductAttention)
     return base
@@ -250,8 +250,8 @@ def build_gpt_model(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = Fals
 
     `use_te=None`: the Transformer-Engine spec (flash attention, fused kernels) when on a GPU with TE
     installed, else Megatron's local spec."""
-    from megatron.core import parallel_state
-    from megatron.core.models.gpt import GPTModel
+    from megatron.core import parallel_state  # megatron: not at DAG parse
+    from megatron.core.models.gpt import GPTModel  # megatron: not at DAG parse
 
     if use_te is None:
         use_te = transformer_engine_available()
@@ -260,7 +260,7 @@ def build_gpt_model(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = Fals
     config = transformer_config(spec, tp=tp, pp=pp, bf16=bf16, fused=bool(use_te))
     model_class = GPTModel
     if spec.embedding_layernorm:
-        from workflow.model.embedding_norm import EmbeddingNormGPTModel
+        from workflow.model.embedding_norm import EmbeddingNormGPTModel  # megatron: not at DAG parse
 
         model_class = EmbeddingNormGPTModel
     model = model_class(

@@ -11,6 +11,7 @@ import itertools
 import math
 
 from workflow.errors import ScaleDAGError
+from workflow.hpc.resources import launch_prefix, machine
 from workflow.resolve import data_dir, results_root, scale_config
 
 
@@ -144,8 +145,6 @@ def gpt2_job_devices(job: str) -> int:
 def gpt2_launcher(config: dict, study: str, job: str) -> str:
     """How the job's ranks start: plain python (1 device); torchrun on one local node; on a cluster
     machine (workflow.hpc.resources, e.g. Frontier) srun across `ceil(n / devices_per_node)` nodes."""
-    from workflow.hpc.resources import launch_prefix, machine
-
     n = gpt2_job_devices(job)
     per_node = gpt2_sweep(config, study).get("devices_per_node", 1)
     mach = machine(config)

@@ -41,8 +41,6 @@ import copy
 import json
 import math
 
-import numpy as np
-
 from workflow.errors import ScaleDAGError
 from workflow.model.flops import (
     Shape,
@@ -50,6 +48,8 @@ from workflow.model.flops import (
     param_count,
     table_a4_training_flops_per_token,
 )
+from workflow.model.gpt import make_model_spec
+from workflow.resolve import corpus_tokenizer, results_root
 
 DEFAULT_RULE = {"aspect_ratio": [32, 128], "head_size": 64, "hidden_multiple": 64}
 MIN_ITERATIONS = 10  # fewer optimizer steps than this is not a training run
@@ -62,8 +62,6 @@ def budget_tag(budget: float) -> str:
 
 
 def _model_spec(iso: dict, shape: dict, vocab_size: int):
-    from workflow.model.gpt import make_model_spec
-
     return make_model_spec(iso["arch"], shape, vocab_size, iso.get("overrides"))
 
 
@@ -118,8 +116,6 @@ def study_corpus(config: dict, study: str) -> str | None:
 
 
 def study_vocab(config: dict, study: str) -> int:
-    from workflow.resolve import corpus_tokenizer
-
     corpus = study_corpus(config, study)
     if corpus and corpus not in config["corpora"]:
         raise ScaleDAGError(
@@ -169,6 +165,8 @@ def shape_for_params(target: float, candidates: list[dict], rule: dict) -> dict:
 
 def _sizes_per_budget(sizes, budgets: list[float], where: str) -> list[list[float]]:
     if isinstance(sizes, dict):
+        import numpy as np  # numpy: only {count: ...} grids (small, paper) need geomspace; kept for its exact floats
+
         k = sizes["count"]
         if "tokens_per_param" in sizes:
             r_lo, r_hi = sizes["tokens_per_param"]
@@ -444,8 +442,6 @@ def loop_candidates(settings: dict, max_params: float) -> list[dict]:
 def closed_loop_runs(config: dict, study: str) -> dict[str, dict]:
     """The planned closed-loop runs in `study_runs` form, once rule closed_loop_plan has written
     them; {} before. Kept apart from the sweep's runs so nothing fitted depends on them."""
-    from workflow.resolve import results_root
-
     path = f"{results_root(config)}/{study}/{LOOP_PLAN}"
     try:
         with open(path) as fh:

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from workflow.errors import ScaleDAGError
 from workflow.model.flops import Shape, param_count
 from workflow.model.gpt import make_model_spec
+from workflow.train.metrics import read_metrics
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def proxy_settings(config: dict, study: str) -> dict:
@@ -76,13 +79,21 @@ def enumerate_candidates(s: dict, tp: int = 1) -> list[dict]:
                 )
     k = int(s.get("max_candidates", len(out)))
     if len(out) > k:
-        idx = sorted({int(round(i)) for i in np.linspace(0, len(out) - 1, k)})
-        out = [out[i] for i in idx]
+        out = [out[i] for i in spread_indices(len(out), k)]
     if len(out) < int(s.get("min_candidates", 2)):
         raise ScaleDAGError(
             f"proxy: only {len(out)} candidate shapes within {tol:.0%} of {budget:.3g} parameters; widen tolerance, head_dims or max_hidden"
         )
     return out
+
+
+def spread_indices(n: int, k: int) -> list[int]:
+    """`k` of the indices 0..n-1 spread evenly, both ends kept: numpy.linspace(0, n - 1, k) rounded
+    (the same floats: i * step, last = n - 1), in plain Python so the DAG needs no numpy."""
+    if k < 2:
+        return [0] * k
+    step = (n - 1) / (k - 1)
+    return sorted({round(i * step) for i in range(k - 1)} | {n - 1})
 
 
 def full_tokens(s: dict, n: int) -> int:
@@ -121,6 +132,8 @@ def full_selection(s: dict) -> dict | None:
 
 def rankdata(values) -> np.ndarray:
     """Ranks 1..n, ties get their average rank."""
+    import numpy as np  # numpy: report-time statistics (rule proxy_report), not at DAG parse
+
     v = np.asarray(values, dtype=float)
     order = np.argsort(v, kind="mergesort")
     ranks = np.empty(len(v))
@@ -137,6 +150,8 @@ def rankdata(values) -> np.ndarray:
 
 def spearman(x, y) -> float | None:
     """Spearman rank correlation (Pearson of the average ranks); None with < 3 points or no spread."""
+    import numpy as np  # numpy: report-time statistics (rule proxy_report), not at DAG parse
+
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) != len(y):
         raise ScaleDAGError(f"spearman: {len(x)} predictions but {len(y)} actual values")
@@ -152,8 +167,6 @@ def spearman(x, y) -> float | None:
 
 
 def _final_valid_loss(metrics_path: str | Path) -> float:
-    from workflow.train.metrics import read_metrics
-
     valid = [r for r in read_metrics(metrics_path) if r["kind"] == "valid"]
     if not valid:
         raise ScaleDAGError(f"{metrics_path}: no validation rows")

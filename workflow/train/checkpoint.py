@@ -31,7 +31,10 @@ import numpy as np
 import torch
 
 from workflow.errors import EXIT_IO, ScaleDAGError
+from workflow.hpc.launch import init_distributed
 from workflow.io import atomic_write_json, atomic_write_text
+from workflow.model import megatron_cpu
+from workflow.model.gpt import build_gpt_model
 
 LATEST = "latest_checkpointed_iteration.txt"
 MANIFEST = "manifest.json"
@@ -473,10 +476,6 @@ def final_checkpoint(run_dir: str | Path) -> Path:
 def load_final_model(run_dir: str | Path, mspec, iteration: int | None = None):
     """The run's model at TP=PP=1 with the weights of its final (or the given) checkpoint, verified.
     Used by evaluation, zero-shot, band gap and export alike; returns (model, iteration)."""
-    from workflow.hpc.launch import init_distributed
-    from workflow.model import megatron_cpu
-    from workflow.model.gpt import build_gpt_model
-
     folder = (
         iteration_dir(Path(run_dir) / "checkpoints", iteration) if iteration is not None else final_checkpoint(run_dir)
     )

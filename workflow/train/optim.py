@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from workflow.errors import ScaleDAGError
+from workflow.train.lamb import Lamb
 
 OPTIMIZERS = ("adamw", "lamb")
 
@@ -43,8 +44,6 @@ def _use_lamb(optimizer, config) -> None:
     only call `step`, `zero_grad`, `state`, `param_groups` and `(load_)state_dict` on it, and LAMB keeps
     Adam's state keys, so clipping, the scheduler, bf16 main params and checkpoints work unchanged."""
     from megatron.core import parallel_state
-
-    from workflow.train.lamb import Lamb
 
     tp_group = (
         parallel_state.get_tensor_model_parallel_group() if parallel_state.model_parallel_is_initialized() else None

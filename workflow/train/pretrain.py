@@ -43,9 +43,29 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from workflow.errors import EXIT_IO, ScaleDAGError, json_option, main_guard  # noqa: E402
+from workflow.hpc.launch import init_distributed, shutdown  # noqa: E402
 from workflow.io import atomic_write_json  # noqa: E402
 from workflow.model import megatron_cpu  # noqa: E402
+from workflow.model.flops import Shape, chinchilla_training_flops_per_token, flops_6nd  # noqa: E402
+from workflow.model.gpt import build_gpt_model, make_model_spec, transformer_engine_available  # noqa: E402
+from workflow.telemetry.energy import detect_meter, joules_per_token  # noqa: E402
+from workflow.telemetry.mfu import throughput_metrics  # noqa: E402
+from workflow.telemetry.tracking import Tracker, wandb_metrics  # noqa: E402
 from workflow.train import faults  # noqa: E402
+from workflow.train.checkpoint import (  # noqa: E402
+    CheckpointWriteError,
+    checkpoint_dirs,
+    iteration_dir,
+    latest_verified,
+    max_over_ranks,
+    prune_checkpoints,
+    resume_latest,
+    save_checkpoint,
+    weights_finite,
+)
+from workflow.train.dataset import RandomTokens, build_gpt_datasets  # noqa: E402
+from workflow.train.metrics import MetricsLog, Throughput  # noqa: E402
+from workflow.train.optim import build_optimizer, build_scheduler  # noqa: E402
 
 EXIT_NONFINITE = 3
 EXIT_OOM = 4
@@ -141,8 +161,6 @@ def _global_param_count(model) -> int:
 
 def _flops_per_token(mspec, n_params: int) -> tuple[float, float]:
     """Training FLOPs per token by Chinchilla's appendix-F count and by 6N."""
-    from workflow.model.flops import Shape, chinchilla_training_flops_per_token, flops_6nd
-
     shape = Shape(
         mspec.layers, mspec.hidden, mspec.heads, mspec.ffn_hidden, mspec.vocab_size, mspec.seq_length, glu=mspec.glu
     )
@@ -168,11 +186,6 @@ class Trainer:
             finalize_model_grads,
         )
         from megatron.core.pipeline_parallel import get_forward_backward_func
-
-        from workflow.hpc.launch import init_distributed
-        from workflow.model.gpt import build_gpt_model, make_model_spec, transformer_engine_available
-        from workflow.train.dataset import RandomTokens, build_gpt_datasets
-        from workflow.train.optim import build_optimizer, build_scheduler
 
         self.spec = spec
         train = spec["train"]
@@ -322,8 +335,6 @@ class Trainer:
         started over removes the superseded checkpoints only once it has one of its own."""
         import shutil
 
-        from workflow.train.checkpoint import prune_checkpoints, save_checkpoint, weights_finite
-
         if self.saved_iteration == iteration:
             return
         if not weights_finite(self.model.module):
@@ -345,17 +356,12 @@ class Trainer:
             shutil.rmtree(self.ckpt_root / SUPERSEDED, ignore_errors=True)
 
     def _nonfinite_message(self, what: str) -> str:
-        from workflow.train.checkpoint import latest_verified
-
         return (
             f"{what}; last good checkpoint kept at {self.ckpt_root} "
             f"(iteration {latest_verified(self.ckpt_root) or 'none'}); lower train.lr or check the data"
         )
 
     def run(self) -> dict:
-        from workflow.train.checkpoint import CheckpointWriteError
-        from workflow.train.metrics import MetricsLog
-
         self.stop.install()
         start = self._resume()
         if start:
@@ -363,8 +369,6 @@ class Trainer:
         if self._should_stop():  # signalled during start-up: nothing of this attempt is written yet
             self._print(f"signal {self.stop.signum} during start-up: exit {EXIT_RESUME} to resume")
             raise SystemExit(EXIT_RESUME)
-        from workflow.telemetry.energy import detect_meter, joules_per_token
-        from workflow.telemetry.tracking import Tracker
 
         is_writer = self.rank == 0
         # No checkpoint (first start, or killed before the first one): rows of an earlier attempt are dropped.
@@ -408,9 +412,6 @@ class Trainer:
     def _train_loop(self, start: int, log, tracker) -> tuple[float, float]:
         """Steps `start`..train_iters with logging, evaluation and checkpoints; returns the last
         loss and the seconds spent inside training steps."""
-        from workflow.telemetry.tracking import wandb_metrics
-        from workflow.train.metrics import Throughput
-
         clock = Throughput()
         tokens_per_iter = self.global_batch * self.seq
         train_seconds = 0.0
@@ -468,8 +469,6 @@ class Trainer:
 
     def _throughput(self, tokens: int, seconds: float) -> dict:
         """Achieved TFLOP/s per device and MFU under both FLOP counts (MFU null when the peak is unknown)."""
-        from workflow.telemetry.mfu import throughput_metrics
-
         if seconds <= 0:
             return {}
         m = throughput_metrics(
@@ -492,8 +491,6 @@ class Trainer:
         loss curve could not be rebuilt, so the run starts over. Its old checkpoints are moved to
         `checkpoints/superseded/` and deleted only once the new run has saved one of its own, so
         nothing that verifies is lost before something newer does. Every rank agrees first."""
-        from workflow.train.checkpoint import checkpoint_dirs, max_over_ranks, resume_latest
-
         has_log = (self.out_dir / "metrics.jsonl.partial").exists()
         if max_over_ranks(0.0 if has_log else 1.0) == 0.0:
             return resume_latest(self.ckpt_root, self.model.module, self.optimizer, self.scheduler, self._print)
@@ -537,8 +534,6 @@ class Trainer:
         return flag.item() > 0
 
     def _summary(self, final_loss: float, wall: float, train_seconds: float) -> dict:
-        from workflow.train.checkpoint import iteration_dir
-
         tokens = self.train_iters * self.global_batch * self.seq
         return {
             "run_id": self.spec.get("run_id"),
@@ -595,8 +590,6 @@ def train(spec: dict) -> dict:
     try:
         return Trainer(spec).run()
     finally:
-        from workflow.hpc.launch import shutdown
-
         shutdown()
 
 
