@@ -30,11 +30,16 @@ def main_guard(main):
     return wrapped
 
 
-def json_option(flag: str, text: str):
-    """A JSON value that a rule passes on the command line (run lists, budgets), or a one-line error naming the flag."""
+def json_option(flag: str, text: str, required: tuple[str, ...] = ()):
+    """A JSON value that a rule passes on the command line (run lists, budgets, specs), or a one-line
+    error naming the flag; `required` keys of a JSON object must be there."""
     import json
 
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ScaleDAGError(f"{flag}: not JSON ({exc})") from None
+    for key in required:
+        if key not in value:
+            raise ScaleDAGError(f"{flag}: missing key {key!r}")
+    return value

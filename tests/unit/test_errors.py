@@ -9,6 +9,15 @@ def test_json_option_parses_or_names_the_flag():
         json_option("--budgets", "[1e18,")
 
 
+def test_json_option_names_a_missing_required_key():
+    assert json_option("--spec", '{"arch": "llama", "points": []}', required=("arch", "points")) == {
+        "arch": "llama",
+        "points": [],
+    }
+    with pytest.raises(ScaleDAGError, match=r"^--spec: missing key 'points'$"):
+        json_option("--spec", '{"arch": "llama"}', required=("arch", "points"))
+
+
 def test_main_guard_turns_bad_input_into_one_line_and_exit_2(capsys):
     @main_guard
     def main():

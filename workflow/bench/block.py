@@ -276,10 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spec", required=True, help="JSON from workflow.studies.benchmarks.block_spec")
     parser.add_argument("--out", required=True, help="JSONL, one row per point and mode")
     args = parser.parse_args(argv)
-    spec = json_option("--spec", args.spec)
-    for key in ("arch", "points", "warmup", "repeats", "study", "scale"):
-        if key not in spec:
-            raise ScaleDAGError(f"--spec: missing key {key!r}")
+    spec = json_option("--spec", args.spec, required=("arch", "points", "warmup", "repeats", "study", "scale"))
     run(spec, args.out)
 
 

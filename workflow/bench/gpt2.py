@@ -151,10 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spec", required=True, help="JSON from workflow.studies.benchmarks.gpt2_spec")
     parser.add_argument("--out", required=True, help="JSONL, one row per point")
     args = parser.parse_args(argv)
-    spec = json_option("--spec", args.spec)
-    for key in ("points", "shapes", "warmup_steps", "steps", "data", "train", "job"):
-        if key not in spec:
-            raise ScaleDAGError(f"--spec: missing key {key!r}")
+    spec = json_option(
+        "--spec", args.spec, required=("points", "shapes", "warmup_steps", "steps", "data", "train", "job")
+    )
     run(spec, args.out)
 
 

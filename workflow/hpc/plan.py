@@ -249,9 +249,7 @@ def _job(study: str, rule: str, job: str, res: dict, **extra) -> dict:
 def training_flops(spec: dict, world: int) -> tuple[float, float]:
     """(FLOPs, appendix-F training FLOPs per token) of one pretrain run, as the trainer will run it."""
     m = make_model_spec(spec["arch"], spec["shape"], spec["vocab_size"], spec.get("arch_overrides"))
-    fpt = chinchilla_training_flops_per_token(
-        Shape(m.layers, m.hidden, m.heads, m.ffn_hidden, m.vocab_size, m.seq_length, glu=m.glu)
-    )
+    fpt = chinchilla_training_flops_per_token(Shape.of(m))
     tr, par = spec["train"], spec["parallel"]
     # The trainer's arithmetic (workflow/train/pretrain.py): whole global batches, and a validation
     # pass of eval_iters micro-batches per data-parallel rank every eval_interval steps and at the end.

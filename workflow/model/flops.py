@@ -42,6 +42,13 @@ class Shape:
     glu: bool = False
     kv_channels: int | None = None
 
+    @classmethod
+    def of(cls, spec) -> Shape:
+        """The counted dimensions of a built model's spec (a `workflow.model.gpt.ModelSpec`)."""
+        return cls(
+            spec.layers, spec.hidden, spec.heads, spec.ffn_hidden, spec.vocab_size, spec.seq_length, glu=spec.glu
+        )
+
     def __post_init__(self):
         for name in ("layers", "hidden", "heads", "ffn_hidden", "vocab_size", "seq_length"):
             value = getattr(self, name)

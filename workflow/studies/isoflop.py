@@ -65,10 +65,6 @@ def _model_spec(iso: dict, shape: dict, vocab_size: int):
     return make_model_spec(iso["arch"], shape, vocab_size, iso.get("overrides"))
 
 
-def _flops_shape(spec) -> Shape:
-    return Shape(spec.layers, spec.hidden, spec.heads, spec.ffn_hidden, spec.vocab_size, spec.seq_length, glu=spec.glu)
-
-
 # How N is counted (`isoflop.params_counting`): `one_embedding` is Chinchilla's (one vocabulary
 # matrix, as a model with tied embeddings has; an untied output matrix is left out), `all` counts
 # every parameter Megatron builds. With a 2,048 vocabulary and hidden 64 the difference is 131k
@@ -82,7 +78,7 @@ FLOP_COUNTINGS = ("chinchilla", "chinchilla_a4", "6n")
 def counts(spec) -> dict:
     """Parameters (every one, Chinchilla's one-embedding count, non-embedding) and training FLOPs
     per token under each counting."""
-    shape = _flops_shape(spec)
+    shape = Shape.of(spec)
     kw = dict(
         tied_embeddings=spec.tied_embeddings, biases=spec.bias, learned_positions=spec.position_embedding == "learned"
     )

@@ -40,7 +40,7 @@ def proxy_settings(config: dict, study: str) -> dict:
 def non_embedding_params(arch: str, overrides: dict, layers: int, hidden: int, heads: int, seq: int) -> int:
     m = make_model_spec(arch, {"layers": layers, "hidden": hidden, "heads": heads, "seq_length": seq}, 1, overrides)
     return param_count(
-        Shape(m.layers, m.hidden, m.heads, m.ffn_hidden, 1, m.seq_length, glu=m.glu),
+        Shape.of(m),  # m was built with a 1-token vocabulary: no embedding parameters counted
         include_embeddings=False,
         biases=m.bias,
     )

@@ -161,10 +161,7 @@ def _global_param_count(model) -> int:
 
 def _flops_per_token(mspec, n_params: int) -> tuple[float, float]:
     """Training FLOPs per token by Chinchilla's appendix-F count and by 6N."""
-    shape = Shape(
-        mspec.layers, mspec.hidden, mspec.heads, mspec.ffn_hidden, mspec.vocab_size, mspec.seq_length, glu=mspec.glu
-    )
-    return chinchilla_training_flops_per_token(shape), flops_6nd(n_params, 1)
+    return chinchilla_training_flops_per_token(Shape.of(mspec)), flops_6nd(n_params, 1)
 
 
 def _peak_memory_mb() -> float:
