@@ -51,17 +51,47 @@ def test_samples_have_seq_length_and_shifted_labels(tokens):
     )
     window = torch.cat([valid[0]["tokens"], valid[0]["labels"][-1:]])
     assert any(torch.equal(valid_stream[i : i + SEQ + 1], window) for i in range(len(valid_stream) - SEQ))
-    assert (tokens / "tokens" / "cache").is_dir()
+    assert len(list((tokens / "tokens" / "cache").iterdir())) == 1  # one digest of this data
+
+
+def _cache(root):
+    from workflow.train.dataset import data_fingerprint
+
+    return root / "tokens" / "cache" / data_fingerprint(str(root / "tokens" / "train"), str(root / "tokens" / "valid"))
 
 
 def test_cache_is_reused_and_complete(tokens):
     build(tokens)
-    cache = tokens / "tokens" / "cache"
+    cache = _cache(tokens)
     before = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
     train, _ = build(tokens)
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == before
     assert sum(name.endswith(".npy") for name in before) == 6  # 3 indices x (train, valid)
     assert not [n for n in before if n.startswith(".staging")]
+
+
+def test_new_tokens_under_the_same_prefix_never_read_the_old_cache(tmp_path):
+    """Re-tokenised data (another corpus version, same paths) gets its own index cache: Megatron's
+    cache key has the path but not the content, and reading the old indices gives wrong samples."""
+    from workflow.data.tokenize import encode_jsonl
+
+    def tokenize(seed):
+        docs = generate_documents(40, seed=seed)
+        for split, texts in (("train", docs[:32]), ("valid", docs[32:])):
+            (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+            encode_jsonl(tmp_path / f"{split}.jsonl", tmp_path / "tokenizer.json", tmp_path / "tokens" / split)
+
+    (tmp_path / "seed.jsonl").write_text(json.dumps({"text": " ".join(generate_documents(30, seed=1))}) + "\n")
+    train_tokenizer(tmp_path / "seed.jsonl", tmp_path / "tokenizer.json", vocab_size=300)
+    tokenize(1)
+    first = _cache(tmp_path)
+    build(tmp_path, num_train_samples=20, num_valid_samples=2)
+    tokenize(2)  # other documents, other lengths, the same prefixes
+    assert _cache(tmp_path) != first
+    train, valid = build(tmp_path, num_train_samples=20, num_valid_samples=2)
+    for ds in (train, valid):
+        for i in range(len(ds)):
+            assert ds[i]["tokens"].shape == (SEQ,)
 
 
 def test_batch_iterator_resumes_at_exact_sample(tokens):

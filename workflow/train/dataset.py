@@ -121,6 +121,16 @@ def _fill_cache(config, prefixes_and_sizes, cache_dir: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def data_fingerprint(*prefixes: str) -> str:
+    """A digest of the token files' .idx (document count, sizes, offsets): new tokens under the same
+    prefix (a re-run tokenize_corpus) get a new digest, so an old index cache is never read for them."""
+    digest = hashlib.sha256()
+    for prefix in prefixes:
+        with open(prefix + ".idx", "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()[:16]
+
+
 def build_gpt_datasets(
     train_prefix: str | os.PathLike,
     valid_prefix: str | os.PathLike,
@@ -133,7 +143,9 @@ def build_gpt_datasets(
 ):
     """(train, valid) GPTDatasets of `seq_length`-token samples from separate train/valid prefixes.
 
-    The index cache defaults to `<dir of train_prefix>/cache`. Call on every rank when
+    The index cache defaults to `<dir of train_prefix>/cache/<data_fingerprint>`: Megatron keys its
+    cached indices by path, seed and lengths, not by the tokens, so indices built for an earlier
+    version of the data would otherwise be read for the new one (samples of the wrong length). Call on every rank when
     torch.distributed is initialised (Megatron synchronises with barriers); works without it too.
     """
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
@@ -144,7 +156,9 @@ def build_gpt_datasets(
         _require_indexed(prefix)
     if seq_length < 1:
         raise ScaleDAGError(f"seq_length: expected >= 1, got {seq_length}")
-    cache_dir = Path(cache_dir) if cache_dir is not None else Path(train_prefix).parent / "cache"
+    if cache_dir is None:
+        cache_dir = Path(train_prefix).parent / "cache" / data_fingerprint(train_prefix, valid_prefix)
+    cache_dir = Path(cache_dir)
     config = GPTDatasetConfig(
         random_seed=seed,
         sequence_length=seq_length,
