@@ -1,5 +1,6 @@
 # Downstream evaluation of final checkpoints: zero-shot tasks through lm-eval (offline),
-# band-gap regression from model embeddings (Matbench expt_gap), and the study tables/figure.
+# band-gap regression from model embeddings (Matbench expt_gap), and their tables/figure. A study's
+# own table that puts them side by side is in rules/<study>.smk.
 
 
 wildcard_constraints:
@@ -173,27 +174,3 @@ rule bandgap_table:
         "python -m workflow.evaluate.downstream bandgap-table --fits {input.fits:q} --baselines {input.baselines:q}"
         " --runs {params.runs:q} --title {params.title:q} --out {output.table:q} --png {output.png:q}"
         " --pdf {output.pdf:q} > {log:q} 2>&1"
-
-
-rule downstream_table:
-    input:
-        unpack(dag.downstream_inputs),
-    output:
-        table=report(
-            layout.table("{study}", "downstream"),
-            caption="../report/downstream_study.rst",
-            category="{study}",
-            subcategory="Downstream",
-        ),
-    log:
-        layout.log("downstream_table", "{study}"),
-    benchmark:
-        layout.benchmark("downstream_table", "{study}")
-    conda:
-        "../envs/scaledag.yaml"
-    params:
-        runs=dag.study_runs_json,
-        args=dag.downstream_args,
-    shell:
-        "python -m workflow.evaluate.downstream study-table {params.args} --runs {params.runs:q} --zeroshot {input.zeroshot:q}"
-        " --evals {input.evals:q} --out {output.table:q} > {log:q} 2>&1"

@@ -14,6 +14,7 @@ import yaml
 
 from workflow.data.spec import normalise_spec
 from workflow.errors import ScaleDAGError
+from workflow.hpc.resources import rule_resource_spec
 from workflow.layout import REPO_ROOT, Layout, input_path  # noqa: F401 (re-exported: config's public API)
 from workflow.model.gpt import check_parallel, make_model_spec
 from workflow.resolve import (  # noqa: F401 (re-exported)
@@ -27,10 +28,10 @@ from workflow.resolve import (  # noqa: F401 (re-exported)
     scale_config,
     study_kind,
 )
+from workflow.schema import SCHEMA_PATH  # noqa: F401 (re-exported)
 from workflow.studies.generators import GENERATORS
 from workflow.studies.isoflop import closed_loop_runs, isoflop_plan
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 RUN_SEPARATOR = "_"  # run name = <variant>_<shape>
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 # Study and corpus names: each is one part of a results path and a study is the middle of a run id
@@ -129,12 +130,14 @@ def check_references(config: dict) -> None:
             raise ScaleDAGError(
                 f"config: scales.{scale}.train.global_batch_size ({tr['global_batch_size']}) must be a multiple of micro_batch_size ({tr['micro_batch_size']})"
             )
-        tp = sc.get("parallel", {}).get("tp", 1)
+        tp = sc["parallel"]["tp"]
         for study, st in config["studies"].items():
             for variant, run in st.get("runs", {}).items():
-                if run.get("corpus") and run["corpus"] not in config["corpora"]:
+                corpus = variant_corpus(st, run, scale)
+                if corpus and corpus not in config["corpora"]:
+                    where = f"runs.{variant}.corpus" if run.get("corpus") else f"corpus.{scale}"
                     raise ScaleDAGError(
-                        f"config: studies.{study}.runs.{variant}.corpus: {run['corpus']!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
+                        f"config: studies.{study}.{where}: {corpus!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
                     )
             for shape_name in st.get("sizes", {}).get(scale, []):
                 if shape_name not in config["shapes"]:
@@ -146,6 +149,12 @@ def check_references(config: dict) -> None:
                     raise ScaleDAGError(
                         f"config: scales.{scale}.parallel.tp ({tp}) must divide the heads of shape {shape_name!r} ({heads})"
                     )
+    for study, st in config["studies"].items():
+        bases = [v for v, run in st.get("runs", {}).items() if not run.get("axis")]
+        if len(bases) != 1 and len(bases) < len(st.get("runs", {})):  # an ablation is read against one baseline
+            raise ScaleDAGError(
+                f"config: studies.{study}.runs: variants that declare an `axis` need exactly one baseline without one; found {bases or 'none'}"
+            )
     for study, st in config["studies"].items():  # an IsoFLOP sweep's shapes and budgets fail at load, not mid-DAG
         if st["kind"] == "isoflop":
             isoflop_plan(config, study)
@@ -156,10 +165,9 @@ def check_run_shapes(config: dict) -> None:
     """Every (run, shape) of every scale builds: architecture options, GQA/FFN/rotary sizes, TP/PP
     splits, global batch = micro-batch × data-parallel size × accumulation, a budget of >= 1 batch."""
     for scale, sc in config["scales"].items():
-        par = sc.get("parallel", {})
-        tp, pp = par.get("tp", 1), par.get("pp", 1)
-        job = sc.get("resources", {}).get("pretrain", {})
-        world = job.get("nodes", 1) * job.get("tasks_per_node", 1)
+        tp, pp = sc["parallel"]["tp"], sc["parallel"]["pp"]
+        job = rule_resource_spec(config, "pretrain", scale)
+        world = job["nodes"] * job["tasks_per_node"]
         if world % (tp * pp):
             raise ScaleDAGError(
                 f"config: scales.{scale}: pretrain's {world} ranks (resources.pretrain nodes × tasks_per_node) are not divisible by tp × pp ({tp} × {pp})"
@@ -187,7 +195,7 @@ def check_run_shapes(config: dict) -> None:
                         spec = make_model_spec(
                             run["arch"],
                             shape,
-                            corpus_tokenizer(config, run.get("corpus"))["vocab_size"],
+                            corpus_tokenizer(config, variant_corpus(st, run, scale))["vocab_size"],
                             run.get("overrides"),
                         )
                         check_parallel(spec, tp, pp)
@@ -223,12 +231,12 @@ def enabled_studies(config: dict) -> list[str]:
     return [
         s
         for s, st in config["studies"].items()
-        if st.get("enabled", True) and (study_kind(config, s) != "runs" or st["sizes"].get(config["scale"]))
+        if st["enabled"] and (study_kind(config, s) != "runs" or st["sizes"].get(config["scale"]))
     ]
 
 
 def study_runs(config: dict, study: str) -> dict[str, dict]:
-    """Run name (<variant>_<shape>) -> {variant, arch, overrides, shape_name, [shape, train, corpus]}.
+    """Run name (<variant>_<shape>) -> {variant, arch, overrides, shape_name, [shape, train, corpus, axis]}.
 
     A study of kind `isoflop` or `proxy` derives its runs in code, registered in
     `workflow.studies.generators.GENERATORS`; a run may then carry an explicit `shape` dict, `train`
@@ -245,9 +253,16 @@ def study_runs(config: dict, study: str) -> dict[str, dict]:
                 "arch": run["arch"],
                 "overrides": dict(run.get("overrides", {})),
                 "shape_name": shape_name,
-                **({"corpus": run["corpus"]} if run.get("corpus") else {}),
+                **({"corpus": corpus} if (corpus := variant_corpus(st, run, config["scale"])) else {}),
+                **({"axis": run["axis"]} if run.get("axis") else {}),
             }
     return runs
+
+
+def variant_corpus(st: dict, run: dict, scale: str) -> str | None:
+    """The corpus a listed variant trains on: its own, else its study's at this scale, else None
+    (the scale's corpus)."""
+    return run.get("corpus") or st.get("corpus", {}).get(scale)
 
 
 def trainable_runs(config: dict, study: str) -> dict[str, dict]:
@@ -303,9 +318,9 @@ def pretrain_spec(config: dict, study: str, run: str) -> dict:
             **config["studies"][study].get("train", {}).get(config["scale"], {}),
             **r.get("train", {}),
         },
-        "parallel": dict(sc.get("parallel", {"tp": 1, "pp": 1})),
+        "parallel": dict(sc["parallel"]),
         "bf16": sc["device"] == "gpu",
-        "threads": sc.get("threads_per_run"),
+        "threads": sc["threads_per_run"],
         "device_peaks": copy.deepcopy(config.get("device_peaks", {})),
         "out_dir": run_dir(config, study, run),
     }

@@ -42,6 +42,15 @@ ISOFLOP_TABLES = (
 )
 ISOFLOP_FIGURES = ("isoflop_curves", "parametric_contour")
 CLOSED_LOOP_TABLES = ("closed_loop", "size_choice")
+# `runs` studies with a table of their own: study -> (the rule in rules/<study>.smk that writes it,
+# the table's name); the function is in analysis/<study>.py. A `downstream` table reads the zero-shot
+# (and band-gap) tables, so it waits for their data.
+STUDY_TABLES = {
+    "matgpt": ("matgpt_table", "downstream"),
+    "bloom_ablations": ("bloom_ablations_table", "downstream"),
+    "genslm": ("genslm_table", "codon_loss"),
+}
+STUDY_TABLE_RULES = {study: rule for study, (rule, _) in STUDY_TABLES.items()}
 
 
 class Dag:
@@ -72,7 +81,7 @@ class Dag:
 
     @property
     def threads_per_run(self) -> int:
-        return cfg.scale_config(self.config).get("threads_per_run", 1)
+        return cfg.scale_config(self.config)["threads_per_run"]
 
     # -- cluster resources ----------------------------------------------------------------------------
     def resources(self, rule: str) -> dict:
@@ -103,15 +112,15 @@ class Dag:
 
     def tokenizer_args(self, wildcards, input) -> str:
         tok = cfg.corpus_tokenizer(self.config, wildcards.corpus)
-        args = f"--type {tok.get('type', 'byte-bpe')} --min-frequency {tok.get('min_frequency', 2)}"
+        args = f"--type {tok['type']} --min-frequency {tok['min_frequency']}"
         return args + (f" --existing {shlex.quote(input['existing'])}" if "existing" in input.keys() else "")
 
     def tokenize_threads(self) -> int:
-        return cfg.scale_config(self.config)["tokenizer"].get("threads", 2)
+        return cfg.scale_config(self.config)["tokenizer"]["threads"]
 
     def token_shard_dirs(self, wildcards) -> list[str]:
         """One directory per tokenize_shard job (the scatter); tokenize_corpus gathers them in order."""
-        shards = cfg.corpus_tokenizer(self.config, wildcards.corpus).get("shards", 1)
+        shards = cfg.corpus_tokenizer(self.config, wildcards.corpus)["shards"]
         return [self.layout.token_shard_dir(wildcards.corpus, k, shards) for k in range(shards)]
 
     def token_shards(self, wildcards) -> list[str]:
@@ -142,7 +151,7 @@ class Dag:
         return self.layout.run_dir(wildcards.study, wildcards.run)
 
     def eval_max_tokens(self) -> int:
-        return cfg.scale_config(self.config).get("eval", {}).get("max_tokens", 1000000)
+        return cfg.scale_config(self.config)["eval"]["max_tokens"]
 
     def study_run_files(self, name: str):
         """An input function: `name` (e.g. `summary.json`) of every run of the wildcards' study."""
@@ -202,20 +211,6 @@ class Dag:
     def bandgap_title(self, wildcards) -> str:
         return f"Band gap MAE: {self._study(wildcards)['title']}"
 
-    def downstream_inputs(self, wildcards) -> dict:
-        study = wildcards.study
-        inputs = {
-            "zeroshot": self.layout.table(study, "zeroshot"),
-            "evals": self.layout.run_files(study, self.run_names(study), "eval_loss.json"),
-        }
-        if self._downstream(study, "bandgap"):
-            inputs["bandgap"] = self.layout.table(study, "bandgap")
-        return inputs
-
-    def downstream_args(self, wildcards, input) -> str:
-        kind = self._study(wildcards)["comparison"]
-        return f"--kind {kind}" + (f" --bandgap {shlex.quote(input['bandgap'])}" if "bandgap" in input.keys() else "")
-
     def downstream_targets(self, study: str) -> list[str]:
         """Zero-shot and band-gap tables of a study, each only when its offline data is there."""
         zs, bg = self._downstream(study, "zeroshot"), self._downstream(study, "bandgap")
@@ -233,9 +228,60 @@ class Dag:
         targets = [self.layout.table(study, "zeroshot")] if zs else []
         if bg_ok:
             targets += [self.layout.table(study, "bandgap"), self.layout.figure(study, "bandgap_mae")]
-        if zs and (not bg or bg_ok):
-            targets.append(self.layout.table(study, "downstream"))
         return targets
+
+    # -- studies.matgpt, bloom_ablations, genslm (kind: runs, each with a table of its own) -----------
+    def study_table_targets(self, study: str) -> list[str]:
+        """The table of a study with its own table rule; a `downstream` one once its zero-shot table
+        (and band-gap table, where it has one) can be built."""
+        if study not in STUDY_TABLES:
+            return []
+        name = STUDY_TABLES[study][1]
+        zs, bg = self._downstream(study, "zeroshot"), self._downstream(study, "bandgap")
+        ready = name != "downstream" or (zs and not self.zeroshot_missing and (not bg or not self.bandgap_missing))
+        return [self.layout.table(study, name)] if ready else []
+
+    def genslm_table_inputs(self, study: str):
+        """The gene corpus's train/valid tokens (the codon-frequency baseline) and every run's loss."""
+
+        def inputs(wildcards) -> dict:
+            runs = self.run_names(study)
+            corpus = cfg.run_corpus(self.config, study, runs[0])
+            return {
+                "train": self.layout.tokens(corpus, "train", "bin"),
+                "valid": self.layout.tokens(corpus, "valid", "bin"),
+                "evals": self.layout.run_files(study, runs, "eval_loss.json"),
+                "summaries": self.layout.run_files(study, runs, "summary.json"),
+            }
+
+        return inputs
+
+    def study_vocab(self, study: str):
+        return lambda wildcards: cfg.corpus_tokenizer(
+            self.config, cfg.run_corpus(self.config, study, self.run_names(study)[0])
+        )["vocab_size"]
+
+    def study_table_inputs(self, study: str):
+        """The input function of `<study>_table`: the zero-shot table, every run's eval loss, and the
+        band-gap table where the study regresses band gap."""
+
+        def inputs(wildcards) -> dict:
+            found = {
+                "zeroshot": self.layout.table(study, "zeroshot"),
+                "evals": self.layout.run_files(study, self.run_names(study), "eval_loss.json"),
+            }
+            if self._downstream(study, "bandgap"):
+                found["bandgap"] = self.layout.table(study, "bandgap")
+            return found
+
+        return inputs
+
+    def runs_json(self, study: str):
+        return lambda wildcards: json.dumps(cfg.study_runs(self.config, study))
+
+    @staticmethod
+    def bandgap_arg(wildcards, input) -> str:
+        return f"--bandgap {shlex.quote(input['bandgap'])}" if "bandgap" in input.keys() else ""
 
     # -- export and report stages ---------------------------------------------------------------------
     def hf_export_targets(self, study: str) -> list[str]:
@@ -429,7 +475,7 @@ class Dag:
             targets = self.isoflop_targets(study)
         else:  # a `runs` study: loss curves of its runs, and its downstream evaluations
             targets = self.layout.figures(study, "loss_curves") + [self.layout.table(study, "loss")]
-            targets += self.downstream_targets(study)
+            targets += self.downstream_targets(study) + self.study_table_targets(study)
         targets += self.hf_export_targets(study)
         if report and cfg.study_runs(self.config, study):  # a W&B report spec (published later, see README)
             targets.append(self.layout.study_file(study, "report/wandb_report.json"))

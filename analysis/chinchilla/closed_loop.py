@@ -110,10 +110,10 @@ def sustained_flops(choice: dict, peaks: dict | None) -> tuple[float, str]:
     """FLOP/s one device sustains in training, and where the number comes from."""
     if choice.get("achieved_tflops"):
         return float(choice["achieved_tflops"]) * 1e12, f"measured {choice['achieved_tflops']} TFLOP/s per device"
-    peak = peak_flops(choice["device"], choice.get("dtype", "bf16"), peaks)
+    peak = peak_flops(choice["device"], choice["dtype"], peaks)
     if peak is None:
         raise ScaleDAGError(
-            f"size_choice: no published {choice.get('dtype', 'bf16')} peak for device "
+            f"size_choice: no published {choice['dtype']} peak for device "
             f"{choice['device']!r}; give achieved_tflops or add it to device_peaks"
         )
     return peak * float(choice["mfu"]), f"MFU {choice['mfu']} x {peak / 1e12:g} TFLOP/s peak of {choice['device']}"
@@ -200,7 +200,7 @@ def report_table(plan: dict, fit: dict, metrics: list[str], summaries: list[str]
     for r in plan["runs"]:
         if r["run"] not in by_run or r["run"] not in sums:
             raise ScaleDAGError(f"report: no metrics/summary given for planned run {r['run']!r}")
-        n = float(fit_params(sums[r["run"]], plan.get("params_counting", "one_embedding")))
+        n = float(fit_params(sums[r["run"]], plan["params_counting"]))
         d = float(sums[r["run"]]["tokens"])
         row = {
             "budget": r["budget"],

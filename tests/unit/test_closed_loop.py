@@ -86,7 +86,10 @@ def test_report_checks_the_interval_and_the_comparison(tmp_path):
 
     law = ParametricFit(**TRUTH)
     runs = [("loopc1e20_a", ["approach3"], 1e9), ("loopc1e20_b", ["over"], 4e9), ("loopc1e20_c", ["under"], 2.5e8)]
-    plan = {"runs": [{"run": r, "roles": roles, "budget": 1e20, "reference": "approach3"} for r, roles, _ in runs]}
+    plan = {
+        "params_counting": "one_embedding",
+        "runs": [{"run": r, "roles": roles, "budget": 1e20, "reference": "approach3"} for r, roles, _ in runs],
+    }
     files = []
     optimum = float(law.predict(1e9, 1e20 / 6e9))
     for run, roles, n in runs:

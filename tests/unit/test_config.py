@@ -130,7 +130,7 @@ BAD_SHAPES = [
     (lambda c: c["scales"]["paper"]["parallel"].update(pp=16), "pipeline parallel size 16 must divide layers (24)"),
     (
         lambda c: c["studies"]["matgpt"]["runs"]["gpt-neox"].update(overrides={"rotary_percent": 0.3}),
-        "rotary_percent 0.3 of head size 32 gives 9.6 rotary dimensions; rotary needs an even whole number",
+        "rotary_percent 0.3 of head size 32 gives int(9.6) = 9 rotary dimensions; rotary needs an even number >= 2",
     ),
     (
         lambda c: c["scales"]["paper"]["train"].update(global_batch_size=128),

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
+from analysis.bloom_ablations import ablation_table
+from analysis.matgpt import architecture_table
 from conftest import REPO, job_counts, snakemake
 from workflow.config import load_config, study_runs
 from workflow.errors import ScaleDAGError
-from workflow.evaluate.downstream import ablation_axis, bandgap_table, study_table, zeroshot_table
+from workflow.evaluate.downstream import average_se, bandgap_table, zeroshot_table
 
 
 def test_downstream_on_a_study_without_runs_is_one_line_error():
@@ -25,11 +28,11 @@ def test_downstream_on_a_study_without_runs_is_one_line_error():
         load_config(REPO / "config.yaml", {"zeroshot": {"tasks": ["squad"]}})
 
 
-def test_ablation_axes_of_the_bloom_variants():
+def test_bloom_variants_declare_the_axis_they_move():
     runs = study_runs(load_config(REPO / "config.yaml"), "bloom_ablations")
-    axes = {spec["variant"]: ablation_axis(spec) for spec in runs.values()}
+    axes = {spec["variant"]: spec.get("axis") for spec in runs.values()}
     assert axes == {
-        "rotary": "baseline",
+        "rotary": None,
         "learned": "position embedding",
         "alibi": "position embedding",
         "nope": "position embedding",
@@ -39,10 +42,26 @@ def test_ablation_axes_of_the_bloom_variants():
     }
 
 
-def _zs(tmp_path, run, task, acc, random_acc, ppl=None):
+def test_an_ablation_needs_exactly_one_baseline():
+    import yaml
+
+    studies = yaml.safe_load((REPO / "config.yaml").read_text())["studies"]
+    studies["bloom_ablations"]["runs"]["rotary"]["axis"] = "position embedding"
+    with pytest.raises(ScaleDAGError, match=r"studies.bloom_ablations.runs: .* exactly one baseline .*found none"):
+        load_config(REPO / "config.yaml", {"studies": studies})
+
+
+def test_average_se_is_the_item_sampling_error():
+    # 7 tasks at p = 0.5, 16 items each: sqrt(7 x 0.25 / 16) / 7 = 0.0472
+    assert average_se([0.5] * 7, [16] * 7) == pytest.approx(0.04725, abs=1e-4)
+    assert average_se([0.5, 0.5], [16, None]) is None
+
+
+def _zs(tmp_path, run, task, acc, random_acc, ppl=None, items=100):
     metrics = {"acc": acc, **({"perplexity": ppl} if ppl else {})}
     path = tmp_path / f"{run}.{task}.json"
-    path.write_text(json.dumps({"run": run, "task": task, "metrics": metrics, "random_acc": random_acc}))
+    record = {"run": run, "task": task, "metrics": metrics, "random_acc": random_acc, "items": items}
+    path.write_text(json.dumps(record))
     return str(path)
 
 
@@ -87,8 +106,7 @@ def test_tables(tmp_path):
     for run, loss in (("a_s", 2.0), ("b_s", 2.5)):
         (tmp_path / run).mkdir()
         (tmp_path / run / "eval_loss.json").write_text(json.dumps({"loss": loss}))
-    table = study_table(
-        "architecture",
+    table = architecture_table(
         runs,
         str(tmp_path / "zs.csv"),
         [str(tmp_path / r / "eval_loss.json") for r in runs],
@@ -97,6 +115,38 @@ def test_tables(tmp_path):
     assert table.loc["b_s", "valid_loss"] == 2.5 and table.loc["b_s", "bandgap_mae"] == pytest.approx(0.7)
     assert table.loc["b_s", "bandgap_mae_with_composition"] == pytest.approx(0.5)
     assert table.loc["dummy", "bandgap_mae"] == 1.1 and table.loc["random", "zeroshot_avg"] == pytest.approx(0.25)
+    # sqrt(0.6 x 0.4 / 100 + 0.2 x 0.8 / 100) / 2 = 0.0316
+    assert table.loc["a_s", "zeroshot_avg_se"] == pytest.approx(0.0316, abs=1e-4)
+
+
+def test_ablation_table_reads_each_variant_against_its_baseline(tmp_path):
+    runs = {
+        "base_s": {"variant": "base", "arch": "gpt-neox", "shape_name": "s", "overrides": {}},
+        "alibi_s": {"variant": "alibi", "arch": "gpt-neox", "shape_name": "s", "axis": "position embedding"},
+        "mix_s": {"variant": "mix", "arch": "gpt-neox", "shape_name": "s", "axis": "corpus", "corpus": "c2"},
+    }
+    # 1,000 items: SE of each average ~0.016, of a difference ~0.022, so 0.2 is resolved and 0.01 is not
+    results = [
+        _zs(tmp_path, "base_s", "piqa", 0.50, 0.5, items=1000),
+        _zs(tmp_path, "alibi_s", "piqa", 0.70, 0.5, items=1000),
+        _zs(tmp_path, "mix_s", "piqa", 0.51, 0.5, items=1000),
+    ]
+    zeroshot_table(results, runs).to_csv(tmp_path / "zs.csv", index=False)
+    for run, loss in (("base_s", 2.0), ("alibi_s", 1.9), ("mix_s", 3.0)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "eval_loss.json").write_text(json.dumps({"loss": loss}))
+    evals = [str(tmp_path / r / "eval_loss.json") for r in runs]
+    table = ablation_table(runs, str(tmp_path / "zs.csv"), evals).set_index("run")
+    assert list(table.index) == ["base_s", "alibi_s", "mix_s", "random"]  # the baseline first
+    assert table.loc["base_s", "axis"] == "baseline" and pd.isna(table.loc["base_s", "delta_zeroshot"])
+    assert table.loc["alibi_s", "delta_zeroshot"] == pytest.approx(0.2)
+    assert table.loc["alibi_s", "delta_se"] == pytest.approx((0.25 / 1000 + 0.21 / 1000) ** 0.5, rel=1e-3)
+    assert bool(table.loc["alibi_s", "resolved"]) and not bool(table.loc["mix_s", "resolved"])
+    assert table.loc["alibi_s", "delta_valid_loss"] == pytest.approx(-0.1)
+    assert pd.isna(table.loc["mix_s", "delta_valid_loss"])  # another corpus's held-out text: not comparable
+    assert "ALiBi" in table.loc["alibi_s", "paper_finding"]
+    with pytest.raises(ScaleDAGError, match="size s has no baseline"):
+        ablation_table({k: v for k, v in runs.items() if k != "base_s"}, str(tmp_path / "zs.csv"), evals)
 
 
 def _dry(*config):
@@ -113,7 +163,8 @@ def test_dag_evaluates_every_run_of_the_downstream_studies():
     bg_runs = sum(len(study_runs(cfg, s)) for s, st in cfg["studies"].items() if st.get("bandgap"))
     assert counts["evaluate_zeroshot"] == zs_runs and counts["prepare_zeroshot"] == len(cfg["zeroshot"]["tasks"])
     assert counts["embed_bandgap"] == counts["bandgap"] == bg_runs and counts["bandgap_baselines"] == 1
-    assert counts["zeroshot_table"] == counts["downstream_table"] == len(zs_studies) == 2
+    assert counts["zeroshot_table"] == len(zs_studies) == 2
+    assert counts["matgpt_table"] == counts["bloom_ablations_table"] == 1
 
 
 def test_dag_skips_downstream_when_data_is_absent(tmp_path):

@@ -51,7 +51,7 @@ def trainer_spec(spec: dict, point: dict) -> dict:
         "data": spec["data"],
         "train": train,
         "parallel": {"tp": 1, "pp": 1},
-        "bf16": spec.get("bf16", False),
+        "bf16": bool(spec.get("bf16")),
         "threads": spec.get("threads"),
         "out_dir": spec["scratch"],
         "wandb": False,

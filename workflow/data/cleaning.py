@@ -78,6 +78,6 @@ def build_filters(spec: dict) -> list[tuple[str, callable]]:
         )
     if spec.get("language"):
         language = spec["language"]
-        min_stopwords = float(language.get("min_stopword_fraction", 0.1))
+        min_stopwords = float(language["min_stopword_fraction"])  # filled by normalise_spec
         filters.append((f"language_{language['code']}", lambda t, x=min_stopwords: stopword_fraction(t) >= x))
     return filters

@@ -5,7 +5,9 @@ A source is a dict with exactly one of:
                files, or arXiv listing files (`format: arxiv-listing`, .md or a .tar.gz of them);
   url          one file of those formats, with its `sha256`, fetched once into the download cache;
   hf_dataset   a Hugging Face dataset by name (`config`, `split`, `revision`), streamed;
-  generated    the project's own generated corpus ({documents, seed}).
+  generated    the project's own generated corpus ({documents, seed, generator}: English text
+               of workflow/data/synthetic.py, or coding sequences of workflow/data/genes.py).
+FASTA files (.fasta/.fa/.fna/.ffn, optionally .gz) give one document per clean coding sequence.
 `text_field` names the JSON/parquet/HF field holding the text. Relative paths are taken from the
 repository root (workflow.config.input_path). A damaged line or record is repaired or skipped and
 counted in `counters` (with a few `file:line` examples), never silently lost; a damaged file (a
@@ -27,7 +29,9 @@ import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from workflow import schema
 from workflow.data.download import download
+from workflow.data.genes import FASTA_SUFFIXES, generate_genes, read_fasta
 from workflow.data.synthetic import generate_documents
 from workflow.errors import ScaleDAGError
 from workflow.layout import input_path
@@ -35,7 +39,7 @@ from workflow.layout import input_path
 log = logging.getLogger(__name__)
 
 KINDS = ("path", "url", "hf_dataset", "generated")
-FORMATS = ("auto", "txt", "jsonl", "parquet", "arxiv-listing")
+FORMATS = ("auto", "txt", "jsonl", "parquet", "arxiv-listing", "fasta")
 MAX_LOGGED_BAD_LINES = 5
 MAX_FIELDS_SHOWN = 10
 READ_SIZE = 1 << 18
@@ -61,11 +65,21 @@ def source_kind(source: dict) -> str:
     return kinds[0]
 
 
+def with_defaults(source: dict) -> dict:
+    """A source with the schema's defaults ($defs.source, $defs.generated) under what it sets: a
+    source from config arrives filled, one written by hand (tests, the corpus CLI) gets them here."""
+    source = {**schema.defaults("source"), **source}
+    if isinstance(source.get("generated"), dict):
+        source["generated"] = {**schema.defaults("generated"), **source["generated"]}
+    return source
+
+
 def source_label(source: dict) -> str:
     kind = source_kind(source)
     if kind == "generated":
-        g = source["generated"]
-        return f"generated(documents={g['documents']}, seed={g.get('seed', 0)})"
+        g = with_defaults(source)["generated"]
+        what = "" if g["generator"] == "text" else f"{g['generator']}, "
+        return f"generated({what}documents={g['documents']}, seed={g['seed']})"
     return source[kind] if kind != "hf_dataset" else f"hf:{source['hf_dataset']}"
 
 
@@ -88,9 +102,11 @@ def file_format(name: str, declared: str = "auto") -> str:
         return "parquet"
     if name.endswith("_origin.md"):
         return "arxiv-listing"
+    if name.lower().endswith(FASTA_SUFFIXES):
+        return "fasta"
     raise ScaleDAGError(
         f"{name}: cannot tell the format from the name; expected .txt, .jsonl[.gz|.zst], "
-        f".parquet or set format: arxiv-listing"
+        f".parquet, .fasta[.gz] or set format: arxiv-listing"
     )
 
 
@@ -338,20 +354,22 @@ def read_files(paths: list[Path], fmt: str, text_field: str, counters: Counters)
             yield from read_jsonl(path, text_field, counters)
         elif kind == "parquet":
             yield from read_parquet(path, text_field, counters)
+        elif kind == "fasta":
+            yield from read_fasta(path, counters)
         else:  # arxiv files picked up by an auto glob
             yield from read_arxiv_listing([path], counters)
 
 
 def read_hf_dataset(source: dict, counters: Counters) -> Iterator[str]:
     """Stream a Hugging Face dataset (needs network access or a populated HF cache)."""
-    name, field = source["hf_dataset"], source.get("text_field", "text")
+    name, field = source["hf_dataset"], source["text_field"]
     try:
         import datasets  # datasets (pandas, pyarrow): not at DAG parse
 
         ds = datasets.load_dataset(
             name,
             source.get("config"),
-            split=source.get("split", "train"),
+            split=source["split"],
             revision=source.get("revision"),
             streaming=True,
         )
@@ -373,11 +391,15 @@ def read_hf_dataset(source: dict, counters: Counters) -> Iterator[str]:
 
 def read_source(source: dict, counters: Counters, download_dir: str | os.PathLike | None = None) -> Iterator[str]:
     """Raw documents of one source, in a deterministic order."""
+    source = with_defaults(source)
     kind = source_kind(source)
-    fmt, field = source.get("format", "auto"), source.get("text_field", "text")
+    fmt, field = source["format"], source["text_field"]  # a normalised source (workflow.data.spec)
     if kind == "generated":
         g = source["generated"]
-        yield from generate_documents(int(g["documents"]), int(g.get("seed", 0)))
+        if g["generator"] == "genes":
+            yield from generate_genes(int(g["documents"]), int(g["seed"]))
+        else:
+            yield from generate_documents(int(g["documents"]), int(g["seed"]))
     elif kind == "hf_dataset":
         yield from read_hf_dataset(source, counters)
     elif kind == "url":

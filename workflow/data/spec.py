@@ -7,23 +7,15 @@ re-exports these names.
 
 from __future__ import annotations
 
-from workflow.data.sources import source_kind, source_label
+from workflow import schema
+from workflow.data.sources import source_kind, source_label, with_defaults
 from workflow.errors import ScaleDAGError
 
-NEAR_DEDUP_DEFAULTS = {"threshold": 0.8, "num_perm": 128, "shingle_size": 5}
-DEFAULTS = {
-    "sources": None,
-    "generated": None,
-    "min_chars": 50,
-    "max_chars": 1_000_000,
-    "max_non_alpha_fraction": 0.5,
-    "max_duplicate_line_fraction": 0.3,
-    "language": None,
-    "exact_dedup": True,
-    "near_dedup": NEAR_DEDUP_DEFAULTS,
-    "valid_fraction": 0.05,
-    "test_fraction": 0.01,
-}
+# The defaults are the schema's ($defs corpus, near_dedup, source, language): a spec from config.yaml
+# arrives filled at load; one written by hand (tests, `python -m workflow.data.corpus`) is filled here.
+NEAR_DEDUP_DEFAULTS = schema.defaults("near_dedup")
+DEFAULTS = {"sources": None, "generated": None, "language": None, **schema.defaults("corpus")}
+DEFAULTS.pop("tokenizer", None)  # the tokenizer's settings go to train_tokenizer, not to preparation
 SOURCE_KEYS = {
     "path",
     "url",
@@ -48,6 +40,7 @@ def _normalise_source(name: str, source) -> dict:
     unknown = set(source) - SOURCE_KEYS
     if unknown:
         raise ScaleDAGError(f"corpus {name!r}: source {source!r} has unknown keys {sorted(unknown)}")
+    source = with_defaults(source)  # a copy: the caller's stays as written
     try:
         kind = source_kind(source)
     except ScaleDAGError as exc:
@@ -58,15 +51,15 @@ def _normalise_source(name: str, source) -> dict:
             isinstance(g, dict)
             and isinstance(g.get("documents"), int)
             and g["documents"] > 0
-            and isinstance(g.get("seed", 0), int)
+            and isinstance(g["seed"], int)
         ):
             raise ScaleDAGError(f"corpus {name!r}: 'generated' needs integer 'documents' > 0 and 'seed'")
     if kind == "url" and not source.get("sha256"):
         raise ScaleDAGError(f"corpus {name!r}: url source {source['url']!r} needs a sha256")
-    weight = source.get("weight", 1.0)
+    weight = source["weight"]
     if not isinstance(weight, (int, float)) or weight <= 0:
         raise ScaleDAGError(f"corpus {name!r}: source {source_label(source)!r}: weight must be > 0, got {weight!r}")
-    return {"text_field": "text", "format": "auto", "weight": 1.0, **source}
+    return source
 
 
 def normalise_spec(spec: dict) -> dict:
@@ -93,10 +86,12 @@ def normalise_spec(spec: dict) -> dict:
         )
     if int(spec["min_chars"]) < 0:
         raise ScaleDAGError(f"corpus {name!r}: min_chars must be >= 0, got {spec['min_chars']}")
-    if spec["near_dedup"]:
+    if spec["near_dedup"] is not False:  # {} (the schema's default) is on, with every default
         near = spec["near_dedup"] = {**NEAR_DEDUP_DEFAULTS, **spec["near_dedup"]}
         if not 0.0 < float(near["threshold"]) <= 1.0:
             raise ScaleDAGError(f"corpus {name!r}: near_dedup.threshold must be in (0, 1], got {near['threshold']}")
     if spec["language"] and spec["language"].get("code") != "en":
         raise ScaleDAGError(f"corpus {name!r}: language.code: only 'en' (a stop-word check) is available")
+    if spec["language"]:
+        spec["language"] = {**schema.defaults("language"), **spec["language"]}
     return spec

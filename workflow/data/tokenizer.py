@@ -6,6 +6,12 @@ Two styles, both trained by streaming the train split only (nothing of valid/tes
                      round-trips. Specials: "<|endoftext|>" (id 0; EOD, also BOS/EOS), "<|padding|>" (id 1).
   sentencepiece-bpe  LLaMA: BPE over characters with spaces as "▁", unknown characters fall back to
                      the 256 byte tokens <0x00>..<0xFF>. Specials: <unk> 0, <s> 1 (BOS), </s> 2 (EOS/EOD), <pad> 3.
+  codon              GenSLM: a fixed vocabulary, nothing learned: 5 specials ("<|endoftext|>" 0 as EOD,
+                     "<|padding|>", "<unk>", "<cls>", "<mask>") + the 64 codons = 69 tokens, GenSLM's
+                     vocabulary size. A document (a coding sequence) is read as non-overlapping 3-mers
+                     from its first base; anything that is not one of the 64 codons (an N, a trailing
+                     partial codon) becomes <unk>, and "training" counts those in the train split and
+                     reports them instead of dropping them.
 A `tokenizer_config.json` beside it names the BOS/EOS/PAD roles for `AutoTokenizer`.
 """
 
@@ -17,20 +23,28 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import atomic_path, atomic_write_json
 from workflow.layout import input_path
 
-TYPES = ("byte-bpe", "sentencepiece-bpe")
+TYPES = ("byte-bpe", "sentencepiece-bpe", "codon")
 EOD_TOKEN = "<|endoftext|>"
 SPECIALS = {
     "byte-bpe": {"bos": EOD_TOKEN, "eos": EOD_TOKEN, "pad": "<|padding|>"},
     "sentencepiece-bpe": {"unk": "<unk>", "bos": "<s>", "eos": "</s>", "pad": "<pad>"},
+    "codon": {
+        "bos": EOD_TOKEN,
+        "eos": EOD_TOKEN,
+        "pad": "<|padding|>",
+        "unk": "<unk>",
+        "cls": "<cls>",
+        "mask": "<mask>",
+    },
 }
 BYTE_TOKENS = [f"<0x{b:02X}>" for b in range(256)]
-MIN_VOCAB_SIZE = {"byte-bpe": 256 + 2, "sentencepiece-bpe": 256 + 4 + 1}
+MIN_VOCAB_SIZE = {"byte-bpe": 256 + 2, "sentencepiece-bpe": 256 + 4 + 1, "codon": 5 + 64}
 # What other tokenizers call these roles, so a pre-existing tokenizer.json can be adopted.
 ROLE_CANDIDATES = {
     "eos": [EOD_TOKEN, "</s>", "<eos>", "<|end_of_text|>"],
@@ -72,6 +86,8 @@ def new_tokenizer(kind: str = "byte-bpe") -> Tokenizer:
     """An untrained tokenizer of the given style."""
     if kind not in TYPES:
         raise ScaleDAGError(f"tokenizer type: {kind!r} is not one of {list(TYPES)}")
+    if kind == "codon":
+        return codon_tokenizer()
     if kind == "byte-bpe":
         return _dress(Tokenizer(models.BPE()), kind)
     return _dress(Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True)), kind)
@@ -89,6 +105,42 @@ def _with_byte_fallback(trained: Tokenizer) -> Tokenizer:
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.add_special_tokens(specials)
     return _dress(tok, "sentencepiece-bpe")
+
+
+def codon_tokenizer() -> Tokenizer:
+    """GenSLM's codon vocabulary as a tokenizer.json: ids 0-4 the specials, then the 64 codons."""
+    from workflow.data.genes import CODONS
+
+    specials = list(dict.fromkeys(SPECIALS["codon"].values()))
+    vocab = {token: i for i, token in enumerate(specials + CODONS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    # Whitespace inside a sequence is layout, not bases; case is left alone (read_fasta upper-cases),
+    # so a lower-case codon is <unk> here and in codon_report alike.
+    tok.normalizer = normalizers.Replace(Regex(r"\s"), "")
+    # Non-overlapping 3-mers from the first base; a trailing 1-2 base remainder is its own (<unk>) piece.
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r".{1,3}"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens(specials)
+    return tok
+
+
+def codon_report(train_jsonl: str | os.PathLike) -> dict:
+    """What the codon tokenizer will turn into <unk> in the train split, counted (never dropped)."""
+    from workflow.data.genes import CODONS
+
+    known, report = set(CODONS), {"documents": 0, "codons": 0, "unknown_codons": 0, "partial_codons": 0}
+    examples = []
+    for i, text in enumerate(iter_jsonl_texts(train_jsonl)):
+        seq = "".join(text.split())
+        report["documents"] += 1
+        report["codons"] += len(seq) // 3
+        report["partial_codons"] += bool(len(seq) % 3)
+        bad = sum(seq[k : k + 3] not in known for k in range(0, len(seq) - len(seq) % 3, 3))
+        report["unknown_codons"] += bad
+        if (bad or len(seq) % 3) and len(examples) < 5:
+            examples.append(f"document {i}: {bad} unknown codons, {len(seq) % 3} trailing bases")
+    report["examples"] = examples
+    return report
 
 
 def special_tokens(tok: Tokenizer) -> dict[str, str]:
@@ -118,6 +170,12 @@ def train_tokenizer(
         )
     if min_frequency < 1:
         raise ScaleDAGError(f"min_frequency: expected >= 1, got {min_frequency!r}")
+    if kind == "codon":  # a fixed vocabulary: report what the train split holds beyond it, then save
+        report = codon_report(train_jsonl)
+        share = report["unknown_codons"] / max(1, report["codons"])
+        print(f"codon tokenizer: train split {json.dumps(report)} ({share:.2%} of codons become <unk>)", flush=True)
+        save_tokenizer(codon_tokenizer(), out_path)
+        return
     tok = new_tokenizer(kind)
     specials = list(dict.fromkeys(SPECIALS[kind].values()))  # in id order; EOD first for byte-bpe
     if kind == "byte-bpe":

@@ -1,11 +1,11 @@
-"""Downstream settings from config, and the study tables/figure built from the per-run results.
+"""The downstream tables every `runs` study shares, built from the per-run results.
 
 Settings: `zeroshot:` / `bandgap:` in config.yaml, read by `workflow.evaluate.settings` (kept apart,
 without pandas, for the DAG; re-exported here); a study takes part by setting `zeroshot: true` /
-`bandgap: true`, and `comparison` says what its table compares. Tables (CSV): zero-shot per task + average with the random baseline beside (BLOOM's
-tables), band-gap MAE per model and method with the dummy and composition baselines, and the
-study table (MatGPT: valid loss, zero-shot average, band-gap MAE per architecture and size;
-BLOOM ablations: zero-shot average per variant and ablation axis, with the random baseline).
+`bandgap: true`. Tables (CSV): zero-shot per task + average with the random baseline beside (BLOOM's
+tables) and the average's standard error from the item counts; band-gap MAE per model and method with
+the dummy and composition baselines. Each study's own table that puts these side by side lives under
+its name: analysis/matgpt.py, analysis/bloom_ablations.py.
 """
 
 from __future__ import annotations
@@ -43,38 +43,38 @@ def zeroshot_table(results: list[str], runs: dict) -> pd.DataFrame:
         task = r["task"]
         if task not in tasks:
             tasks.append(task)
-        row = rows.setdefault(r["run"], {"run": r["run"], **_run_columns(r["run"], runs)})
+        row = rows.setdefault(r["run"], {"run": r["run"], **run_columns(r["run"], runs)})
         row[task] = r["metrics"]["acc"]
+        row.setdefault("_items", {})[task] = r.get("items")
         if "perplexity" in r["metrics"]:
             row[f"{task}_ppl"] = r["metrics"]["perplexity"]
         random_row[task] = r.get("random_acc")
     for row in rows.values():
         row["average"] = sum(row[t] for t in tasks) / len(tasks)
+        row["average_se"] = average_se([row[t] for t in tasks], [row["_items"].get(t) for t in tasks])
+        del row["_items"]
     random_row["average"] = sum(random_row[t] for t in tasks) / len(tasks)
     return pd.DataFrame([*sorted(rows.values(), key=lambda r: r["run"]), random_row])
 
 
-def _run_columns(run: str, runs: dict) -> dict:
+def average_se(accs: list[float], items: list[int | None]) -> float | None:
+    """Standard error of an average of T task accuracies from item sampling alone:
+    sqrt(sum_t p_t (1 - p_t) / n_t) / T. At 16 items a task and p = 0.5 each task's SE is 0.125, so
+    over 7 tasks the average's is 0.047: differences below ~0.1 are noise of the items, before any
+    seed noise (which this cannot see). None when a task's item count is unknown."""
+    if not accs or any(n is None or n <= 0 for n in items):
+        return None
+    return sum(p * (1 - p) / n for p, n in zip(accs, items)) ** 0.5 / len(accs)
+
+
+def run_columns(run: str, runs: dict) -> dict:
     spec = runs.get(run, {})
-    return {
-        "variant": spec.get("variant"),
-        "arch": spec.get("arch"),
-        "size": spec.get("shape_name"),
-        "axis": ablation_axis(spec),
-    }
+    return {"variant": spec.get("variant"), "arch": spec.get("arch"), "size": spec.get("shape_name")}
 
 
-def ablation_axis(spec: dict) -> str:
-    """Which BLOOM-ablation axis a variant moves (from its overrides/corpus), or 'baseline'."""
-    if spec.get("corpus"):
-        return "corpus"
-    keys = set(spec.get("overrides", {})) - {"rotary_percent"}
-    names = {
-        "position_embedding": "position embedding",
-        "activation": "activation",
-        "embedding_layernorm": "embedding LayerNorm",
-    }
-    return ", ".join(names.get(k, k) for k in sorted(keys)) or "baseline"
+def eval_losses(evals: list[str]) -> dict[str, float]:
+    """Run name -> validation loss, from each run's eval_loss.json (runs/<run>/eval_loss.json)."""
+    return {Path(p).parent.name: json.loads(Path(p).read_text())["loss"] for p in evals}
 
 
 def bandgap_table(fits: list[str], baselines: str, runs: dict) -> pd.DataFrame:
@@ -96,7 +96,7 @@ def bandgap_table(fits: list[str], baselines: str, runs: dict) -> pd.DataFrame:
     for path in fits:
         r = json.loads(Path(path).read_text())
         run = r["run_id"].split(".")[-1]
-        cols = _run_columns(run, runs)
+        cols = run_columns(run, runs)
         for method, v in r["results"].items():
             out.append(
                 {
@@ -143,37 +143,6 @@ def plot_bandgap(table: pd.DataFrame, title: str, png: str, pdf: str) -> None:
     plt.close(fig)
 
 
-def study_table(study_kind: str, runs: dict, zeroshot: str, evals: list[str], bandgap: str | None) -> pd.DataFrame:
-    """MatGPT: arch, size, valid loss, zero-shot avg, band-gap MAE; BLOOM: variant, axis, zero-shot avg (+ random)."""
-    zs = pd.read_csv(zeroshot).set_index("run")
-    rows = []
-    loss = {Path(p).parent.name: json.loads(Path(p).read_text())["loss"] for p in evals}
-    bg = pd.read_csv(bandgap) if bandgap else None
-    for run in sorted(runs):
-        cols = _run_columns(run, runs)
-        row = {"run": run, "variant": cols["variant"], "arch": cols["arch"], "size": cols["size"]}
-        if study_kind == "ablation":
-            row["axis"] = cols["axis"]
-        row["valid_loss"] = loss.get(run)
-        row["zeroshot_avg"] = zs.loc[run, "average"] if run in zs.index else None
-        if bg is not None:
-            mine = bg[bg["model"] == run]
-            text_only = mine[~mine["method"].str.contains(r"\+composition")]
-            if len(text_only):
-                best = text_only.loc[text_only["mae"].idxmin()]
-                row.update(bandgap_mae=float(best["mae"]), bandgap_method=best["method"])
-            with_comp = mine[mine["method"].str.contains(r"\+composition")]
-            if len(with_comp):
-                row["bandgap_mae_with_composition"] = float(with_comp["mae"].min())
-        rows.append(row)
-    random = {"run": "random", "zeroshot_avg": zs.loc["random", "average"] if "random" in zs.index else None}
-    if bg is not None:
-        for _, b in bg[bg["arch"].isna()].iterrows():
-            rows.append({"run": b["model"], "bandgap_mae": float(b["mae"]), "bandgap_method": b["method"]})
-    rows.append(random)
-    return pd.DataFrame(rows)
-
-
 @main_guard
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="downstream tables and figures of a study")
@@ -190,25 +159,15 @@ def main(argv=None) -> None:
     b.add_argument("--out", required=True)
     b.add_argument("--png", required=True)
     b.add_argument("--pdf", required=True)
-    s = sub.add_parser("study-table")
-    s.add_argument("--kind", choices=["architecture", "ablation"], required=True)
-    s.add_argument("--runs", required=True)
-    s.add_argument("--zeroshot", required=True)
-    s.add_argument("--evals", nargs="+", required=True)
-    s.add_argument("--bandgap")
-    s.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     runs = json_option("--runs", args.runs)
     if args.cmd == "zeroshot-table":
         df = zeroshot_table(args.results, runs)
         _write_csv(df, args.out)
-    elif args.cmd == "bandgap-table":
+    else:
         df = bandgap_table(args.fits, args.baselines, runs)
         _write_csv(df, args.out)
         plot_bandgap(df, args.title, args.png, args.pdf)
-    else:
-        df = study_table(args.kind, runs, args.zeroshot, args.evals, args.bandgap)
-        _write_csv(df, args.out)
     print(df.to_string(index=False))
 
 

@@ -52,9 +52,9 @@ from pathlib import Path
 import yaml
 
 from workflow import config as cfg
-from workflow.dag import Dag
+from workflow.dag import STUDY_TABLE_RULES, Dag
 from workflow.errors import ScaleDAGError, json_option, main_guard
-from workflow.hpc.resources import SIGNAL_SECONDS, machine, rule_retries
+from workflow.hpc.resources import SIGNAL_SECONDS, machine, rule_resource_spec, rule_retries
 from workflow.io import write_csv
 from workflow.layout import REPO_ROOT, Layout
 from workflow.model.flops import Shape, chinchilla_training_flops_per_token
@@ -234,7 +234,7 @@ def throughput(config: dict, device: str | None = None, mfu: float | None = None
 def _resources(dag: Dag, rule: str, defaults: Defaults) -> dict:
     res = dag.resources(rule) if rule in SCALE_RESOURCE_RULES else {}
     return {
-        "nodes": int(res.get("nodes", 1)),
+        "nodes": int(res["nodes"]),
         "devices": int(res.get("gpu", 0)),
         "runtime": res.get("runtime") or defaults.runtime,
         "partition": res.get("slurm_partition") or defaults.partition,
@@ -255,17 +255,17 @@ def training_flops(spec: dict, world: int) -> tuple[float, float]:
     # pass of eval_iters micro-batches per data-parallel rank every eval_interval steps and at the end.
     per_iter = int(tr["global_batch_size"]) * m.seq_length
     iters = max(1, math.ceil(float(tr["tokens"]) / per_iter))
-    interval = int(tr.get("eval_interval", 50))
+    interval = int(tr["eval_interval"])
     evals = iters // interval + (1 if iters % interval else 0)
-    dp = max(1, world // (int(par.get("tp", 1)) * int(par.get("pp", 1))))
-    eval_tokens = evals * int(tr.get("eval_iters", 10)) * int(tr["micro_batch_size"]) * dp * m.seq_length
+    dp = max(1, world // (int(par["tp"]) * int(par["pp"])))
+    eval_tokens = evals * int(tr["eval_iters"]) * int(tr["micro_batch_size"]) * dp * m.seq_length
     return iters * per_iter * fpt + eval_tokens * fpt / 3, fpt
 
 
 def pretrain_jobs(config: dict, dag: Dag, study: str, runs, defaults: Defaults, estimated: str = "") -> list[dict]:
     res = _resources(dag, "pretrain", defaults)
-    spec_res = cfg.scale_config(config).get("resources", {}).get("pretrain", {})
-    world = int(spec_res.get("nodes", 1)) * int(spec_res.get("tasks_per_node", 1))
+    spec_res = rule_resource_spec(config, "pretrain")
+    world = int(spec_res["nodes"]) * int(spec_res["tasks_per_node"])
     jobs = []
     for run in runs:
         flops, fpt = training_flops(cfg.pretrain_spec(config, study, run), world)
@@ -303,7 +303,7 @@ def proxy_full_jobs(config: dict, dag: Dag, study: str, defaults: Defaults) -> l
     if ranking.exists():
         chosen = [f"full_{shape}" for shape in json.loads(ranking.read_text())["full"]]
         return pretrain_jobs(config, dag, study, chosen, defaults)
-    k = min(len(full), int(sel.get("top", 0)) + int(sel.get("bottom", 0)))
+    k = min(len(full), int(sel["top"]) + int(sel["bottom"]))
     jobs = sorted(pretrain_jobs(config, dag, study, full, defaults), key=lambda j: -j["flops"])[:k]
     for j in jobs:
         j["estimated"] = f"after ranking: {k} costliest of {len(full)} candidates"
@@ -365,8 +365,8 @@ def study_jobs(config: dict, dag: Dag, study: str, defaults: Defaults) -> list[d
         if dag.layout.table(study, "bandgap") in targets:
             jobs += each(study, "embed_bandgap", dag, defaults, runs) + each(study, "bandgap", dag, defaults, runs)
             jobs.append(one(study, "bandgap_table", dag, defaults))
-        if dag.layout.table(study, "downstream") in targets:
-            jobs.append(one(study, "downstream_table", dag, defaults))
+        if dag.study_table_targets(study):
+            jobs.append(one(study, STUDY_TABLE_RULES[study], dag, defaults))
     exported = [Path(t).parent.name for t in dag.hf_export_targets(study)]
     jobs += each(study, "export_hf", dag, defaults, exported)
     if cfg.study_runs(config, study):
@@ -388,7 +388,7 @@ def dag_jobs(config: dict, defaults: Defaults = Defaults()) -> list[dict]:
         corpora.add(cfg.corpus_name(config))  # GPT-2 benchmarks read the scale's tokens
     data = []
     for corpus in sorted(corpora):
-        shards = int(cfg.corpus_tokenizer(config, corpus).get("shards", 1))
+        shards = int(cfg.corpus_tokenizer(config, corpus)["shards"])
         data.append(one("data", "prepare_corpus", dag, defaults, f"data/{corpus}"))
         data.append(one("data", "train_tokenizer", dag, defaults, f"data/{corpus}"))
         data += [one("data", "tokenize_shard", dag, defaults, f"data/{corpus}/{k}-of-{shards}") for k in range(shards)]

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from workflow.errors import ScaleDAGError
+from workflow.schema import defaults
 
 # Slurm sends SIGUSR1 this many seconds before the walltime: time for a checkpoint of a 6.7B model.
 SIGNAL_SECONDS = 600
@@ -70,7 +71,7 @@ MACHINES = {m.name: m for m in (LOCAL, FRONTIER)}
 
 
 def machine(config: dict) -> Machine:
-    return MACHINES[config["scales"][config["scale"]].get("machine", "local")]
+    return MACHINES[config["scales"][config["scale"]]["machine"]]
 
 
 def choose_partition(mach: Machine, nodes: int, runtime: int | None) -> tuple[str | None, int | None]:
@@ -100,15 +101,18 @@ def launch_prefix(mach: Machine, nodes: int, tasks_per_node: int, cpus_per_task:
     return (f"env {env} " if env else "") + "${PARSL_MPI_PREFIX:-" + srun + "}"
 
 
+def rule_resource_spec(config: dict, rule: str, scale: str | None = None) -> dict:
+    """`scales.<scale>.resources.<rule>` as configured, or the schema's defaults for a rule not listed."""
+    listed = config["scales"][scale or config["scale"]]["resources"].get(rule)
+    return dict(listed) if listed is not None else defaults("rule_resources")
+
+
 def rule_resources(config: dict, rule: str, threads: int = 1) -> dict:
     """Snakemake resources of `rule` at the selected scale (see the module docstring)."""
-    sc = config["scales"][config["scale"]]
-    spec = dict(sc.get("resources", {}).get(rule, {}))
+    spec = rule_resource_spec(config, rule)
     mach = machine(config)
-    nodes = spec.get("nodes", 1)
-    tasks_per_node = spec.get("tasks_per_node", 1)
+    nodes, tasks_per_node, gpus_per_task = spec["nodes"], spec["tasks_per_node"], spec["gpus_per_task"]
     cpus = spec.get("cpus_per_task")
-    gpus_per_task = spec.get("gpus_per_task", 0)
     tasks = nodes * tasks_per_node
     if mach.cores_per_node and tasks_per_node * (cpus or threads) > mach.cores_per_node:
         raise ScaleDAGError(
@@ -147,7 +151,7 @@ def rule_resources(config: dict, rule: str, threads: int = 1) -> dict:
 
 def rule_retries(config: dict, rule: str) -> int | None:
     """Follow-on jobs a walltime-bounded rule may use (None: Snakemake's --retries applies)."""
-    return config["scales"][config["scale"]].get("resources", {}).get(rule, {}).get("resubmits")
+    return rule_resource_spec(config, rule).get("resubmits")
 
 
 def account_problem(config: dict, executor: str | None, env: dict) -> str | None:

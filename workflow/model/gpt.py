@@ -119,11 +119,13 @@ def make_model_spec(arch: str | dict, shape: dict, vocab_size: int, overrides: d
     if ffn is None:
         ffn = swiglu_ffn_width(hidden) if options["activation"] == "swiglu" else 4 * hidden
     if options["position_embedding"] == "rotary":
+        # Megatron's RotaryEmbedding and HF's GPT-NeoX both rotate int(head size x rotary_percent)
+        # dimensions (GenSLM-250M: int(115 x 0.25) = 28); rotary pairs them, so that must be even.
         rotary_dim = hidden // heads * float(options.get("rotary_percent", 1.0))
-        if rotary_dim != int(rotary_dim) or int(rotary_dim) % 2:
+        if int(rotary_dim) % 2 or int(rotary_dim) < 2:
             raise ScaleDAGError(
                 f"shape {shape}: rotary_percent {options.get('rotary_percent', 1.0)} of head size {hidden // heads} "
-                f"gives {rotary_dim:g} rotary dimensions; rotary needs an even whole number"
+                f"gives int({rotary_dim:g}) = {int(rotary_dim)} rotary dimensions; rotary needs an even number >= 2"
             )
     return ModelSpec(
         layers=layers,

@@ -28,7 +28,7 @@ def block_sweep(config: dict, study: str) -> dict | None:
     return (
         None
         if b is None or config["scale"] not in b
-        else {**b[config["scale"]], "archs": b["archs"], "sparsity": b.get("sparsity", True)}
+        else {**b[config["scale"]], "archs": b["archs"], "sparsity": b["sparsity"]}
     )
 
 
@@ -146,14 +146,14 @@ def gpt2_launcher(config: dict, study: str, job: str) -> str:
     """How the job's ranks start: plain python (1 device); torchrun on one local node; on a cluster
     machine (workflow.hpc.resources, e.g. Frontier) srun across `ceil(n / devices_per_node)` nodes."""
     n = gpt2_job_devices(job)
-    per_node = gpt2_sweep(config, study).get("devices_per_node", 1)
+    per_node = gpt2_sweep(config, study)["devices_per_node"]
     mach = machine(config)
     if n == 1:
         return "python"
     if n > per_node and n % per_node:
         raise ScaleDAGError(f"GPT-2 job {job}: {n} devices is not a whole number of {per_node}-device nodes")
     if mach.partitions:
-        threads = scale_config(config).get("threads_per_run", 1)
+        threads = scale_config(config)["threads_per_run"]
         return f"{launch_prefix(mach, gpt2_nodes(config, study, job), min(n, per_node), threads, 1)} python"
     if n > per_node:
         raise ScaleDAGError(
@@ -163,7 +163,7 @@ def gpt2_launcher(config: dict, study: str, job: str) -> str:
 
 
 def gpt2_nodes(config: dict, study: str, job: str) -> int:
-    return math.ceil(gpt2_job_devices(job) / gpt2_sweep(config, study).get("devices_per_node", 1))
+    return math.ceil(gpt2_job_devices(job) / gpt2_sweep(config, study)["devices_per_node"])
 
 
 def gpt2_spec(config: dict, study: str, job: str) -> dict:

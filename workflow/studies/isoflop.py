@@ -51,7 +51,6 @@ from workflow.model.flops import (
 from workflow.model.gpt import make_model_spec
 from workflow.resolve import corpus_tokenizer, results_root
 
-DEFAULT_RULE = {"aspect_ratio": [32, 128], "head_size": 64, "hidden_multiple": 64}
 MIN_ITERATIONS = 10  # fewer optimizer steps than this is not a training run
 
 
@@ -95,7 +94,7 @@ def counts(spec) -> dict:
 
 def params_key(iso: dict) -> str:
     """The `counts` key N is read from under the study's `params_counting`."""
-    return "params" if iso.get("params_counting", "one_embedding") == "all" else "params_one_embedding"
+    return "params" if iso["params_counting"] == "all" else "params_one_embedding"
 
 
 def fit_params(summary: dict, counting: str) -> int:
@@ -123,7 +122,7 @@ def study_vocab(config: dict, study: str) -> int:
 
 def shape_rule(iso: dict, scale: str) -> dict:
     """The aspect-ratio rule at this scale: defaults < study's shape_rule < the scale's own."""
-    return {**DEFAULT_RULE, **iso.get("shape_rule", {}), **iso.get(scale, {}).get("shape_rule", {})}
+    return {**iso["shape_rule"], **iso.get(scale, {}).get("shape_rule", {})}  # the study's keys, then the scale's
 
 
 def candidate_shapes(
@@ -239,12 +238,12 @@ def _build_plan(config: dict, study: str) -> list[dict]:
         raise ScaleDAGError(
             f"{where}.budgets: budgets must differ in their first 3 significant digits, got {per['budgets']}"
         )
-    grids = [widen_grid(g, int(per.get("widen", 0)), where) for g in _sizes_per_budget(per["sizes"], budgets, where)]
+    grids = [widen_grid(g, int(per["widen"]), where) for g in _sizes_per_budget(per["sizes"], budgets, where)]
     vocab, seq = study_vocab(config, study), per["seq_length"]
-    tp = sc.get("parallel", {}).get("tp", 1)
+    tp = sc["parallel"]["tp"]
     tokens_per_iter = sc["train"]["global_batch_size"] * seq
     candidates = candidate_shapes(iso, rule, vocab, seq, max(max(g) for g in grids), tp)
-    counting = iso.get("flops_per_token", "chinchilla")
+    counting = iso["flops_per_token"]
     plan = []
     for budget, tag, grid in zip(budgets, tags, grids):
         seen = {}
@@ -296,7 +295,7 @@ def approach1_plan(config: dict, study: str) -> list[dict]:
     per, sc = iso[scale], config["scales"][scale]
     rule, vocab, seq = shape_rule(iso, scale), study_vocab(config, study), per["seq_length"]
     tokens_per_iter = sc["train"]["global_batch_size"] * seq
-    candidates = candidate_shapes(iso, rule, vocab, seq, max(a1["sizes"]), sc.get("parallel", {}).get("tp", 1))
+    candidates = candidate_shapes(iso, rule, vocab, seq, max(a1["sizes"]), sc["parallel"]["tp"])
     plan = []
     for target in a1["sizes"]:
         shape = shape_for_params(float(target), candidates, rule)["shape"]
@@ -330,14 +329,14 @@ def isoflop_runs(config: dict, study: str) -> dict[str, dict]:
     plan = isoflop_plan(config, study) + approach1_plan(config, study)
     iso = config["studies"][study]["isoflop"]
     corpus = {"corpus": study_corpus(config, study)} if study_corpus(config, study) else {}
-    evals = int(iso.get("evals_per_run", 10))
+    evals = int(iso["evals_per_run"])
     runs = {}
     for p in plan:
         train = {"tokens": p["tokens"], "eval_interval": math.ceil(p["iterations"] / evals)}  # <= evals points
         runs[p["run"]] = {
             "variant": p["variant"],
             "arch": iso["arch"],
-            "overrides": dict(iso.get("overrides", {})),
+            "overrides": dict(iso["overrides"]),
             "shape_name": p["shape_name"],
             "shape": dict(p["shape"]),
             "train": train,
@@ -354,10 +353,10 @@ def analysis_settings(config: dict, study: str) -> dict:
     per = iso[config["scale"]]
     return {
         "budgets": {p["run"]: p["budget"] for p in isoflop_plan(config, study)},
-        "flops_per_token": iso.get("flops_per_token", "chinchilla"),
-        "params_counting": iso.get("params_counting", "one_embedding"),
+        "flops_per_token": iso["flops_per_token"],
+        "params_counting": iso["params_counting"],
         "approach1_runs": [p["run"] for p in approach1_plan(config, study)],
-        "bootstrap": int(per.get("bootstrap", iso.get("bootstrap", 100))),
+        "bootstrap": int(per.get("bootstrap", iso["bootstrap"])),  # the scale's, else the study's
         "table_budgets": [float(c) for c in per.get("table_budgets") or per["budgets"]],
         "target_budget": float(per["target_budget"]),
     }
@@ -389,19 +388,19 @@ def closed_loop_settings(config: dict, study: str) -> dict:
     return {
         "study": study,
         "budgets": [float(c) for c in loop.get("budgets", [])],
-        "size_factor": float(loop.get("size_factor", 4.0)),
+        "size_factor": float(loop["size_factor"]),
         "iso": {
             "arch": iso["arch"],
-            "overrides": dict(iso.get("overrides", {})),
-            "params_counting": iso.get("params_counting", "one_embedding"),
+            "overrides": dict(iso["overrides"]),
+            "params_counting": iso["params_counting"],
         },
         "rule": shape_rule(iso, scale),
         "vocab_size": study_vocab(config, study),
         "seq_length": per["seq_length"],
-        "tp": sc.get("parallel", {}).get("tp", 1),
+        "tp": sc["parallel"]["tp"],
         "tokens_per_iter": sc["train"]["global_batch_size"] * per["seq_length"],
-        "flops_per_token": iso.get("flops_per_token", "chinchilla"),
-        "evals_per_run": int(iso.get("evals_per_run", 10)),
+        "flops_per_token": iso["flops_per_token"],
+        "evals_per_run": int(iso["evals_per_run"]),
         "size_choice": per.get("size_choice"),
         "device_peaks": config.get("device_peaks", {}),
     }
@@ -445,13 +444,13 @@ def closed_loop_runs(config: dict, study: str) -> dict[str, dict]:
     except FileNotFoundError:
         return {}
     iso = config["studies"][study]["isoflop"]
-    evals = int(iso.get("evals_per_run", 10))
+    evals = int(iso["evals_per_run"])
     corpus = {"corpus": study_corpus(config, study)} if study_corpus(config, study) else {}
     return {
         r["run"]: {
             "variant": r["run"].split("_")[0],
             "arch": iso["arch"],
-            "overrides": dict(iso.get("overrides", {})),
+            "overrides": dict(iso["overrides"]),
             "shape_name": r["shape_name"],
             "shape": dict(r["shape"]),
             "budget": r["budget"],

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workflow import schema
 from workflow.errors import ScaleDAGError
 from workflow.model.flops import Shape, param_count
 from workflow.model.gpt import make_model_spec
@@ -34,7 +35,7 @@ def proxy_settings(config: dict, study: str) -> dict:
     p = st.get("proxy")
     if not p or config["scale"] not in p:
         raise ScaleDAGError(f"config: studies.{study}.proxy.{config['scale']}: not declared")
-    return {**p[config["scale"]], "arch": p["arch"], "overrides": p.get("overrides", {})}
+    return {**p[config["scale"]], "arch": p["arch"], "overrides": p["overrides"]}
 
 
 def non_embedding_params(arch: str, overrides: dict, layers: int, hidden: int, heads: int, seq: int) -> int:
@@ -50,11 +51,18 @@ def shape_name(layers: int, hidden: int, heads: int) -> str:
     return f"L{layers}-H{hidden}-A{heads}"
 
 
+def with_defaults(s: dict) -> dict:
+    """Proxy settings with the schema's defaults ($defs.proxy_scale) under what `s` sets: settings
+    from config arrive filled, ones written by hand (tests, notebooks) get them here."""
+    return {**schema.defaults("proxy_scale"), **s}
+
+
 def enumerate_candidates(s: dict, tp: int = 1) -> list[dict]:
     """One candidate per (hidden, heads): the layer count whose N is nearest the budget, kept if
     within tolerance; then `max_candidates` spread evenly over the hidden-size order."""
-    budget, tol = float(s["parameters"]), float(s.get("tolerance", 0.25))
-    mult = int(s.get("hidden_multiple", 64))
+    s = with_defaults(s)
+    budget, tol = float(s["parameters"]), float(s["tolerance"])
+    mult = int(s["hidden_multiple"])
     out = []
     for hidden in range(int(s.get("min_hidden", mult)), int(s.get("max_hidden", 64 * mult)) + 1, mult):
         if hidden % mult:
@@ -64,7 +72,7 @@ def enumerate_candidates(s: dict, tp: int = 1) -> list[dict]:
                 continue
             heads = hidden // head_dim
             per_layer = non_embedding_params(s["arch"], s["overrides"], 1, hidden, heads, s["seq_length"])
-            layers = max(1, min(int(s.get("max_layers", 128)), round(budget / per_layer)))
+            layers = max(1, min(int(s["max_layers"]), round(budget / per_layer)))
             n = non_embedding_params(s["arch"], s["overrides"], layers, hidden, heads, s["seq_length"])
             if abs(n - budget) <= tol * budget:
                 out.append(
@@ -80,7 +88,7 @@ def enumerate_candidates(s: dict, tp: int = 1) -> list[dict]:
     k = int(s.get("max_candidates", len(out)))
     if len(out) > k:
         out = [out[i] for i in spread_indices(len(out), k)]
-    if len(out) < int(s.get("min_candidates", 2)):
+    if len(out) < int(s["min_candidates"]):
         raise ScaleDAGError(
             f"proxy: only {len(out)} candidate shapes within {tol:.0%} of {budget:.3g} parameters; widen tolerance, head_dims or max_hidden"
         )
@@ -105,7 +113,7 @@ def proxy_runs(config: dict, study: str) -> dict[str, dict]:
     """Generator `proxy`: a proxy and a full run for every candidate (the DAG asks only for the
     full runs the ranking selects)."""
     s = proxy_settings(config, study)
-    tp = config["scales"][config["scale"]].get("parallel", {}).get("tp", 1)
+    tp = config["scales"][config["scale"]]["parallel"]["tp"]
     runs = {}
     for c in enumerate_candidates(s, tp):
         d_full = full_tokens(s, c["non_embedding_params"])
@@ -123,7 +131,7 @@ def proxy_runs(config: dict, study: str) -> dict[str, dict]:
 
 def full_selection(s: dict) -> dict | None:
     """None: every candidate runs in full; else {top: k, bottom: k}."""
-    f = s.get("full", "all")
+    f = with_defaults(s)["full"]
     return None if f == "all" else f
 
 
@@ -214,7 +222,7 @@ def rank_candidates(proxy_metrics: list[str], proxy_summaries: list[str], s: dic
     if sel is None:
         chosen = [r["shape"] for r in rows]
     else:
-        top, bottom = int(sel.get("top", 0)), int(sel.get("bottom", 0))
+        top, bottom = int(sel["top"]), int(sel["bottom"])
         chosen = [r["shape"] for r in rows[:top]] + [r["shape"] for r in rows[max(top, len(rows) - bottom) :]]
     return {"candidates": rows, "full": chosen}
 

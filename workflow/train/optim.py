@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from workflow import schema
 from workflow.errors import ScaleDAGError
 from workflow.train.lamb import Lamb
 
@@ -13,7 +14,8 @@ OPTIMIZERS = ("adamw", "lamb")
 def build_optimizer(model_chunks, train: dict, bf16: bool = False):
     from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
 
-    name = train.get("optimizer", "adamw")
+    train = {**schema.defaults("train"), **train}  # a hand-written train block gets the schema's defaults
+    name = train["optimizer"]
     if name not in OPTIMIZERS:
         raise ScaleDAGError(f"train.optimizer: {name!r} is not supported; expected one of {sorted(OPTIMIZERS)}")
     config = OptimizerConfig(
@@ -21,12 +23,12 @@ def build_optimizer(model_chunks, train: dict, bf16: bool = False):
         # torch optimizer is then swapped for workflow.train.lamb.Lamb over the very same groups.
         optimizer="adam",
         lr=float(train["lr"]),
-        min_lr=float(train["lr"]) * float(train.get("min_lr_ratio", 0.1)),
-        weight_decay=float(train.get("weight_decay", 0.1)),
-        adam_beta1=float(train.get("adam_beta1", 0.9)),
-        adam_beta2=float(train.get("adam_beta2", 0.95)),
+        min_lr=float(train["lr"]) * float(train["min_lr_ratio"]),
+        weight_decay=float(train["weight_decay"]),
+        adam_beta1=float(train["adam_beta1"]),
+        adam_beta2=float(train["adam_beta2"]),
         adam_eps=float(train.get("adam_eps", 1e-8)),
-        clip_grad=float(train.get("grad_clip", 1.0)),
+        clip_grad=float(train["grad_clip"]),
         bf16=bf16,
         params_dtype=torch.bfloat16 if bf16 else torch.float32,
         use_distributed_optimizer=False,  # its checkpoints fail on CPU (see megatron-core-cpu.md)
@@ -69,14 +71,16 @@ def build_scheduler(optimizer, train: dict, total_samples: int):
     lr_decay_steps = total samples = tokens / seq_length."""
     from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
 
-    warmup = int(round(float(train.get("warmup_fraction", 0.05)) * total_samples))
+    train = {**schema.defaults("train"), **train}
+
+    warmup = int(round(float(train["warmup_fraction"]) * total_samples))
     lr = float(train["lr"])
-    wd = float(train.get("weight_decay", 0.1))
+    wd = float(train["weight_decay"])
     return OptimizerParamScheduler(
         optimizer,
         init_lr=0.0,
         max_lr=lr,
-        min_lr=lr * float(train.get("min_lr_ratio", 0.1)),
+        min_lr=lr * float(train["min_lr_ratio"]),
         lr_warmup_steps=warmup,
         lr_decay_steps=total_samples,
         lr_decay_style="cosine",

@@ -42,6 +42,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from workflow import schema  # noqa: E402
 from workflow.errors import EXIT_IO, ScaleDAGError, json_option, main_guard  # noqa: E402
 from workflow.hpc.launch import init_distributed, shutdown  # noqa: E402
 from workflow.io import atomic_write_json  # noqa: E402
@@ -185,12 +186,14 @@ class Trainer:
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
         self.spec = spec
-        train = spec["train"]
-        par = spec.get("parallel", {})
-        self.tp, self.pp = int(par.get("tp", 1)), int(par.get("pp", 1))
-        self.bf16 = bool(spec.get("bf16", False)) and torch.cuda.is_available()
+        # A spec the DAG wrote is complete; one written by hand (benchmarks, tests) gets the schema's
+        # defaults for what it leaves out.
+        train = {**schema.defaults("train"), **spec["train"]}
+        par = {**schema.defaults("parallel"), **spec.get("parallel", {})}
+        self.tp, self.pp = int(par["tp"]), int(par["pp"])
+        self.bf16 = bool(spec.get("bf16")) and torch.cuda.is_available()
         self.launch = init_distributed(self.tp, self.pp)
-        megatron_cpu.initialize_rng(int(train.get("seed", 1234)))
+        megatron_cpu.initialize_rng(int(train["seed"]))
         self.rank = torch.distributed.get_rank()
         self.dp = parallel_state.get_data_parallel_world_size()
         self.dp_rank = parallel_state.get_data_parallel_rank()
@@ -206,11 +209,11 @@ class Trainer:
         self.num_microbatches = self.global_batch // (self.micro * self.dp)
         self.train_iters = max(1, math.ceil(float(train["tokens"]) / (self.global_batch * self.seq)))
         self.total_samples = self.train_iters * self.global_batch
-        self.eval_interval = int(train.get("eval_interval", 50))
-        self.eval_iters = int(train.get("eval_iters", 10))
-        self.log_interval = int(train.get("log_interval", 10))
-        self.save_interval = int(train.get("save_interval", 0)) or self.train_iters
-        self.keep_checkpoints = int(train.get("keep_checkpoints", 2))
+        self.eval_interval = int(train["eval_interval"])
+        self.eval_iters = int(train["eval_iters"])
+        self.log_interval = int(train["log_interval"])
+        self.save_interval = int(train.get("save_interval") or self.train_iters)  # unset: only the final one
+        self.keep_checkpoints = int(train["keep_checkpoints"])
 
         # Transformer Engine (flash attention, fused kernels) on a GPU that has it; local spec otherwise
         use_te = spec.get("use_te")
@@ -235,7 +238,7 @@ class Trainer:
         data = spec["data"]
         eval_samples = self.eval_iters * self.micro * self.dp
         if data.get("random_tokens"):  # throughput benchmarks: no corpus needed
-            seed = int(train.get("seed", 1234))
+            seed = int(train["seed"])
             self.train_ds = RandomTokens(self.model_spec.vocab_size, self.seq, seed)
             self.valid_ds = RandomTokens(self.model_spec.vocab_size, self.seq, seed + 1)
         else:
@@ -244,7 +247,7 @@ class Trainer:
                 data["valid_prefix"],
                 data["tokenizer"],
                 self.seq,
-                int(train.get("seed", 1234)),
+                int(train["seed"]),
                 self.total_samples,
                 eval_samples,
             )
