@@ -32,6 +32,7 @@ from pathlib import Path
 from workflow import schema
 from workflow.data.download import download
 from workflow.data.genes import FASTA_SUFFIXES, generate_genes, read_fasta
+from workflow.data.languages import generate_multilingual
 from workflow.data.synthetic import generate_documents
 from workflow.errors import ScaleDAGError
 from workflow.layout import input_path
@@ -398,6 +399,8 @@ def read_source(source: dict, counters: Counters, download_dir: str | os.PathLik
         g = source["generated"]
         if g["generator"] == "genes":
             yield from generate_genes(int(g["documents"]), int(g["seed"]))
+        elif g["generator"] == "multilingual":
+            yield from generate_multilingual(int(g["documents"]), int(g["seed"]), tuple(g["languages"]))
         else:
             yield from generate_documents(int(g["documents"]), int(g["seed"]))
     elif kind == "hf_dataset":

@@ -234,7 +234,7 @@ def throughput(config: dict, device: str | None = None, mfu: float | None = None
 def _resources(dag: Dag, rule: str, defaults: Defaults) -> dict:
     res = dag.resources(rule) if rule in SCALE_RESOURCE_RULES else {}
     return {
-        "nodes": int(res["nodes"]),
+        "nodes": int(res["nodes"]) if res else 1,  # a rule without cluster resources runs as a one-node job
         "devices": int(res.get("gpu", 0)),
         "runtime": res.get("runtime") or defaults.runtime,
         "partition": res.get("slurm_partition") or defaults.partition,

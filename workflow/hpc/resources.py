@@ -102,9 +102,9 @@ def launch_prefix(mach: Machine, nodes: int, tasks_per_node: int, cpus_per_task:
 
 
 def rule_resource_spec(config: dict, rule: str, scale: str | None = None) -> dict:
-    """`scales.<scale>.resources.<rule>` as configured, or the schema's defaults for a rule not listed."""
-    listed = config["scales"][scale or config["scale"]]["resources"].get(rule)
-    return dict(listed) if listed is not None else defaults("rule_resources")
+    """`scales.<scale>.resources.<rule>` over the schema's defaults (all of them for a rule not listed;
+    a listed entry from config.yaml already has them, one set in code may not)."""
+    return {**defaults("rule_resources"), **config["scales"][scale or config["scale"]]["resources"].get(rule, {})}
 
 
 def rule_resources(config: dict, rule: str, threads: int = 1) -> dict:
