@@ -241,12 +241,15 @@ class Dag:
         ready = name != "downstream" or (zs and not self.zeroshot_missing and (not bg or not self.bandgap_missing))
         return [self.layout.table(study, name)] if ready else []
 
+    def _study_corpus(self, study: str) -> str:
+        """The corpus of a study whose runs share one (genslm: studies.genslm.corpus.<scale>)."""
+        return cfg.run_corpus(self.config, study, self.run_names(study)[0])
+
     def genslm_table_inputs(self, study: str):
         """The gene corpus's train/valid tokens (the codon-frequency baseline) and every run's loss."""
 
         def inputs(wildcards) -> dict:
-            runs = self.run_names(study)
-            corpus = cfg.run_corpus(self.config, study, runs[0])
+            runs, corpus = self.run_names(study), self._study_corpus(study)
             return {
                 "train": self.layout.tokens(corpus, "train", "bin"),
                 "valid": self.layout.tokens(corpus, "valid", "bin"),
@@ -257,9 +260,7 @@ class Dag:
         return inputs
 
     def study_vocab(self, study: str):
-        return lambda wildcards: cfg.corpus_tokenizer(
-            self.config, cfg.run_corpus(self.config, study, self.run_names(study)[0])
-        )["vocab_size"]
+        return lambda wildcards: cfg.corpus_tokenizer(self.config, self._study_corpus(study))["vocab_size"]
 
     def study_table_inputs(self, study: str):
         """The input function of `<study>_table`: the zero-shot table, every run's eval loss, and the

@@ -15,7 +15,6 @@ from workflow.errors import ScaleDAGError
 # arrives filled at load; one written by hand (tests, `python -m workflow.data.corpus`) is filled here.
 NEAR_DEDUP_DEFAULTS = schema.defaults("near_dedup")
 DEFAULTS = {"sources": None, "generated": None, "language": None, **schema.defaults("corpus")}
-DEFAULTS.pop("tokenizer", None)  # the tokenizer's settings go to train_tokenizer, not to preparation
 SOURCE_KEYS = {
     "path",
     "url",
