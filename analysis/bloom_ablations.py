@@ -12,8 +12,15 @@ evaluate_loss, the zero-shot suite); this module writes the study's table, one r
   resolved                        |delta| > 2 delta_se: larger than item noise. It cannot see seed
                                   noise (one seed per variant), so `resolved` is necessary, not
                                   sufficient, for a real difference
-  delta_valid_loss                validation loss minus the baseline's; empty for the corpus
-                                  ablation, whose held-out text is another corpus
+  delta_valid_loss                validation loss minus the baseline's; empty for the corpus and
+                                  multilingual variants, whose held-out text is another corpus
+  bpb_<tag>                       bits per byte on the study's `language_eval` text of each tag
+                                  (language), every run with its own tokenizer: one text for all,
+                                  so the multilingual and English-only models compare on the same
+                                  English bytes, and the multilingual model's per-language loss shows
+  delta_bpb_en, delta_bpb_en_se   English bits per byte minus the baseline's, and its standard error
+                                  over documents (paired: both models read the same documents);
+                                  resolved_bpb_en: |delta| > 2 SE. Again item noise only, not seed noise
   paper_finding                   what the paper found on that axis, beside ours
 
 e.g. `python -m analysis.bloom_ablations table --runs '{...}' --zeroshot zs.csv --evals a/eval_loss.json --out t.csv`.
@@ -22,8 +29,11 @@ e.g. `python -m analysis.bloom_ablations table --runs '{...}' --zeroshot zs.csv 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from workflow.errors import ScaleDAGError, json_option, main_guard
@@ -37,12 +47,47 @@ PAPER_FINDINGS = {
     "activation": "SwiGLU looked promising against GeLU; BLOOM kept GeLU",
     "embedding LayerNorm": "embedding LayerNorm hurts zero-shot accuracy; BLOOM kept it for training stability",
     "corpus": "diverse cross-domain corpora (The Pile) beat a web crawl alone (OSCAR)",
+    "multilingual": "at equal compute the multilingual model is worse than the English-only one on English zero-shot tasks",
 }
+ENGLISH = "en"  # the language_eval tag the English comparison reads
+
+
+def language_evals(evals: list[str]) -> dict[str, dict]:
+    """Run name -> tag -> its language_eval result (none where the study declares no language_eval)."""
+    out = {}
+    for p in evals:
+        result = json.loads(Path(p).read_text())
+        if "language_eval" in result:
+            out[Path(p).parent.name] = result["language_eval"]["tags"]
+    return out
+
+
+def paired_bpb_difference(run: dict, base: dict) -> tuple[float, float]:
+    """Bits per byte of `run` minus `base` on the same documents, and its standard error over them.
+
+    Both read one tag's documents in the same order; the last one each read may be cut by
+    max_tokens at different places, so the comparison uses the documents both read whole (all but
+    the last of the shorter list). Each bpb is a ratio sum(nats) / (ln 2 sum(bytes)); the standard
+    error of the difference is the delta method's: the documents' influences
+    u_d = (n_d - bpb ln2 b_d) / (ln2 B) summed per model, differenced, sqrt(D/(D-1) sum u_d^2)."""
+    d = min(len(run["document_nats"]), len(base["document_nats"])) - 1
+    if d < 2:
+        return float("nan"), float("nan")
+    influences, bpbs = [], []
+    for r in (run, base):
+        nats = np.asarray(r["document_nats"][:d], dtype=float)
+        nbytes = np.asarray(r["document_bytes"][:d], dtype=float)
+        bpb = nats.sum() / math.log(2) / nbytes.sum()
+        bpbs.append(bpb)
+        influences.append((nats - bpb * math.log(2) * nbytes) / (math.log(2) * nbytes.sum()))
+    u = influences[0] - influences[1]
+    return bpbs[0] - bpbs[1], math.sqrt(d / (d - 1) * float((u**2).sum()))
 
 
 def ablation_table(runs: dict, zeroshot: str, evals: list[str]) -> pd.DataFrame:
     zs = pd.read_csv(zeroshot).set_index("run")
     loss = eval_losses(evals)
+    languages = language_evals(evals)
     base = {spec["shape_name"]: run for run, spec in runs.items() if not spec.get("axis")}
     rows = []
     for run in sorted(runs, key=lambda r: (runs[r]["shape_name"], bool(runs[r].get("axis")), r)):
@@ -57,6 +102,7 @@ def ablation_table(runs: dict, zeroshot: str, evals: list[str]) -> pd.DataFrame:
             "valid_loss": loss.get(run),
             "zeroshot_avg": _zs(zs, run, "average"),
             "zeroshot_avg_se": _zs(zs, run, "average_se"),
+            **{f"bpb_{tag}": r["bits_per_byte"] for tag, r in languages.get(run, {}).items()},
         }
         if run != b:
             row["delta_zeroshot"] = _sub(row["zeroshot_avg"], _zs(zs, b, "average"))
@@ -69,6 +115,10 @@ def ablation_table(runs: dict, zeroshot: str, evals: list[str]) -> pd.DataFrame:
             )
             if not spec.get("corpus"):
                 row["delta_valid_loss"] = _sub(row["valid_loss"], loss.get(b))
+            if ENGLISH in languages.get(run, {}) and ENGLISH in languages.get(b, {}):
+                delta, se = paired_bpb_difference(languages[run][ENGLISH], languages[b][ENGLISH])
+                row["delta_bpb_en"], row["delta_bpb_en_se"] = delta, se
+                row["resolved_bpb_en"] = None if math.isnan(se) else abs(delta) > 2 * se
             row["paper_finding"] = PAPER_FINDINGS.get(row["axis"], "")
         rows.append(row)
     rows.append({"run": "random", "axis": "chance", "zeroshot_avg": _zs(zs, "random", "average")})

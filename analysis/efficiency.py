@@ -4,9 +4,12 @@ Rows are JSONL (one per measured point, labelled with the device read at run tim
 several machines are put side by side by passing all their files: every table and figure groups by
 `device`. Subcommands:
 
-  figures        block / GPT-2 / scaling / sparsity tables (CSV) and figures (PNG)
+  figures        block / GPT-2 / GenSLM / scaling / sparsity tables (CSV) and figures (PNG)
 
-e.g. `python -m analysis.efficiency figures --block a.jsonl b.jsonl --gpt2 c.jsonl --out-dir out/`.
+e.g. `python -m analysis.efficiency figures --block a.jsonl b.jsonl --gpt2 c.jsonl --genslm d.jsonl --out-dir out/`.
+GPT-2 and GenSLM rows come from the same benchmark (whole training steps, workflow/bench/train.py)
+and get the same three figures: throughput vs sequence length, vs gradient accumulation at a fixed
+global batch, and data-parallel scaling.
 """
 
 from __future__ import annotations
@@ -35,10 +38,16 @@ def load_rows(paths: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def scaling_efficiency(gpt2: pd.DataFrame) -> pd.DataFrame:
-    """Data-parallel scaling efficiency thr(n) / (n * thr(1)) per device type, size and batch."""
-    keys = ["device", "size", "seq_length", "micro_batch_size", "grad_accum"]
-    d = gpt2[(gpt2["sweep"] == "devices") & (gpt2.get("status", "ok") == "ok")] if len(gpt2) else gpt2
+# Figure titles of the training workloads (workflow/studies/benchmarks.py TRAIN_WORKLOADS).
+WORKLOAD_TITLES = {"gpt2": "GPT-2", "genslm": "GenSLM (codons)"}
+
+
+def scaling_efficiency(rows: pd.DataFrame) -> pd.DataFrame:
+    """Data-parallel scaling efficiency thr(n) / (n * thr(1)) per workload, device type, size and batch."""
+    if "workload" not in rows:  # rows written before workloads had names were GPT-2's
+        rows = rows.assign(workload="gpt2")
+    keys = ["workload", "device", "size", "seq_length", "micro_batch_size", "grad_accum"]
+    d = rows[(rows["sweep"] == "devices") & (rows.get("status", "ok") == "ok")] if len(rows) else rows
     out = []
     for key, g in d.groupby(keys) if len(d) else []:
         one = g[g["devices"] == 1]
@@ -112,7 +121,9 @@ _BLOCK_COLS = [
     "host",
     "scale",
 ]
-_GPT2_COLS = [
+_TRAIN_COLS = [
+    "workload",
+    "corpus",
     "device",
     "dtype",
     "sweep",
@@ -148,21 +159,100 @@ def _empty(ax, text: str) -> None:
     ax.set_axis_off()
 
 
-def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict[str, pd.DataFrame]:
+def _train_figures(plt, rows: pd.DataFrame, workload: str, out: Path) -> None:
+    """The three figures of one training workload: vs sequence length, vs gradient accumulation,
+    data-parallel scaling. A workload without rows at this scale gets figures that say so."""
+    title = WORKLOAD_TITLES.get(workload, workload)
+    missing = f"no {title} benchmark rows at this scale (studies.<s>.benchmarks.{workload}.<scale> absent)"
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    seq = rows[rows["sweep"] == "seq"] if len(rows) else rows
+    for (dev, size), g in seq.groupby(["device", "size"]) if len(seq) else []:
+        g = g.sort_values("seq_length")
+        ax.plot(g["seq_length"], g["tokens_per_s"], "o-", ms=3, label=f"{size} ({dev})")
+    if len(seq):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sequence length (tokens)")
+        ax.set_ylabel("training tokens / s")
+        ax.set_title(f"{title} training throughput vs sequence length", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    else:
+        _empty(ax, missing)
+    fig.tight_layout()
+    save_figure(fig, out / "figures" / f"{workload}_seq_length.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    acc = rows[rows["sweep"] == "grad_accum"] if len(rows) else rows
+    for (dev, size), g in acc.groupby(["device", "size"]) if len(acc) else []:
+        g = g.sort_values("grad_accum")
+        ax.plot(
+            g["grad_accum"],
+            g["tokens_per_s"],
+            "o-",
+            ms=3,
+            label=f"{size} ({dev}), global batch {int(g['global_batch_size'].iloc[0])}",
+        )
+    if len(acc):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("gradient-accumulation steps (micro-batch = global / steps)")
+        ax.set_ylabel("training tokens / s")
+        ax.set_title(f"{title}: sensitivity to gradient accumulation", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    else:
+        _empty(ax, missing)
+    fig.tight_layout()
+    save_figure(fig, out / "figures" / f"{workload}_grad_accum.png")
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    scaling = scaling_efficiency(rows) if len(rows) else pd.DataFrame()
+    for (dev, size, s, m), g in (
+        scaling.groupby(["device", "size", "seq_length", "micro_batch_size"]) if len(scaling) else []
+    ):
+        label = f"{size} seq {s} b{m} ({dev})"
+        axes[0].plot(g["devices"], g["tokens_per_s"], "o-", ms=3, label=label)
+        axes[1].plot(g["devices"], g["scaling_efficiency"], "o-", ms=3, label=label)
+    if len(scaling):
+        axes[1].axhline(1.0, color="grey", lw=0.8, ls="--")
+        for ax, ylabel in zip(axes, ("training tokens / s", "scaling efficiency thr(n) / (n thr(1))")):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("data-parallel devices")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"{title}: data-parallel scaling (weak: micro-batch per device fixed)", fontsize=10)
+    else:
+        for ax in axes:
+            _empty(ax, missing)
+    fig.tight_layout()
+    save_figure(fig, out / "figures" / f"{workload}_scaling.png")
+    plt.close(fig)
+
+
+def figures(block_paths: list[str], train_paths: dict[str, list[str]], out_dir: str) -> dict[str, pd.DataFrame]:
+    """Every table and figure of the study. `train_paths`: workload -> its row files (GPT-2, GenSLM)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out = Path(out_dir)
-    block, gpt2 = load_rows(block_paths), load_rows(gpt2_paths)
-    if block.empty and gpt2.empty:
+    block = load_rows(block_paths)
+    train = {w: load_rows(paths) for w, paths in train_paths.items()}
+    for w, df in train.items():  # rows written before workloads had names belong to the flag they came by
+        if len(df) and "workload" not in df:
+            train[w] = df.assign(workload=w)
+    if block.empty and all(df.empty for df in train.values()):
         raise ScaleDAGError("efficiency figures: no benchmark rows in the given files")
-    scaling = scaling_efficiency(gpt2)
+    measured = [df for df in train.values() if len(df)]
+    scaling = scaling_efficiency(pd.concat(measured, ignore_index=True) if measured else pd.DataFrame())
     sparse = sparsity_table(block)
     tables = {
         "block": _cols(block, _BLOCK_COLS),
-        "gpt2": _cols(gpt2, _GPT2_COLS),
+        **{w: _cols(df, _TRAIN_COLS) for w, df in train.items()},
         "scaling": scaling,
         "sparsity": sparse,
     }
@@ -190,62 +280,8 @@ def figures(block_paths: list[str], gpt2_paths: list[str], out_dir: str) -> dict
     save_figure(fig, out / "figures" / "block_throughput.png")
     plt.close(fig)
 
-    # GPT-2: throughput vs sequence length per size.
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    seq = gpt2[gpt2["sweep"] == "seq"] if len(gpt2) else gpt2
-    for (dev, size), g in seq.groupby(["device", "size"]) if len(seq) else []:
-        g = g.sort_values("seq_length")
-        ax.plot(g["seq_length"], g["tokens_per_s"], "o-", ms=3, label=f"{size} ({dev})")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("sequence length")
-    ax.set_ylabel("training tokens / s")
-    ax.set_title("GPT-2 training throughput vs sequence length", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, out / "figures" / "gpt2_seq_length.png")
-    plt.close(fig)
-
-    # GPT-2: sensitivity to gradient accumulation at a fixed global batch.
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    acc = gpt2[gpt2["sweep"] == "grad_accum"] if len(gpt2) else gpt2
-    for (dev, size), g in acc.groupby(["device", "size"]) if len(acc) else []:
-        g = g.sort_values("grad_accum")
-        ax.plot(
-            g["grad_accum"],
-            g["tokens_per_s"],
-            "o-",
-            ms=3,
-            label=f"{size} ({dev}), global batch {int(g['global_batch_size'].iloc[0])}",
-        )
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("gradient-accumulation steps (micro-batch = global / steps)")
-    ax.set_ylabel("training tokens / s")
-    ax.set_title("GPT-2: sensitivity to gradient accumulation", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, out / "figures" / "gpt2_grad_accum.png")
-    plt.close(fig)
-
-    # GPT-2: data-parallel scaling efficiency.
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (dev, size, s, m), g in (
-        scaling.groupby(["device", "size", "seq_length", "micro_batch_size"]) if len(scaling) else []
-    ):
-        label = f"{size} seq {s} b{m} ({dev})"
-        axes[0].plot(g["devices"], g["tokens_per_s"], "o-", ms=3, label=label)
-        axes[1].plot(g["devices"], g["scaling_efficiency"], "o-", ms=3, label=label)
-    axes[1].axhline(1.0, color="grey", lw=0.8, ls="--")
-    for ax, ylabel in zip(axes, ("training tokens / s", "scaling efficiency thr(n) / (n thr(1))")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("data-parallel devices")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, out / "figures" / "gpt2_scaling.png")
-    plt.close(fig)
+    for w, df in train.items():
+        _train_figures(plt, df, w, out)
 
     # Dense vs 2:4 sparse.
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -283,15 +319,24 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     f = sub.add_parser("figures")
     f.add_argument("--block", nargs="*", default=[])
-    f.add_argument("--gpt2", nargs="*", default=[])
-    f.add_argument("--external", nargs="*", default=[], help="rows from other machines (block or GPT-2 rows)")
+    f.add_argument("--gpt2", nargs="*", default=[], help="GPT-2 training-throughput rows")
+    f.add_argument("--genslm", nargs="*", default=[], help="GenSLM training-throughput rows")
+    f.add_argument(
+        "--external",
+        nargs="*",
+        default=[],
+        help="rows from other machines, by file name: efficiency_{block,gpt2,genslm}_<device>.jsonl",
+    )
     f.add_argument("--out-dir", required=True)
     args = parser.parse_args(argv)
     if args.command == "figures":
         ext = [e for e in args.external if e]
-        ext_block = [e for e in ext if "block" in Path(e).name]
-        ext_gpt2 = [e for e in ext if "gpt2" in Path(e).name]
-        tables = figures(args.block + ext_block, args.gpt2 + ext_gpt2, args.out_dir)
+
+        def external(kind: str) -> list[str]:
+            return [e for e in ext if Path(e).name.startswith(f"efficiency_{kind}_")]
+
+        train = {w: getattr(args, w) + external(w) for w in WORKLOAD_TITLES}
+        tables = figures(args.block + external("block"), train, args.out_dir)
         print({k: len(v) for k, v in tables.items()})
 
 

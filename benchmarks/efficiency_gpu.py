@@ -1,9 +1,10 @@
 """Measure the efficiency study on this machine's GPU and keep the rows under benchmarks/results/.
 
 Runs the `small`-scale block micro-benchmark (dense and 2:4 sparse side by side in the same
-process, so the sparse speed-up is a same-run ratio) and the GPT-2 small/medium throughput jobs
-through Snakemake in a scratch directory, then copies the rows to
-`benchmarks/results/efficiency_{block,gpt2}_<device>.jsonl`. `efficiency_figures` draws every such
+process, so the sparse speed-up is a same-run ratio) and the single-device training-throughput jobs
+of each chosen workload (GPT-2 small/medium; GenSLM 25M/250M with `--workloads gpt2 genslm`, which
+needs the scale's gene corpus, `corpora.genes`) through Snakemake in a scratch directory, then copies
+the rows to `benchmarks/results/efficiency_{block,gpt2,genslm}_<device>.jsonl`. `efficiency_figures` draws every such
 file beside the DAG's own rows (rules/common.smk: get_external_rows), so a CPU-only run of the tiny
 DAG still shows the GPU rows. A measurement, not a test.
 
@@ -30,14 +31,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="small", choices=["small", "paper"])
     parser.add_argument("--study", default="efficiency")
-    parser.add_argument("--block-only", action="store_true", help="skip GPT-2 (needs the scale's tokenized corpus)")
+    parser.add_argument("--block-only", action="store_true", help="skip the training workloads (they need corpora)")
+    parser.add_argument(
+        "--workloads", nargs="+", default=["gpt2"], help="training workloads to time (gpt2, genslm; default gpt2)"
+    )
     parser.add_argument("--keep", help="scratch directory to keep (default: a temporary one)")
     args = parser.parse_args()
 
     import torch
 
     from workflow.config import load_config
-    from workflow.studies.benchmarks import block_sweep, gpt2_jobs
+    from workflow.studies.benchmarks import block_sweep, train_jobs
 
     if not torch.cuda.is_available():
         sys.exit("efficiency_gpu: no CUDA/ROCm device visible; this script measures GPU rows")
@@ -45,7 +49,8 @@ def main() -> None:
     root = f"results/{args.scale}/{args.study}"
     targets = [f"{root}/block/{a}.jsonl" for a in block_sweep(cfg, args.study)["archs"]]
     if not args.block_only:
-        targets += [f"{root}/gpt2/{j}.jsonl" for j in gpt2_jobs(cfg, args.study) if j.endswith(".dp1")]
+        for w in args.workloads:
+            targets += [f"{root}/{w}/{j}.jsonl" for j in train_jobs(cfg, args.study, w) if j.endswith(".dp1")]
     work = Path(args.keep or tempfile.mkdtemp(prefix="scaledag-eff-"))
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", WANDB_MODE="offline")
@@ -74,7 +79,7 @@ def main() -> None:
     device = re.sub(r"[^A-Za-z0-9]+", "-", torch.cuda.get_device_name()).strip("-")
     out_dir = REPO / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    for kind in ("block", "gpt2"):
+    for kind in ("block", "gpt2", "genslm"):
         files = sorted((work / root / kind).glob("*.jsonl"))
         if files:
             rows = "".join(f.read_text() for f in files)

@@ -1,5 +1,6 @@
-# LLMs on AI accelerators (arXiv 2310.04607): the transformer-block micro-benchmark and GPT-2 training
-# throughput over sequence length, micro-batch, gradient accumulation, sparsity and device count.
+# LLMs on AI accelerators (arXiv 2310.04607): the transformer-block micro-benchmark, and the training
+# throughput of its two model workloads -- GPT-2 on text, GenSLM on codons -- over sequence length,
+# micro-batch, gradient accumulation, sparsity and device count.
 # Points: workflow/studies/benchmarks.py; measurement: workflow/bench/; tables and figures:
 # analysis/efficiency.py; config: studies.efficiency.
 
@@ -7,6 +8,7 @@
 wildcard_constraints:
     arch=r"gpt-neox|llama",
     job=r"[A-Za-z0-9.-]+\.dp[0-9]+",
+    workload=r"gpt2|genslm",
 
 
 rule benchmark_block:
@@ -27,31 +29,32 @@ rule benchmark_block:
         "python -m workflow.bench.block --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
 
 
-rule benchmark_gpt2:
+rule benchmark_train:
     input:
-        unpack(dag.scale_data),
+        unpack(dag.train_data),
     output:
-        rows=layout.study_file("{study}", "gpt2/{job}.jsonl"),
+        rows=layout.study_file("{study}", "{workload}/{job}.jsonl"),
     log:
-        layout.log("benchmark_gpt2", "{study}", "{job}"),
+        layout.log("benchmark_train", "{study}", "{workload}", "{job}"),
     benchmark:
-        layout.benchmark("benchmark_gpt2", "{study}", "{job}")
+        layout.benchmark("benchmark_train", "{study}", "{workload}", "{job}")
     conda:
         "../envs/scaledag.yaml"
-    threads: dag.gpt2_threads
+    threads: dag.train_threads
     resources:
-        **dag.gpt2_resources(),
+        **dag.train_resources(),
     params:
-        spec=dag.gpt2_spec,
-        launcher=dag.gpt2_launcher,
+        spec=dag.train_spec,
+        launcher=dag.train_launcher,
     shell:
-        "{params.launcher} -m workflow.bench.gpt2 --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
+        "{params.launcher} -m workflow.bench.train --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
 
 
 rule efficiency_figures:
     input:
         block=dag.block_rows,
-        gpt2=dag.gpt2_rows,
+        gpt2=dag.train_rows("gpt2"),
+        genslm=dag.train_rows("genslm"),
         external=dag.external_rows,
     output:
         block_fig=report(
@@ -72,11 +75,27 @@ rule efficiency_figures:
             caption="../report/efficiency_gpt2_scaling.rst",
             category="{study}",
         ),
+        genslm_seq_fig=report(
+            layout.figure("{study}", "genslm_seq_length"),
+            caption="../report/efficiency_genslm.rst",
+            category="{study}",
+        ),
+        genslm_accum_fig=report(
+            layout.figure("{study}", "genslm_grad_accum"),
+            caption="../report/efficiency_genslm.rst",
+            category="{study}",
+        ),
+        genslm_scaling_fig=report(
+            layout.figure("{study}", "genslm_scaling"),
+            caption="../report/efficiency_genslm.rst",
+            category="{study}",
+        ),
         sparsity_fig=report(
             layout.figure("{study}", "sparsity"), caption="../report/efficiency_sparsity.rst", category="{study}"
         ),
         block=layout.table("{study}", "block"),
         gpt2=layout.table("{study}", "gpt2"),
+        genslm=layout.table("{study}", "genslm"),
         scaling=layout.table("{study}", "scaling"),
         sparsity=layout.table("{study}", "sparsity"),
     log:
@@ -88,5 +107,6 @@ rule efficiency_figures:
     params:
         out_dir=layout.study_dir("{study}"),
     shell:
-        "python -m analysis.efficiency figures --block {input.block:q} --gpt2 {input.gpt2:q} --external {input.external:q}"
+        "python -m analysis.efficiency figures --block {input.block:q} --gpt2 {input.gpt2:q} --genslm {input.genslm:q}"
+        " --external {input.external:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

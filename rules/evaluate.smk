@@ -1,9 +1,10 @@
-# Evaluation of final checkpoints: validation loss and perplexity on the held-out split.
+# Evaluation of final checkpoints: validation loss, perplexity and bits per byte on the held-out split,
+# and per language on the study's `language_eval` corpus where it declares one.
 
 
 rule evaluate_loss:
     input:
-        unpack(dag.run_valid_data),
+        unpack(dag.run_eval_data),
         summary=rules.pretrain.output.summary,
     output:
         result=layout.run_file("{study}", "{run}", "eval_loss.json"),
@@ -19,6 +20,7 @@ rule evaluate_loss:
     params:
         spec=dag.pretrain_spec,
         max_tokens=dag.eval_max_tokens(),
+        text=dag.language_eval_arg,
     shell:
-        "python -m workflow.evaluate.loss --spec {params.spec:q} --max-tokens {params.max_tokens}"
+        "python -m workflow.evaluate.loss --spec {params.spec:q} --max-tokens {params.max_tokens} {params.text}"
         " --out {output.result:q} > {log:q} 2>&1"

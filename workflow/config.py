@@ -135,9 +135,32 @@ def check_references(config: dict) -> None:
             for variant, run in st.get("runs", {}).items():
                 corpus = variant_corpus(st, run, scale)
                 if corpus and corpus not in config["corpora"]:
-                    where = f"runs.{variant}.corpus" if run.get("corpus") else f"corpus.{scale}"
+                    own = run.get("corpus")
+                    where = (
+                        f"runs.{variant}.corpus" + (f".{scale}" if isinstance(own, dict) else "")
+                        if own
+                        else f"corpus.{scale}"
+                    )
                     raise ScaleDAGError(
                         f"config: studies.{study}.{where}: {corpus!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
+                    )
+            language = st.get("language_eval", {}).get(scale)
+            if language:
+                if language not in config["corpora"]:
+                    raise ScaleDAGError(
+                        f"config: studies.{study}.language_eval.{scale}: {language!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
+                    )
+                sources = normalise_spec(corpus_spec(config, language))["sources"]
+                untagged = [f"sources[{i}]" for i, src in enumerate(sources) if not src.get("tag")]
+                if untagged:  # evaluation groups the text by tag: an untagged source would be unreadable
+                    raise ScaleDAGError(
+                        f"config: studies.{study}.language_eval.{scale}: corpus {language!r} has sources without a `tag`: {untagged}"
+                    )
+            for workload, w in st.get("benchmarks", {}).items():  # the training workloads' corpora
+                corpus = w.get("corpus", {}).get(scale)
+                if corpus and corpus not in config["corpora"]:
+                    raise ScaleDAGError(
+                        f"config: studies.{study}.benchmarks.{workload}.corpus.{scale}: {corpus!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
                     )
             for shape_name in st.get("sizes", {}).get(scale, []):
                 if shape_name not in config["shapes"]:
@@ -260,9 +283,12 @@ def study_runs(config: dict, study: str) -> dict[str, dict]:
 
 
 def variant_corpus(st: dict, run: dict, scale: str) -> str | None:
-    """The corpus a listed variant trains on: its own, else its study's at this scale, else None
-    (the scale's corpus)."""
-    return run.get("corpus") or st.get("corpus", {}).get(scale)
+    """The corpus a listed variant trains on: its own (one name, or one per scale), else its study's
+    at this scale, else None (the scale's corpus)."""
+    own = run.get("corpus")
+    if isinstance(own, dict):
+        own = own.get(scale)
+    return own or st.get("corpus", {}).get(scale)
 
 
 def trainable_runs(config: dict, study: str) -> dict[str, dict]:

@@ -26,9 +26,14 @@ from workflow.layout import Layout
 from workflow.studies import benchmarks as bench
 from workflow.studies import isoflop, proxy
 
-# The efficiency study's outputs (analysis/efficiency.py writes them all in one job).
-EFFICIENCY_FIGURES = ("block_throughput", "gpt2_seq_length", "gpt2_grad_accum", "gpt2_scaling", "sparsity")
-EFFICIENCY_TABLES = ("block", "gpt2", "scaling", "sparsity")
+# The efficiency study's outputs (analysis/efficiency.py writes them all in one job): the block and
+# sparsity figures, and per training workload (GPT-2, GenSLM) the same three figures and one table.
+EFFICIENCY_FIGURES = (
+    "block_throughput",
+    *(f"{w}_{fig}" for w in bench.TRAIN_WORKLOADS for fig in ("seq_length", "grad_accum", "scaling")),
+    "sparsity",
+)
+EFFICIENCY_TABLES = ("block", *bench.TRAIN_WORKLOADS, "scaling", "sparsity")
 # Chinchilla's outputs (analysis/chinchilla/approaches.py fit).
 ISOFLOP_TABLES = (
     "scaling_points.csv",
@@ -140,6 +145,19 @@ class Dag:
 
     def run_valid_data(self, wildcards) -> dict[str, str]:
         return {k: v for k, v in self.run_data(wildcards).items() if k.startswith("valid_")}
+
+    def run_eval_data(self, wildcards) -> dict[str, str]:
+        """evaluate_loss's data: the run's validation tokens, plus the validation JSONL of its study's
+        `language_eval` corpus at this scale (tagged by language), where the study declares one."""
+        found = self.run_valid_data(wildcards)
+        corpus = self._study(wildcards).get("language_eval", {}).get(self.config["scale"])
+        if corpus:
+            found["language_text"] = self.layout.corpus_file(corpus, "valid.jsonl")
+        return found
+
+    @staticmethod
+    def language_eval_arg(wildcards, input) -> str:
+        return f"--text {shlex.quote(input['language_text'])}" if "language_text" in input.keys() else ""
 
     def run_tokenizer(self, wildcards) -> str:
         return self.run_data(wildcards)["tokenizer"]
@@ -331,32 +349,33 @@ class Dag:
     def block_spec(self, wildcards) -> str:
         return json.dumps(bench.block_spec(self.config, wildcards.study, wildcards.arch))
 
-    def gpt2_spec(self, wildcards) -> str:
-        return json.dumps(bench.gpt2_spec(self.config, wildcards.study, wildcards.job))
+    def train_spec(self, wildcards) -> str:
+        return json.dumps(bench.train_spec(self.config, wildcards.study, wildcards.workload, wildcards.job))
 
-    def gpt2_launcher(self, wildcards) -> str:
-        return bench.gpt2_launcher(self.config, wildcards.study, wildcards.job)
+    def train_launcher(self, wildcards) -> str:
+        return bench.train_launcher(self.config, wildcards.study, wildcards.workload, wildcards.job)
 
-    def gpt2_threads(self, wildcards) -> int:
-        return bench.gpt2_job_devices(wildcards.job) * self.threads_per_run
+    def train_threads(self, wildcards) -> int:
+        return bench.job_devices(wildcards.job) * self.threads_per_run
 
-    def gpt2_nodes(self, wildcards) -> int:
-        return bench.gpt2_nodes(self.config, wildcards.study, wildcards.job)
+    def train_nodes(self, wildcards) -> int:
+        return bench.train_nodes(self.config, wildcards.study, wildcards.workload, wildcards.job)
 
-    def gpt2_tasks(self, wildcards) -> int:
-        return bench.gpt2_job_devices(wildcards.job)
+    def train_tasks(self, wildcards) -> int:
+        return bench.job_devices(wildcards.job)
 
-    def gpt2_resources(self) -> dict:
-        """Cluster resources of benchmark_gpt2: the rule's configured ones (runtime, cores, GPUs per rank),
+    def train_resources(self) -> dict:
+        """Cluster resources of benchmark_train: the rule's configured ones (runtime, cores, GPUs per rank),
         with nodes, ranks and GPUs set per job by its device count (the launcher is params.launcher)."""
-        res = {k: v for k, v in self.resources("benchmark_gpt2").items() if k not in ("mpi", "slurm_extra")}
-        res.update(nodes=self.gpt2_nodes, tasks=self.gpt2_tasks)
+        res = {k: v for k, v in self.resources("benchmark_train").items() if k not in ("mpi", "slurm_extra")}
+        res.update(nodes=self.train_nodes, tasks=self.train_tasks)
         if "gpu" in res:
-            res["gpu"] = self.gpt2_tasks
+            res["gpu"] = self.train_tasks
         return res
 
-    def scale_data(self, wildcards) -> dict[str, str]:
-        corpus = cfg.corpus_name(self.config)
+    def train_data(self, wildcards) -> dict[str, str]:
+        """Tokenizer and token files of the workload's corpus (GPT-2: the scale's; GenSLM: genes)."""
+        corpus = bench.train_sweep(self.config, wildcards.study, wildcards.workload)["corpus"]
         return {"tokenizer": self.layout.corpus_file(corpus, "tokenizer.json"), **self.layout.token_files(corpus)}
 
     def block_rows(self, wildcards) -> list[str]:
@@ -365,10 +384,11 @@ class Dag:
             self.layout.study_file(wildcards.study, f"block/{arch}.jsonl") for arch in (sweep["archs"] if sweep else [])
         ]
 
-    def gpt2_rows(self, wildcards) -> list[str]:
-        return [
-            self.layout.study_file(wildcards.study, f"gpt2/{job}.jsonl")
-            for job in bench.gpt2_jobs(self.config, wildcards.study)
+    def train_rows(self, workload: str):
+        """Input function: the rows of every benchmark job of `workload` (none where it has no sweep)."""
+        return lambda wildcards: [
+            self.layout.study_file(wildcards.study, f"{workload}/{job}.jsonl")
+            for job in bench.train_jobs(self.config, wildcards.study, workload)
         ]
 
     def external_rows(self, wildcards) -> list[str]:
@@ -478,7 +498,8 @@ class Dag:
             targets = self.layout.figures(study, "loss_curves") + [self.layout.table(study, "loss")]
             targets += self.downstream_targets(study) + self.study_table_targets(study)
         targets += self.hf_export_targets(study)
-        if report and cfg.study_runs(self.config, study):  # a W&B report spec (published later, see README)
+        if report and (cfg.study_runs(self.config, study) or kind == "benchmarks"):  # a W&B report spec
+            # (published later, see README); a benchmarks study's holds its tables
             targets.append(self.layout.study_file(study, "report/wandb_report.json"))
         return targets
 

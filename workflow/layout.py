@@ -9,7 +9,7 @@ and Python code builds concrete paths from the same methods, so the two cannot d
       data/zeroshot/<task>.jsonl                 offline zero-shot items, one file per task
       <study>/runs/<run>/                        metrics.jsonl, summary.json, eval_loss.json, checkpoints/, hf/
       <study>/tables/<name>.csv, figures/<name>.{png,pdf}, report/wandb_report.json
-      <study>/<part>/...                         a study's own intermediate files (closed_loop/, proxy/, gpt2/)
+      <study>/<part>/...                         a study's own intermediate files (closed_loop/, proxy/, gpt2/, genslm/)
       benchmarks/<rule>/<wildcards>.tsv          Snakemake's `benchmark:` rows, one per job
       plan.csv                                   the cost plan of every job (rule plan)
     results/downloads/                           content-addressed source downloads, shared by every scale

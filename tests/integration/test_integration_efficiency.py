@@ -9,6 +9,7 @@ import pytest
 
 from conftest import REPO
 from workflow.config import load_config
+from workflow.dag import EFFICIENCY_FIGURES
 from workflow.studies import benchmarks as eff
 from workflow.studies import proxy
 
@@ -39,29 +40,33 @@ def test_every_block_point_has_a_dense_row_and_a_sparse_row_or_reason(tiny_dag):
     assert len(table) == len(sweep["archs"]) * len(eff.block_points(sweep)) and set(table["status"]) == {"unsupported"}
 
 
-def test_every_gpt2_point_has_a_row_and_scaling_efficiency(tiny_dag):
+@pytest.mark.parametrize("workload", eff.TRAIN_WORKLOADS)
+def test_every_training_point_has_a_row_and_scaling_efficiency(tiny_dag, workload):
+    """GPT-2 and GenSLM alike: a row per declared point, on the workload's own corpus and vocabulary."""
     root = tiny_dag / "results" / "tiny" / "efficiency"
     keys = ("sweep", "size", "seq_length", "micro_batch_size", "grad_accum", "devices")
-    for job, points in eff.gpt2_jobs(CFG, "efficiency").items():
-        rows = _rows(root / "gpt2" / f"{job}.jsonl")
+    sweep = eff.train_sweep(CFG, "efficiency", workload)
+    for job, points in eff.train_jobs(CFG, "efficiency", workload).items():
+        rows = _rows(root / workload / f"{job}.jsonl")
         assert [tuple(r[k] for k in keys) for r in rows] == [tuple(p[k] for k in keys) for p in points]
-        assert all(r["tokens_per_s"] > 0 for r in rows)
+        assert all(r["tokens_per_s"] > 0 and r["tflops_per_device_chinchilla"] > 0 for r in rows)
+        assert {(r["workload"], r["corpus"]) for r in rows} == {(workload, sweep["corpus"])}
     ours = {r["device"] for r in rows}
     scaling = pd.read_csv(root / "tables" / "scaling.csv")
-    scaling = scaling[scaling["device"].isin(ours)]
-    assert sorted(scaling["devices"]) == sorted(eff.gpt2_sweep(CFG, "efficiency")["devices"])
+    scaling = scaling[scaling["device"].isin(ours) & (scaling["workload"] == workload)]
+    assert sorted(scaling["devices"]) == sorted(sweep["devices"])
     one = scaling[scaling["devices"] == 1]["scaling_efficiency"]
     assert (one == 1.0).all() and (scaling["scaling_efficiency"] > 0).all()
-    gpt2 = pd.read_csv(root / "tables" / "gpt2.csv")
-    gpt2 = gpt2[gpt2["scale"] == "tiny"]
-    assert len(gpt2) == sum(len(p) for p in eff.gpt2_jobs(CFG, "efficiency").values())
+    table = pd.read_csv(root / "tables" / f"{workload}.csv")
+    table = table[table["scale"] == "tiny"]
+    assert len(table) == sum(len(p) for p in eff.train_jobs(CFG, "efficiency", workload).values())
 
 
 def test_efficiency_figures_are_images(tiny_dag):
     import matplotlib.image
 
     fig = tiny_dag / "results" / "tiny" / "efficiency" / "figures"
-    for name in ("block_throughput", "gpt2_seq_length", "gpt2_grad_accum", "gpt2_scaling", "sparsity"):
+    for name in EFFICIENCY_FIGURES:
         image = matplotlib.image.imread(fig / f"{name}.png")
         assert image.shape[0] > 300 and image.std() > 0.01, name
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from conftest import REPO, job_counts, snakemake
@@ -56,6 +57,39 @@ def test_each_run_differs_from_the_baseline_in_one_option():
         expected = set(change) | ({"ffn_hidden"} if "activation" in change else set())
         assert differs == expected, (run, differs)
         assert spec["train"]["tokens"] == 150000  # the study's tiny token budget
+
+
+@pytest.mark.parametrize("scale", ["tiny", "small", "paper"])
+def test_multilingual_model_is_the_baseline_at_equal_compute_on_another_corpus(scale):
+    """BLOOM's multilingual comparison: the baseline's architecture, shape and token budget (equal
+    compute), only the corpus (and so the tokenizer trained on it) differs."""
+    cfg = load_config(REPO / "config.yaml", {"scale": scale})
+    shape = cfg["studies"][STUDY]["sizes"][scale][0]
+    base, multi = (pretrain_spec(cfg, STUDY, f"{v}_{shape}") for v in ("rotary", "multilingual"))
+    corpus = cfg["studies"][STUDY]["runs"]["multilingual"]["corpus"][scale]
+    assert multi["data"]["tokenizer"].endswith(f"data/{corpus}/tokenizer.json")
+    assert base["data"]["tokenizer"] != multi["data"]["tokenizer"]
+    for key in ("arch", "arch_overrides", "shape", "train", "vocab_size"):
+        assert base[key] == multi[key], key
+    assert cfg["studies"][STUDY]["language_eval"][scale] == corpus  # evaluated per language on its text
+
+
+@pytest.mark.integration
+def test_tiny_dag_measured_english_bits_per_byte_of_the_multilingual_model(tiny_dag):
+    """Every run is evaluated on the multilingual corpus's validation text per language; the table
+    compares English bits per byte with the baseline on the same documents."""
+    root = tiny_dag / "results" / "tiny" / STUDY
+    table = pd.read_csv(root / "tables" / "downstream.csv").set_index("run")
+    multi, base = table.loc["multilingual_tiny-1m"], table.loc["rotary_tiny-1m"]
+    for tag in ("en", "xa", "yo"):
+        assert 0 < multi[f"bpb_{tag}"] < 8 and base[f"bpb_{tag}"] > 0
+    # only the multilingual model has seen xa and yo: it must read them far better than the baseline
+    assert multi["bpb_xa"] < base["bpb_xa"] / 2 and multi["bpb_yo"] < base["bpb_yo"] / 2
+    assert multi["delta_bpb_en"] == pytest.approx(multi["bpb_en"] - base["bpb_en"], abs=0.02)
+    assert multi["delta_bpb_en_se"] > 0 and "English-only" in multi["paper_finding"]
+    result = json.loads((root / "runs" / "multilingual_tiny-1m" / "eval_loss.json").read_text())
+    en = result["language_eval"]["tags"]["en"]
+    assert en["documents"] == len(en["document_nats"]) == len(en["document_bytes"]) > 50
 
 
 @pytest.mark.integration

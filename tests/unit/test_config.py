@@ -93,6 +93,30 @@ BAD = [
     ),
     (lambda c: c["scales"]["paper"]["parallel"].update(tp=5), "scales.paper.parallel.tp (5) must divide the heads"),
     (lambda c: c["scales"]["tiny"].pop("train"), "scales.tiny: 'train' is a required property"),
+    (
+        lambda c: c["studies"]["bloom_ablations"]["language_eval"].update(tiny="nowhere"),
+        "studies.bloom_ablations.language_eval.tiny: 'nowhere' is not a key of corpora",
+    ),
+    (
+        lambda c: c["studies"]["bloom_ablations"]["language_eval"].update(tiny="synthetic"),
+        "studies.bloom_ablations.language_eval.tiny: corpus 'synthetic' has sources without a `tag`: ['sources[0]']",
+    ),
+    (
+        lambda c: c["corpora"]["multilingual-synthetic"]["sources"][1]["generated"].update(only="fr"),
+        "corpora.multilingual-synthetic.sources.1.generated.only: 'fr' is not allowed",
+    ),
+    (
+        lambda c: c["corpora"]["multilingual-synthetic"]["sources"][1]["generated"].update(languages=["en", "yo"]),
+        "corpora.multilingual-synthetic: corpus 'multilingual-synthetic': generated.only: 'xa' is not one of its languages",
+    ),
+    (
+        lambda c: c["studies"]["bloom_ablations"]["runs"]["multilingual"]["corpus"].update(tiny="nowhere"),
+        "studies.bloom_ablations.runs.multilingual.corpus.tiny: 'nowhere' is not a key of corpora",
+    ),
+    (
+        lambda c: c["studies"]["efficiency"]["benchmarks"]["genslm"]["corpus"].update(tiny="nowhere"),
+        "studies.efficiency.benchmarks.genslm.corpus.tiny: 'nowhere' is not a key of corpora",
+    ),
 ]
 
 

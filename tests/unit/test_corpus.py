@@ -254,14 +254,18 @@ def test_too_small_corpus_has_an_empty_split(tmp_path):
 
 
 def test_every_configured_corpus_is_a_valid_spec():
-    from workflow.config import corpus_spec, load_config
+    from workflow.config import corpus_spec, load_config, variant_corpus
 
     config = load_config(REPO / "config.yaml")
     for name in config["corpora"]:
         normalise_spec(corpus_spec(config, name))
     tiny_corpora = {config["scales"]["tiny"]["corpus"]} | {
-        run["corpus"] for st in config["studies"].values() for run in st.get("runs", {}).values() if run.get("corpus")
+        variant_corpus(st, run, "tiny")
+        for st in config["studies"].values()
+        for run in st.get("runs", {}).values()
+        if variant_corpus(st, run, "tiny")
     }
+    tiny_corpora |= {st["language_eval"]["tiny"] for st in config["studies"].values() if "language_eval" in st}
     for name in tiny_corpora:  # the default tiny DAG runs only on data the project makes itself
         assert all("generated" in s for s in normalise_spec(corpus_spec(config, name))["sources"]), name
 
@@ -338,8 +342,10 @@ def test_a_run_naming_a_corpus_trains_on_that_corpus_data(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake("-n", "--forceall", "--configfile", str(tmp_path / "c.yaml"), "-p")
     assert proc.returncode == 0, proc.stderr
-    assert job_counts(proc.stdout)["prepare_corpus"] == 2
+    # the scale's corpus, the corpus ablation's and the multilingual model's (also its language_eval text)
+    assert job_counts(proc.stdout)["prepare_corpus"] == 3
     assert f"results/tiny/data/{run[1]['corpus']}/tokens/train.bin" in proc.stdout
+    assert "results/tiny/data/multilingual-synthetic/tokens/train.bin" in proc.stdout
 
 
 # -- the real arXiv listing (CI) ---------------------------------------------------------------------

@@ -81,7 +81,9 @@ def test_final_targets_per_study_kind(raw):
     assert "results/tiny/chinchilla/tables/scaling_fit.json" in targets
     assert "results/tiny/chinchilla/tables/closed_loop.csv" in targets  # tiny configures a closed-loop budget
     assert "results/tiny/efficiency/figures/block_throughput.png" in targets
-    assert "results/tiny/efficiency/report/wandb_report.json" not in targets  # benchmarks train no runs
+    assert "results/tiny/efficiency/figures/genslm_scaling.png" in targets
+    # benchmarks train no runs: their W&B report spec holds their tables only
+    assert "results/tiny/efficiency/report/wandb_report.json" in targets
     assert "results/tiny/arch_proxy/tables/proxy.csv" in targets
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -39,6 +41,7 @@ def test_bloom_variants_declare_the_axis_they_move():
         "swiglu": "activation",
         "embed-ln": "embedding LayerNorm",
         "corpus-mix": "corpus",
+        "multilingual": "multilingual",
     }
 
 
@@ -147,6 +150,57 @@ def test_ablation_table_reads_each_variant_against_its_baseline(tmp_path):
     assert "ALiBi" in table.loc["alibi_s", "paper_finding"]
     with pytest.raises(ScaleDAGError, match="size s has no baseline"):
         ablation_table({k: v for k, v in runs.items() if k != "base_s"}, str(tmp_path / "zs.csv"), evals)
+
+
+def _language_eval(per_doc: list[tuple[float, int]]) -> dict:
+    nats, nbytes = zip(*per_doc)
+    return {
+        "bits_per_byte": sum(nats) / math.log(2) / sum(nbytes),
+        "document_nats": [float(x) for x in nats],
+        "document_bytes": [int(x) for x in nbytes],
+    }
+
+
+def test_multilingual_row_compares_english_bits_per_byte_on_the_same_documents(tmp_path):
+    """The multilingual variant's row: its per-language bits per byte, and its English bits per byte
+    against the English-only baseline's on the same documents, with a paired SE over documents."""
+    runs = {
+        "base_s": {"variant": "base", "arch": "gpt-neox", "shape_name": "s"},
+        "multi_s": {"variant": "multi", "arch": "gpt-neox", "shape_name": "s", "axis": "multilingual", "corpus": "m"},
+    }
+    zeroshot_table([_zs(tmp_path, r, "piqa", 0.5, 0.5, items=1000) for r in runs], runs).to_csv(
+        tmp_path / "zs.csv", index=False
+    )
+    rng = np.random.default_rng(0)
+    nbytes = rng.integers(800, 1200, size=60)
+    base_nats = nbytes * math.log(2) * rng.normal(1.0, 0.05, size=60)  # ~1.0 bit per byte
+    # the multilingual model: 0.1 bit per byte worse on every English document (+ document noise)
+    multi_nats = base_nats + nbytes * math.log(2) * rng.normal(0.1, 0.01, size=60)
+    tags = {
+        "base_s": {"en": _language_eval(list(zip(base_nats, nbytes))), "xa": _language_eval([(3000.0, 1000)] * 5)},
+        "multi_s": {"en": _language_eval(list(zip(multi_nats, nbytes))), "xa": _language_eval([(900.0, 1000)] * 5)},
+    }
+    for run, loss in (("base_s", 2.0), ("multi_s", 2.5)):
+        (tmp_path / run).mkdir()
+        result = {"loss": loss, "language_eval": {"text": "valid.jsonl", "tags": tags[run]}}
+        (tmp_path / run / "eval_loss.json").write_text(json.dumps(result))
+    evals = [str(tmp_path / r / "eval_loss.json") for r in runs]
+    table = ablation_table(runs, str(tmp_path / "zs.csv"), evals).set_index("run")
+    # both rows carry every tag; the multilingual model is the one that learned xa
+    assert table.loc["multi_s", "bpb_xa"] == pytest.approx(900 / math.log(2) / 1000)
+    assert table.loc["base_s", "bpb_xa"] == pytest.approx(3000 / math.log(2) / 1000)
+    # the last document is left out (it may be cut by max_tokens): 59 paired documents
+    expected = multi_nats[:59].sum() / nbytes[:59].sum() / math.log(2) - base_nats[:59].sum() / nbytes[
+        :59
+    ].sum() / math.log(2)
+    assert table.loc["multi_s", "delta_bpb_en"] == pytest.approx(expected) and 0.09 < expected < 0.11
+    # paired: the SE reflects the 0.01-bit spread of the per-document difference (~0.01/sqrt(59)),
+    # not the 0.05-bit spread of either model's documents
+    assert 0.0005 < table.loc["multi_s", "delta_bpb_en_se"] < 0.003
+    assert bool(table.loc["multi_s", "resolved_bpb_en"])
+    # its own held-out text is another corpus: no validation-loss difference (no column at all here)
+    assert "delta_valid_loss" not in table.columns
+    assert "English-only" in table.loc["multi_s", "paper_finding"]
 
 
 def _dry(*config):

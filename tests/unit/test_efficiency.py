@@ -10,6 +10,7 @@ import pytest
 from analysis.efficiency import load_rows, scaling_efficiency, sparsity_table
 from conftest import REPO
 from workflow.config import load_config
+from workflow.dag import EFFICIENCY_FIGURES as DAG_FIGURES
 from workflow.errors import ScaleDAGError
 from workflow.studies import benchmarks as eff
 
@@ -38,8 +39,8 @@ def test_block_points_reject_a_hidden_size_not_divisible_by_the_head_size():
 
 def test_gpt2_jobs_expand_the_three_sweeps(configs):
     cfg = configs["tiny"]
-    g = eff.gpt2_sweep(cfg, "efficiency")
-    jobs = eff.gpt2_jobs(cfg, "efficiency")
+    g = eff.train_sweep(cfg, "efficiency", "gpt2")
+    jobs = eff.train_jobs(cfg, "efficiency", "gpt2")
     focus = g["sizes"][0]
     assert set(jobs) == {f"{s}.dp1" for s in g["sizes"]} | {f"{focus}.dp{n}" for n in g["devices"] if n > 1}
     points = [p for pts in jobs.values() for p in pts]
@@ -56,28 +57,55 @@ def test_gpt2_jobs_expand_the_three_sweeps(configs):
 
 def test_paper_sweeps_cover_the_studys_sizes_and_several_nodes(configs):
     cfg = configs["paper"]
-    g = eff.gpt2_sweep(cfg, "efficiency")
+    g = eff.train_sweep(cfg, "efficiency", "gpt2")
     assert g["sizes"] == ["gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl"]
     assert max(g["devices"]) > g["devices_per_node"] and g["grad_accum"] == [1, 2, 4, 8, 16]
 
 
+def test_genslm_sweeps_read_the_gene_corpus_with_the_codon_vocabulary(configs):
+    """GenSLM's points run through the same sweeps as GPT-2, but on codons: the gene corpus's tokens,
+    its 69-token vocabulary, GenSLM's 2,048-codon context at the top of the paper ladder."""
+    for scale, corpus in (("tiny", "genes-synthetic"), ("small", "genes"), ("paper", "genes")):
+        cfg = configs[scale]
+        assert eff.train_workloads(cfg, "efficiency") == ["gpt2", "genslm"]
+        g = eff.train_sweep(cfg, "efficiency", "genslm")
+        assert g["corpus"] == corpus and g["arch"] == "gpt-neox"
+        job = next(iter(eff.train_jobs(cfg, "efficiency", "genslm")))
+        spec = eff.train_spec(cfg, "efficiency", "genslm", job)
+        assert spec["vocab_size"] == 69 and spec["data"]["train_prefix"].endswith(f"data/{corpus}/tokens/train")
+        assert spec["scratch"].endswith(f"efficiency/genslm/scratch/{job}")
+        assert eff.train_sweep(cfg, "efficiency", "gpt2")["corpus"] == cfg["scales"][scale]["corpus"]
+    paper = eff.train_sweep(configs["paper"], "efficiency", "genslm")
+    assert max(paper["seq_length"]) == 2048 and paper["sizes"] == ["genslm-25m", "genslm-250m", "genslm-2.5b"]
+    assert "genslm-250m.dp64" in eff.train_jobs(configs["paper"], "efficiency", "genslm")
+
+
+def test_an_unknown_workload_or_workload_corpus_is_named(configs):
+    with pytest.raises(ScaleDAGError, match="benchmark workload 'bert'"):
+        eff.train_sweep(configs["tiny"], "efficiency", "bert")
+    raw = load_config(REPO / "config.yaml", {"scale": "tiny"})
+    raw["studies"]["efficiency"]["benchmarks"]["genslm"]["corpus"]["tiny"] = "nope"
+    with pytest.raises(ScaleDAGError, match=r"benchmarks.genslm.corpus.tiny: unknown corpus 'nope'"):
+        eff.train_sweep(raw, "efficiency", "genslm")
+
+
 def test_launchers_python_torchrun_and_srun(configs):
     tiny, paper = configs["tiny"], configs["paper"]
-    assert eff.gpt2_launcher(tiny, "efficiency", "gpt2-small-tiny.dp1") == "python"
+    assert eff.train_launcher(tiny, "efficiency", "gpt2", "gpt2-small-tiny.dp1") == "python"
     assert (
-        eff.gpt2_launcher(tiny, "efficiency", "gpt2-small-tiny.dp2")
+        eff.train_launcher(tiny, "efficiency", "gpt2", "gpt2-small-tiny.dp2")
         == "python -m torch.distributed.run --standalone --nproc_per_node 2"
     )
-    srun = eff.gpt2_launcher(paper, "efficiency", "gpt2-small.dp64")
+    srun = eff.train_launcher(paper, "efficiency", "gpt2", "gpt2-small.dp64")
     assert "srun -N 8 -n 64" in srun and srun.endswith(" python")
-    assert eff.gpt2_nodes(paper, "efficiency", "gpt2-small.dp64") == 8
+    assert eff.train_nodes(paper, "efficiency", "gpt2", "gpt2-small.dp64") == 8
     with pytest.raises(ScaleDAGError, match="several nodes"):
-        eff.gpt2_launcher(tiny, "efficiency", "gpt2-small-tiny.dp4")
+        eff.train_launcher(tiny, "efficiency", "gpt2", "gpt2-small-tiny.dp4")
 
 
-def test_gpt2_spec_names_an_unknown_job(configs):
-    with pytest.raises(ScaleDAGError, match="no GPT-2 benchmark job 'nope.dp1'"):
-        eff.gpt2_spec(configs["tiny"], "efficiency", "nope.dp1")
+def test_train_spec_names_an_unknown_job(configs):
+    with pytest.raises(ScaleDAGError, match="no gpt2 benchmark job 'nope.dp1'"):
+        eff.train_spec(configs["tiny"], "efficiency", "gpt2", "nope.dp1")
 
 
 def _gpt2_row(device, n, tps, **kw):
@@ -219,14 +247,23 @@ def test_figures_from_two_machines_one_with_sparse_kernels(tmp_path):
             )
     (tmp_path / "block.jsonl").write_text("".join(json.dumps(r) + "\n" for r in block))
     (tmp_path / "gpt2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in gpt2))
-    tables = figures([str(tmp_path / "block.jsonl")], [str(tmp_path / "gpt2.jsonl")], str(tmp_path / "out"))
+    genslm = [{**r, "workload": "genslm", "size": "genslm-25m", "tokens_per_s": r["tokens_per_s"] * 2} for r in gpt2]
+    (tmp_path / "genslm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in genslm))
+    tables = figures(
+        [str(tmp_path / "block.jsonl")],
+        {"gpt2": [str(tmp_path / "gpt2.jsonl")], "genslm": [str(tmp_path / "genslm.jsonl")]},
+        str(tmp_path / "out"),
+    )
     sp = tables["sparsity"].set_index(["device", "seq_length"])
     assert (
         sp.loc[("NVIDIA H100 80GB HBM3", 128), "speedup_fwd_bwd"] == 1.2
         and sp.loc[("cpu", 128), "status"] == "unsupported"
     )
-    sc = tables["scaling"].set_index(["device", "devices"])
-    assert sc.loc[("cpu", 4), "scaling_efficiency"] == pytest.approx(0.9)
-    for name in ("block_throughput", "gpt2_seq_length", "gpt2_grad_accum", "gpt2_scaling", "sparsity"):
+    sc = tables["scaling"].set_index(["workload", "device", "devices"])
+    assert sc.loc[("gpt2", "cpu", 4), "scaling_efficiency"] == pytest.approx(0.9)
+    # GPT-2's rows carry no workload name (as rows written before GenSLM) and take the flag they came by
+    assert sc.loc[("genslm", "cpu", 4), "tokens_per_s"] == pytest.approx(2 * 3600.0)
+    assert set(tables["genslm"]["workload"]) == {"genslm"} and len(tables["gpt2"]) == len(gpt2)
+    for name in DAG_FIGURES:
         assert (tmp_path / "out" / "figures" / f"{name}.png").stat().st_size > 10000, name
     assert pd.read_csv(tmp_path / "out" / "tables" / "block.csv")["device"].nunique() == 2

@@ -21,7 +21,8 @@ def test_every_declared_point_has_a_job(scale):
     cfg = load_config(REPO / "config.yaml", {"scale": scale})
     out, counts = _counts(scale)
     assert counts["benchmark_block"] == len(eff.block_sweep(cfg, "efficiency")["archs"])
-    assert counts["benchmark_gpt2"] == len(eff.gpt2_jobs(cfg, "efficiency"))
+    assert counts["benchmark_train"] == sum(len(eff.train_jobs(cfg, "efficiency", w)) for w in eff.TRAIN_WORKLOADS)
+    assert f"results/{scale}/efficiency/genslm/genslm-25m" in out  # GenSLM's points run at every scale
     assert counts["efficiency_figures"] == 1 and counts["proxy_rank"] == 1 and counts["proxy_report"] == 1
     n = len(proxy.enumerate_candidates(proxy.proxy_settings(cfg, "arch_proxy"), cfg["scales"][scale]["parallel"]["tp"]))
     proxy_jobs = sum(
@@ -42,6 +43,6 @@ def test_multi_node_points_launch_with_srun_at_paper_scale():
         "-n", "--forceall", "-p", "results/paper/efficiency/gpt2/gpt2-small.dp64.jsonl", "--config", "scale=paper"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "srun -N 8 -n 64" in proc.stdout and "-m workflow.bench.gpt2" in proc.stdout
+    assert "srun -N 8 -n 64" in proc.stdout and "-m workflow.bench.train" in proc.stdout
     resources = [line for line in proc.stdout.splitlines() if "nodes=8" in line]
     assert len(resources) == 1 and "tasks=64" in resources[0] and "gpu=64" in resources[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import math
 import re
 
@@ -73,3 +74,41 @@ def test_a_rendered_language_is_learnable():
 def test_a_multilingual_source_through_read_source():
     source = {"generated": {"documents": 6, "seed": 4, "generator": "multilingual", "languages": ["en", "yo"]}}
     assert list(read_source(source, Counters())) == generate_multilingual(6, 4, ("en", "yo"))
+
+
+def test_only_keeps_one_language_and_the_union_is_the_corpus():
+    """A multilingual corpus lists each language as its own tagged source (`only`): together they
+    are the whole corpus, document for document, and each holds one language's documents."""
+    languages = ("en", "xa", "yo")
+    whole = generate_multilingual(12, 5, languages)
+    parts = {lang: generate_multilingual(12, 5, languages, only=lang) for lang in languages}
+    assert sorted(d for p in parts.values() for d in p) == sorted(whole)
+    assert parts["xa"] == whole[1::3] and parts["en"] == generate_documents(12, 5)[0::3]
+    with pytest.raises(ValueError, match="only='fr'"):
+        generate_multilingual(3, 5, languages, only="fr")
+
+
+def test_tagged_sources_write_their_tag_and_keep_the_english_split(tmp_path):
+    """prepare_corpus writes each document's tag; the English documents of the multilingual corpus
+    fall in the split they have in the English-only corpus, so neither model trained on the other's
+    validation English."""
+    from workflow.data.corpus import prepare_corpus
+
+    ml = {"documents": 300, "seed": 0, "generator": "multilingual", "languages": ["en", "xa", "yo"]}
+    split = {"min_chars": 50, "valid_fraction": 0.1, "test_fraction": 0.05}
+    prepare_corpus(
+        {"name": "ml", "sources": [{"generated": {**ml, "only": t}, "tag": t} for t in ml["languages"]], **split},
+        tmp_path / "ml",
+    )
+    prepare_corpus({"name": "en", "generated": {"documents": 300, "seed": 0}, **split}, tmp_path / "en")
+
+    def records(corpus, s):
+        return [json.loads(line) for line in (tmp_path / corpus / f"{s}.jsonl").read_text().splitlines()]
+
+    valid = records("ml", "valid")
+    assert {r["tag"] for r in valid} == {"en", "xa", "yo"}
+    english_train = {r["text"] for r in records("en", "train")}
+    ml_english_valid = {r["text"] for r in valid if r["tag"] == "en"}
+    assert ml_english_valid and not ml_english_valid & english_train
+    assert ml_english_valid <= {r["text"] for r in records("en", "valid")}
+    assert all(set(r) == {"text"} for r in records("en", "valid"))  # untagged sources: text only

@@ -82,6 +82,18 @@ def test_report_panels_and_runset_filters(study):
     assert "0.25" in energy_table and "n/a (no energy counter readable" in energy_table
 
 
+def test_a_benchmarks_study_reports_its_tables_and_nothing_is_an_error(study):
+    """The efficiency study trains nothing: its report holds its throughput tables, no run panels."""
+    import wandb_workspaces.reports.v2 as wr
+
+    inputs = report_inputs("efficiency", "tiny", "Efficiency", {}, [], study["tables"], project="p", entity="e")
+    report = build_report(inputs)
+    assert not [b for b in report.blocks if isinstance(b, wr.PanelGrid)]
+    assert [b.text for b in report.blocks if isinstance(b, wr.H3)] == ["loss.csv"]
+    with pytest.raises(ScaleDAGError, match="no runs and no tables to report"):
+        build_report(report_inputs("efficiency", "tiny", "Efficiency", {}, [], [], project="p", entity="e"))
+
+
 def test_summary_row_computes_tflops_from_the_runs_flop_count():
     row = summary_row("r", _summary("llama", {"joules_per_token": None, "reason": "none readable"}))
     assert row["TFLOP/s (Chinchilla)"] == pytest.approx(6e6 * 2000.0 / 2 / 1e12)
@@ -161,5 +173,8 @@ def test_dag_exports_every_representable_run_and_reports_every_study(tmp_path):
     studies = enabled_studies(config)
     exported = [r for s in studies if config["studies"][s].get("export_hf") for r in exportable_runs(config, s)[0]]
     assert counts.get("export_hf", 0) == len(exported) >= 2
-    assert counts["report"] == len([s for s in studies if study_runs(config, s)])
+    # a report per study with runs, and one (its tables) per benchmarks study
+    assert counts["report"] == len(
+        [s for s in studies if study_runs(config, s) or config["studies"][s]["kind"] == "benchmarks"]
+    )
     assert "bloom_ablations/swiglu_tiny-1m is not exported to Hugging Face" in proc.stderr

@@ -122,7 +122,8 @@ def prepare_corpus(
                     split = split_of(text, valid_fraction, test_fraction)
                     copies = copies_of(text, source["weight"])
                     copies = min(copies, 1) if split != "train" else copies  # repeats only where they train
-                    line = json.dumps({"text": text}, ensure_ascii=False) + "\n"
+                    record = {"text": text, "tag": source["tag"]} if source.get("tag") else {"text": text}
+                    line = json.dumps(record, ensure_ascii=False) + "\n"
                     for _ in range(copies):
                         writers[split].write(line)
                     splits[split]["documents"] += copies

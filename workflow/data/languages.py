@@ -81,8 +81,18 @@ def render(text: str, language: str) -> str:
     return "\n\n".join(paragraphs)
 
 
-def generate_multilingual(documents: int, seed: int, languages: tuple[str, ...] = LANGUAGES) -> list[str]:
+def generate_multilingual(
+    documents: int, seed: int, languages: tuple[str, ...] = LANGUAGES, only: str | None = None
+) -> list[str]:
     """`documents` documents of one seeded world, document i in languages[i % len(languages)], so
-    every language gets the same share and each states facts of the same world."""
+    every language gets the same share and each states facts of the same world (no document is
+    there in two languages). `only`: just the documents rendered in that language, so the union over
+    `only` in languages is the whole corpus, document for document."""
+    if only is not None and only not in languages:
+        raise ValueError(f"only={only!r} is not one of the languages {list(languages)}")
     english = generate_documents(documents, seed)
-    return [render(doc, languages[i % len(languages)]) for i, doc in enumerate(english)]
+    return [
+        render(doc, languages[i % len(languages)])
+        for i, doc in enumerate(english)
+        if only is None or languages[i % len(languages)] == only
+    ]

@@ -80,6 +80,8 @@ def source_label(source: dict) -> str:
     if kind == "generated":
         g = with_defaults(source)["generated"]
         what = "" if g["generator"] == "text" else f"{g['generator']}, "
+        if g.get("only"):
+            what += f"only={g['only']}, "
         return f"generated({what}documents={g['documents']}, seed={g['seed']})"
     return source[kind] if kind != "hf_dataset" else f"hf:{source['hf_dataset']}"
 
@@ -400,7 +402,7 @@ def read_source(source: dict, counters: Counters, download_dir: str | os.PathLik
         if g["generator"] == "genes":
             yield from generate_genes(int(g["documents"]), int(g["seed"]))
         elif g["generator"] == "multilingual":
-            yield from generate_multilingual(int(g["documents"]), int(g["seed"]), tuple(g["languages"]))
+            yield from generate_multilingual(int(g["documents"]), int(g["seed"]), tuple(g["languages"]), g.get("only"))
         else:
             yield from generate_documents(int(g["documents"]), int(g["seed"]))
     elif kind == "hf_dataset":

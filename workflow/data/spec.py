@@ -28,6 +28,7 @@ SOURCE_KEYS = {
     "text_field",
     "weight",
     "max_documents",
+    "tag",
 }
 
 
@@ -53,6 +54,10 @@ def _normalise_source(name: str, source) -> dict:
             and isinstance(g["seed"], int)
         ):
             raise ScaleDAGError(f"corpus {name!r}: 'generated' needs integer 'documents' > 0 and 'seed'")
+        if g.get("only") and g["only"] not in g.get("languages", ()):
+            raise ScaleDAGError(
+                f"corpus {name!r}: generated.only: {g['only']!r} is not one of its languages {g.get('languages')}"
+            )
     if kind == "url" and not source.get("sha256"):
         raise ScaleDAGError(f"corpus {name!r}: url source {source['url']!r} needs a sha256")
     weight = source["weight"]

@@ -95,7 +95,7 @@ SCALE_RESOURCE_RULES = (
     "evaluate_zeroshot",
     "embed_bandgap",
     "benchmark_block",
-    "benchmark_gpt2",
+    "benchmark_train",
 )
 RESUMABLE = ("pretrain",)  # continues from its newest checkpoint in the next job
 # analysis/chinchilla/closed_loop.py plan_runs: per budget, approaches 1-3's optimum plus an over-
@@ -327,11 +327,13 @@ def study_jobs(config: dict, dag: Dag, study: str, defaults: Defaults) -> list[d
         sweep = bench.block_sweep(config, study)
         for arch in sweep["archs"] if sweep else []:
             jobs.append(one(study, "benchmark_block", dag, defaults, f"{study}/{arch}"))
-        base = _resources(dag, "benchmark_gpt2", defaults)
-        for name in bench.gpt2_jobs(config, study):
-            n = bench.gpt2_job_devices(name)  # ranks; Dag.gpt2_resources sets nodes and GPUs per job
-            res = {**base, "nodes": bench.gpt2_nodes(config, study, name), "devices": n if base["devices"] else 0}
-            jobs.append(_job(study, "benchmark_gpt2", f"{study}/{name}", {**res, "signal": False}))
+        base = _resources(dag, "benchmark_train", defaults)
+        for workload in bench.train_workloads(config, study):
+            for name in bench.train_jobs(config, study, workload):
+                n = bench.job_devices(name)  # ranks; Dag.train_resources sets nodes and GPUs per job
+                nodes = bench.train_nodes(config, study, workload, name)
+                res = {**base, "nodes": nodes, "devices": n if base["devices"] else 0}
+                jobs.append(_job(study, "benchmark_train", f"{study}/{workload}/{name}", {**res, "signal": False}))
         jobs.append(one(study, "efficiency_figures", dag, defaults))
     elif kind == "proxy":
         proxies = sorted(r for r, spec in cfg.study_runs(config, study).items() if spec["variant"] == "proxy")
@@ -369,7 +371,7 @@ def study_jobs(config: dict, dag: Dag, study: str, defaults: Defaults) -> list[d
             jobs.append(one(study, STUDY_TABLE_RULES[study], dag, defaults))
     exported = [Path(t).parent.name for t in dag.hf_export_targets(study)]
     jobs += each(study, "export_hf", dag, defaults, exported)
-    if cfg.study_runs(config, study):
+    if cfg.study_runs(config, study) or kind == "benchmarks":  # as Dag.study_targets: a W&B report spec
         jobs.append(one(study, "report", dag, defaults))
     return jobs
 
@@ -384,8 +386,9 @@ def dag_jobs(config: dict, defaults: Defaults = Defaults()) -> list[dict]:
         for j in jobs
         if j["rule"] == "pretrain" and "_planned-" not in j["job"]
     }
-    if any(j["rule"] == "benchmark_gpt2" for j in jobs):
-        corpora.add(cfg.corpus_name(config))  # GPT-2 benchmarks read the scale's tokens
+    for study in cfg.enabled_studies(config):  # training benchmarks read their workload's tokens
+        if dag.kind(study) == "benchmarks":
+            corpora |= {bench.train_sweep(config, study, w)["corpus"] for w in bench.train_workloads(config, study)}
     data = []
     for corpus in sorted(corpora):
         shards = int(cfg.corpus_tokenizer(config, corpus)["shards"])

@@ -100,28 +100,38 @@ def build_report(inputs: dict):
         )
         for variant, run_ids in sorted(inputs["variants"].items())
     ]
-    if not runsets:
-        raise ScaleDAGError(f"study {inputs['study']!r}: no runs to report")
+    if not runsets and not inputs["tables"]:
+        raise ScaleDAGError(f"study {inputs['study']!r}: no runs and no tables to report")
     loss_panels = [wr.LinePlot(title=m, x="Step", y=[m], smoothing_factor=0.0) for m in LOSS_METRICS]
     loss_panels.append(wr.LinePlot(title="train/loss vs tokens", x="train/tokens", y=["train/loss"]))
     throughput_panels = [wr.LinePlot(title=m, x="Step", y=[m]) for m in THROUGHPUT_METRICS]
     throughput_panels.append(wr.BarPlot(title="train tokens/s (whole run)", metrics=["train_tokens_per_s"]))
     energy_panels = [wr.BarPlot(title=m, metrics=[m]) for m in ENERGY_METRICS]
-    blocks = [
-        wr.H1(text=inputs["title"]),
-        wr.P(
-            text=f"ScaleDAG study `{inputs['study']}` at scale `{inputs['scale']}`: "
-            f"{sum(len(v) for v in inputs['variants'].values())} runs, one run set per variant."
-        ),
-        wr.H2(text="Loss curves"),
-        wr.PanelGrid(runsets=runsets, panels=loss_panels),
-        wr.H2(text="Throughput"),
-        wr.PanelGrid(runsets=runsets, panels=throughput_panels),
-        wr.H2(text="Energy"),
-        wr.PanelGrid(runsets=runsets, panels=energy_panels),
-        wr.MarkdownBlock(text=summary_markdown(inputs["summaries"])),
-        wr.H2(text="Tables"),
-    ]
+    if not runsets:  # a benchmarks study (throughput points, no training runs): its tables only
+        blocks = [
+            wr.H1(text=inputs["title"]),
+            wr.P(
+                text=f"ScaleDAG study `{inputs['study']}` at scale `{inputs['scale']}`: benchmark points, "
+                "no training runs; one table per benchmark, rows labelled with the device they ran on."
+            ),
+            wr.H2(text="Tables"),
+        ]
+    else:
+        blocks = [
+            wr.H1(text=inputs["title"]),
+            wr.P(
+                text=f"ScaleDAG study `{inputs['study']}` at scale `{inputs['scale']}`: "
+                f"{sum(len(v) for v in inputs['variants'].values())} runs, one run set per variant."
+            ),
+            wr.H2(text="Loss curves"),
+            wr.PanelGrid(runsets=runsets, panels=loss_panels),
+            wr.H2(text="Throughput"),
+            wr.PanelGrid(runsets=runsets, panels=throughput_panels),
+            wr.H2(text="Energy"),
+            wr.PanelGrid(runsets=runsets, panels=energy_panels),
+            wr.MarkdownBlock(text=summary_markdown(inputs["summaries"])),
+            wr.H2(text="Tables"),
+        ]
     for name, markdown in sorted(inputs["tables"].items()):
         blocks += [wr.H3(text=name), wr.MarkdownBlock(text=markdown)]
     return wr.Report(
@@ -213,7 +223,7 @@ def main(argv=None) -> None:
     b.add_argument("--scale", required=True)
     b.add_argument("--title", required=True)
     b.add_argument("--runs", required=True, help='JSON: run name -> {"run_id", "variant"}')
-    b.add_argument("--summaries", nargs="+", required=True)
+    b.add_argument("--summaries", nargs="*", default=[], help="each run's summary.json (none for a benchmarks study)")
     b.add_argument("--tables", nargs="*", default=[])
     b.add_argument("--offline-runs", required=True, help="glob of the study's offline W&B run folders")
     b.add_argument("--out", required=True)

@@ -1,8 +1,9 @@
 """Sweep expansion of the efficiency study (`studies.<s>.benchmarks` in config.yaml).
 
-Turns the per-scale sweep lists into explicit points, and groups GPT-2 points into jobs
-(`<size>.dp<n>`: one process or one torchrun/srun launch per model size and device count), so the
-rules, the benchmark scripts and the integration test all agree on what "every declared point" is.
+Turns the per-scale sweep lists into explicit points, and groups the training-throughput points of
+each workload (GPT-2 on text, GenSLM on codons: `TRAIN_WORKLOADS`) into jobs (`<size>.dp<n>`: one
+process or one torchrun/srun launch per model size and device count), so the rules, the benchmark
+scripts and the integration test all agree on what "every declared point" is.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import math
 
 from workflow.errors import ScaleDAGError
 from workflow.hpc.resources import launch_prefix, machine
-from workflow.resolve import data_dir, results_root, scale_config
+from workflow.resolve import corpus_name, corpus_tokenizer, data_dir, results_root, scale_config
+
+# Workloads timed through whole training steps, each a `studies.<s>.benchmarks.<workload>` section:
+# GPT-2 on the scale's text corpus, and GenSLM's codon models on its gene corpus.
+TRAIN_WORKLOADS = ("gpt2", "genslm")
 
 
 def benchmarks(config: dict, study: str) -> dict:
@@ -59,16 +64,28 @@ def block_spec(config: dict, study: str, arch: str) -> dict:
     }
 
 
-def gpt2_sweep(config: dict, study: str) -> dict | None:
-    g = benchmarks(config, study).get("gpt2")
-    return (
-        None
-        if g is None or config["scale"] not in g
-        else {**g[config["scale"]], "arch": g["arch"], "overrides": g.get("overrides", {})}
-    )
+def train_sweep(config: dict, study: str, workload: str) -> dict | None:
+    """One workload's sweeps at the selected scale, with its arch, overrides and corpus (None: not
+    declared there)."""
+    if workload not in TRAIN_WORKLOADS:
+        raise ScaleDAGError(f"benchmark workload {workload!r}: expected one of {list(TRAIN_WORKLOADS)}")
+    g = benchmarks(config, study).get(workload)
+    if g is None or config["scale"] not in g:
+        return None
+    corpus = g.get("corpus", {}).get(config["scale"]) or corpus_name(config)
+    if corpus not in config["corpora"]:
+        raise ScaleDAGError(
+            f"config: studies.{study}.benchmarks.{workload}.corpus.{config['scale']}: unknown corpus {corpus!r}"
+        )
+    return {**g[config["scale"]], "arch": g["arch"], "overrides": g.get("overrides", {}), "corpus": corpus}
 
 
-def gpt2_jobs(config: dict, study: str) -> dict[str, list[dict]]:
+def train_workloads(config: dict, study: str) -> list[str]:
+    """The workloads with sweeps at the selected scale."""
+    return [w for w in TRAIN_WORKLOADS if train_sweep(config, study, w) is not None]
+
+
+def train_jobs(config: dict, study: str, workload: str) -> dict[str, list[dict]]:
     """Job name `<size>.dp<n>` -> its points. Three sweeps:
 
     - `seq`: every size x seq_length, micro_batch_size per step, no accumulation, 1 device;
@@ -77,22 +94,19 @@ def gpt2_jobs(config: dict, study: str) -> dict[str, list[dict]]:
     - `devices`: the focus size at base_seq_length, micro_batch_size per device (weak scaling:
       global batch = micro x n), on n = each of `devices`.
     """
-    g = gpt2_sweep(config, study)
+    g = train_sweep(config, study, workload)
     if g is None:
         return {}
+    where = f"config: studies.{study}.benchmarks.{workload}.{config['scale']}"
     focus = g.get("focus") or g["sizes"][0]
     if focus not in g["sizes"]:
-        raise ScaleDAGError(
-            f"config: studies.{study}.benchmarks.gpt2.{config['scale']}.focus: {focus!r} is not one of its sizes {g['sizes']}"
-        )
+        raise ScaleDAGError(f"{where}.focus: {focus!r} is not one of its sizes {g['sizes']}")
     base_seq = g["base_seq_length"]
     micro = g["micro_batch_size"]
     jobs: dict[str, list[dict]] = {}
     for size in g["sizes"]:
         if size not in config["shapes"]:
-            raise ScaleDAGError(
-                f"config: studies.{study}.benchmarks.gpt2.{config['scale']}.sizes: unknown shape {size!r}"
-            )
+            raise ScaleDAGError(f"{where}.sizes: unknown shape {size!r}")
         pts = [
             {"sweep": "seq", "size": size, "seq_length": s, "micro_batch_size": micro, "grad_accum": 1, "devices": 1}
             for s in g["seq_length"]
@@ -101,7 +115,7 @@ def gpt2_jobs(config: dict, study: str) -> dict[str, list[dict]]:
             gbs = g["global_batch_size"]
             for acc in g["grad_accum"]:
                 if gbs % acc:
-                    raise ScaleDAGError(f"config: gpt2 grad_accum {acc} does not divide global_batch_size {gbs}")
+                    raise ScaleDAGError(f"{where}.grad_accum: {acc} does not divide global_batch_size {gbs}")
                 pts.append(
                     {
                         "sweep": "grad_accum",
@@ -138,55 +152,59 @@ def gpt2_jobs(config: dict, study: str) -> dict[str, list[dict]]:
     return jobs
 
 
-def gpt2_job_devices(job: str) -> int:
+def job_devices(job: str) -> int:
     return int(job.rsplit(".dp", 1)[1])
 
 
-def gpt2_launcher(config: dict, study: str, job: str) -> str:
+def train_launcher(config: dict, study: str, workload: str, job: str) -> str:
     """How the job's ranks start: plain python (1 device); torchrun on one local node; on a cluster
     machine (workflow.hpc.resources, e.g. Frontier) srun across `ceil(n / devices_per_node)` nodes."""
-    n = gpt2_job_devices(job)
-    per_node = gpt2_sweep(config, study)["devices_per_node"]
+    n = job_devices(job)
+    per_node = train_sweep(config, study, workload)["devices_per_node"]
     mach = machine(config)
     if n == 1:
         return "python"
     if n > per_node and n % per_node:
-        raise ScaleDAGError(f"GPT-2 job {job}: {n} devices is not a whole number of {per_node}-device nodes")
+        raise ScaleDAGError(
+            f"{workload} benchmark job {job}: {n} devices is not a whole number of {per_node}-device nodes"
+        )
     if mach.partitions:
         threads = scale_config(config)["threads_per_run"]
-        return f"{launch_prefix(mach, gpt2_nodes(config, study, job), min(n, per_node), threads, 1)} python"
+        return f"{launch_prefix(mach, train_nodes(config, study, workload, job), min(n, per_node), threads, 1)} python"
     if n > per_node:
         raise ScaleDAGError(
-            f"GPT-2 job {job}: {n} devices need several nodes, but scale {config['scale']!r} runs on a local machine"
+            f"{workload} benchmark job {job}: {n} devices need several nodes, but scale {config['scale']!r} runs on a local machine"
         )
     return f"python -m torch.distributed.run --standalone --nproc_per_node {n}"
 
 
-def gpt2_nodes(config: dict, study: str, job: str) -> int:
-    return math.ceil(gpt2_job_devices(job) / gpt2_sweep(config, study)["devices_per_node"])
+def train_nodes(config: dict, study: str, workload: str, job: str) -> int:
+    return math.ceil(job_devices(job) / train_sweep(config, study, workload)["devices_per_node"])
 
 
-def gpt2_spec(config: dict, study: str, job: str) -> dict:
-    """What `workflow.bench.gpt2` runs: the points plus a Trainer run-spec template per point."""
-    g = gpt2_sweep(config, study)
-    jobs = gpt2_jobs(config, study)
+def train_spec(config: dict, study: str, workload: str, job: str) -> dict:
+    """What `workflow.bench.train` runs: the points plus a Trainer run-spec template per point."""
+    g = train_sweep(config, study, workload)
+    jobs = train_jobs(config, study, workload)
     if job not in jobs:
         raise ScaleDAGError(
-            f"study {study!r} has no GPT-2 benchmark job {job!r} at scale {config['scale']!r}; expected one of {sorted(jobs)}"
+            f"study {study!r} has no {workload} benchmark job {job!r} at scale {config['scale']!r}; expected one of {sorted(jobs)}"
         )
     sc = scale_config(config)
-    ddir = data_dir(config)
+    ddir = data_dir(config, g["corpus"])
     return {
         "study": study,
         "scale": config["scale"],
+        "workload": workload,
         "job": job,
+        "corpus": g["corpus"],
         "arch": g["arch"],
         "overrides": g["overrides"],
         "shapes": {p["size"]: config["shapes"][p["size"]] for p in jobs[job]},
         "points": jobs[job],
         "warmup_steps": g["warmup_steps"],
         "steps": g["steps"],
-        "vocab_size": sc["tokenizer"]["vocab_size"],
+        "vocab_size": corpus_tokenizer(config, g["corpus"])["vocab_size"],
         "data": {
             "tokenizer": f"{ddir}/tokenizer.json",
             "train_prefix": f"{ddir}/tokens/train",
@@ -195,5 +213,5 @@ def gpt2_spec(config: dict, study: str, job: str) -> dict:
         "train": dict(sc["train"]),
         "bf16": sc["device"] == "gpu",
         "threads": sc.get("threads_per_run"),
-        "scratch": f"{results_root(config)}/{study}/gpt2/scratch/{job}",
+        "scratch": f"{results_root(config)}/{study}/{workload}/scratch/{job}",
     }

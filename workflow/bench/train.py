@@ -1,6 +1,7 @@
-"""GPT-2 training throughput through the ScaleDAG training loop, for a fixed number of steps.
+"""Training throughput of a workload (GPT-2 on text, GenSLM on codons) through the ScaleDAG training
+loop, for a fixed number of steps.
 
-Run as `python -m workflow.bench.gpt2 --spec JSON --out rows.jsonl` (under torchrun or srun for
+Run as `python -m workflow.bench.train --spec JSON --out rows.jsonl` (under torchrun or srun for
 several devices: every rank runs, rank 0 writes). Each point builds the real `workflow.train.pretrain.Trainer`
 (Megatron GPTModel, DDP, gradient accumulation through `num_microbatches`, Megatron AdamW, the
 scheduler, GPTDataset batches) and times whole training steps — forward, backward, gradient
@@ -41,7 +42,7 @@ def trainer_spec(spec: dict, point: dict) -> dict:
         "eval_iters": 1,
     }
     return {
-        "run_id": f"{spec['scale']}.{spec['study']}.{spec['job']}",
+        "run_id": f"{spec['scale']}.{spec['study']}.{spec['workload']}.{spec['job']}",
         "study": spec["study"],
         "run": spec["job"],
         "arch": spec["arch"],
@@ -117,6 +118,8 @@ def run(spec: dict, out: str) -> list[dict]:
                     **env,
                     "study": spec["study"],
                     "scale": spec["scale"],
+                    "workload": spec["workload"],
+                    "corpus": spec["corpus"],
                     "job": spec["job"],
                     "arch": spec["arch"],
                     **point,
@@ -148,11 +151,13 @@ def run(spec: dict, out: str) -> list[dict]:
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", required=True, help="JSON from workflow.studies.benchmarks.gpt2_spec")
+    parser.add_argument("--spec", required=True, help="JSON from workflow.studies.benchmarks.train_spec")
     parser.add_argument("--out", required=True, help="JSONL, one row per point")
     args = parser.parse_args(argv)
     spec = json_option(
-        "--spec", args.spec, required=("points", "shapes", "warmup_steps", "steps", "data", "train", "job")
+        "--spec",
+        args.spec,
+        required=("workload", "corpus", "points", "shapes", "warmup_steps", "steps", "data", "train", "job"),
     )
     run(spec, args.out)
 

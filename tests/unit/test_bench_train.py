@@ -1,4 +1,4 @@
-"""GPT-2 throughput points run through the real training loop (Trainer) and report what they ran."""
+"""Training-throughput points (GPT-2, GenSLM) run through the real training loop (Trainer) and report what they ran."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import run_module
-from workflow.bench.gpt2 import trainer_spec
+from workflow.bench.train import trainer_spec
 
 SHAPE = {"layers": 2, "hidden": 64, "heads": 2, "seq_length": 64}
 
@@ -16,6 +16,8 @@ def _spec(corpus, tmp_path, points):
     return {
         "study": "efficiency",
         "scale": "tiny",
+        "workload": "gpt2",
+        "corpus": "synthetic",
         "job": "g.dp1",
         "arch": "gpt-neox",
         "overrides": {"position_embedding": "learned", "tied_embeddings": True},
@@ -49,7 +51,7 @@ def test_points_run_through_the_training_loop(tiny_corpus, tmp_path):
     ]
     out = tmp_path / "rows.jsonl"
     run_module(
-        "workflow.bench.gpt2",
+        "workflow.bench.train",
         ["--spec", json.dumps(_spec(tiny_corpus, tmp_path, points)), "--out", str(out)],
         timeout=180,
     )
@@ -66,5 +68,5 @@ def test_points_run_through_the_training_loop(tiny_corpus, tmp_path):
 
 
 def test_bad_spec_is_one_line(tmp_path):
-    proc = run_module("workflow.bench.gpt2", ["--spec", "{}", "--out", str(tmp_path / "x.jsonl")], check=False)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == "error: --spec: missing key 'points'"
+    proc = run_module("workflow.bench.train", ["--spec", "{}", "--out", str(tmp_path / "x.jsonl")], check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == "error: --spec: missing key 'workload'"
