@@ -165,47 +165,42 @@ def _train_figures(plt, rows: pd.DataFrame, workload: str, out: Path) -> None:
     title = WORKLOAD_TITLES.get(workload, workload)
     missing = f"no {title} benchmark rows at this scale (studies.<s>.benchmarks.{workload}.<scale> absent)"
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    seq = rows[rows["sweep"] == "seq"] if len(rows) else rows
-    for (dev, size), g in seq.groupby(["device", "size"]) if len(seq) else []:
-        g = g.sort_values("seq_length")
-        ax.plot(g["seq_length"], g["tokens_per_s"], "o-", ms=3, label=f"{size} ({dev})")
-    if len(seq):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("sequence length (tokens)")
-        ax.set_ylabel("training tokens / s")
-        ax.set_title(f"{title} training throughput vs sequence length", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    else:
-        _empty(ax, missing)
-    fig.tight_layout()
-    save_figure(fig, out / "figures" / f"{workload}_seq_length.png")
-    plt.close(fig)
+    def sweep_figure(sweep: str, x: str, label, xlabel: str, what: str, name: str) -> None:
+        """tokens/s against `x` over one sweep's rows, a line per (device, size)."""
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        part = rows[rows["sweep"] == sweep] if len(rows) else rows
+        for (dev, size), g in part.groupby(["device", "size"]) if len(part) else []:
+            g = g.sort_values(x)
+            ax.plot(g[x], g["tokens_per_s"], "o-", ms=3, label=label(dev, size, g))
+        if len(part):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("training tokens / s")
+            ax.set_title(f"{title}{what}", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        else:
+            _empty(ax, missing)
+        fig.tight_layout()
+        save_figure(fig, out / "figures" / f"{workload}_{name}.png")
+        plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    acc = rows[rows["sweep"] == "grad_accum"] if len(rows) else rows
-    for (dev, size), g in acc.groupby(["device", "size"]) if len(acc) else []:
-        g = g.sort_values("grad_accum")
-        ax.plot(
-            g["grad_accum"],
-            g["tokens_per_s"],
-            "o-",
-            ms=3,
-            label=f"{size} ({dev}), global batch {int(g['global_batch_size'].iloc[0])}",
-        )
-    if len(acc):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("gradient-accumulation steps (micro-batch = global / steps)")
-        ax.set_ylabel("training tokens / s")
-        ax.set_title(f"{title}: sensitivity to gradient accumulation", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    else:
-        _empty(ax, missing)
-    fig.tight_layout()
-    save_figure(fig, out / "figures" / f"{workload}_grad_accum.png")
-    plt.close(fig)
+    sweep_figure(
+        "seq",
+        "seq_length",
+        lambda dev, size, g: f"{size} ({dev})",
+        "sequence length (tokens)",
+        " training throughput vs sequence length",
+        "seq_length",
+    )
+    sweep_figure(
+        "grad_accum",
+        "grad_accum",
+        lambda dev, size, g: f"{size} ({dev}), global batch {int(g['global_batch_size'].iloc[0])}",
+        "gradient-accumulation steps (micro-batch = global / steps)",
+        ": sensitivity to gradient accumulation",
+        "grad_accum",
+    )
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     scaling = scaling_efficiency(rows) if len(rows) else pd.DataFrame()
