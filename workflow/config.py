@@ -115,16 +115,21 @@ def check_references(config: dict) -> None:
             raise ScaleDAGError(
                 f"config: shapes.{name}: hidden ({shape['hidden']}) must be divisible by heads ({shape['heads']})"
             )
+    normalised = {}
     for corpus in config["corpora"]:  # what a schema cannot say about sources and splits
         try:
-            normalise_spec(corpus_spec(config, corpus))
+            normalised[corpus] = normalise_spec(corpus_spec(config, corpus))
         except ScaleDAGError as exc:
             raise ScaleDAGError(f"config: corpora.{corpus}: {exc}") from None
-    for scale, sc in config["scales"].items():
-        if sc["corpus"] not in config["corpora"]:
+
+    def known_corpus(where: str, corpus: str | None) -> None:
+        if corpus and corpus not in config["corpora"]:
             raise ScaleDAGError(
-                f"config: scales.{scale}.corpus: {sc['corpus']!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
+                f"config: {where}: {corpus!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
             )
+
+    for scale, sc in config["scales"].items():
+        known_corpus(f"scales.{scale}.corpus", sc["corpus"])
         tr = sc["train"]
         if tr["global_batch_size"] % tr["micro_batch_size"]:
             raise ScaleDAGError(
@@ -133,35 +138,24 @@ def check_references(config: dict) -> None:
         tp = sc["parallel"]["tp"]
         for study, st in config["studies"].items():
             for variant, run in st.get("runs", {}).items():
-                corpus = variant_corpus(st, run, scale)
-                if corpus and corpus not in config["corpora"]:
-                    own = run.get("corpus")
-                    where = (
-                        f"runs.{variant}.corpus" + (f".{scale}" if isinstance(own, dict) else "")
-                        if own
-                        else f"corpus.{scale}"
-                    )
-                    raise ScaleDAGError(
-                        f"config: studies.{study}.{where}: {corpus!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
-                    )
+                own = run.get("corpus")
+                where = (
+                    f"runs.{variant}.corpus" + (f".{scale}" if isinstance(own, dict) else "")
+                    if own
+                    else f"corpus.{scale}"
+                )
+                known_corpus(f"studies.{study}.{where}", variant_corpus(st, run, scale))
             language = st.get("language_eval", {}).get(scale)
             if language:
-                if language not in config["corpora"]:
-                    raise ScaleDAGError(
-                        f"config: studies.{study}.language_eval.{scale}: {language!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
-                    )
-                sources = normalise_spec(corpus_spec(config, language))["sources"]
+                known_corpus(f"studies.{study}.language_eval.{scale}", language)
+                sources = normalised[language]["sources"]
                 untagged = [f"sources[{i}]" for i, src in enumerate(sources) if not src.get("tag")]
                 if untagged:  # evaluation groups the text by tag: an untagged source would be unreadable
                     raise ScaleDAGError(
                         f"config: studies.{study}.language_eval.{scale}: corpus {language!r} has sources without a `tag`: {untagged}"
                     )
             for workload, w in st.get("benchmarks", {}).items():  # the training workloads' corpora
-                corpus = w.get("corpus", {}).get(scale)
-                if corpus and corpus not in config["corpora"]:
-                    raise ScaleDAGError(
-                        f"config: studies.{study}.benchmarks.{workload}.corpus.{scale}: {corpus!r} is not a key of corpora; expected one of {sorted(config['corpora'])}"
-                    )
+                known_corpus(f"studies.{study}.benchmarks.{workload}.corpus.{scale}", w.get("corpus", {}).get(scale))
             for shape_name in st.get("sizes", {}).get(scale, []):
                 if shape_name not in config["shapes"]:
                     raise ScaleDAGError(

@@ -138,10 +138,14 @@ class Dag:
     def pretrain_spec(self, wildcards) -> str:
         return json.dumps(cfg.pretrain_spec(self.config, wildcards.study, wildcards.run))
 
+    def corpus_data(self, corpus: str) -> dict[str, str]:
+        """A corpus's tokenizer and Megatron token files (what training and benchmark jobs read)."""
+        return {"tokenizer": self.layout.corpus_file(corpus, "tokenizer.json"), **self.layout.token_files(corpus)}
+
     def run_data(self, wildcards) -> dict[str, str]:
         """Tokenizer and token files of the corpus this run trains on (runs may name their own)."""
         corpus = cfg.run_corpus(self.config, wildcards.study, wildcards.run)
-        return {"tokenizer": self.layout.corpus_file(corpus, "tokenizer.json"), **self.layout.token_files(corpus)}
+        return self.corpus_data(corpus)
 
     def run_valid_data(self, wildcards) -> dict[str, str]:
         return {k: v for k, v in self.run_data(wildcards).items() if k.startswith("valid_")}
@@ -376,7 +380,7 @@ class Dag:
     def train_data(self, wildcards) -> dict[str, str]:
         """Tokenizer and token files of the workload's corpus (GPT-2: the scale's; GenSLM: genes)."""
         corpus = bench.train_sweep(self.config, wildcards.study, wildcards.workload)["corpus"]
-        return {"tokenizer": self.layout.corpus_file(corpus, "tokenizer.json"), **self.layout.token_files(corpus)}
+        return self.corpus_data(corpus)
 
     def block_rows(self, wildcards) -> list[str]:
         sweep = bench.block_sweep(self.config, wildcards.study)
@@ -498,10 +502,14 @@ class Dag:
             targets = self.layout.figures(study, "loss_curves") + [self.layout.table(study, "loss")]
             targets += self.downstream_targets(study) + self.study_table_targets(study)
         targets += self.hf_export_targets(study)
-        if report and (cfg.study_runs(self.config, study) or kind == "benchmarks"):  # a W&B report spec
-            # (published later, see README); a benchmarks study's holds its tables
+        if report and self.has_report(study):  # a W&B report spec (published later, see README)
             targets.append(self.layout.study_file(study, "report/wandb_report.json"))
         return targets
+
+    def has_report(self, study: str) -> bool:
+        """Whether the study gets a W&B report spec: it trains runs, or it is a benchmarks study (whose
+        spec holds its tables)."""
+        return bool(cfg.study_runs(self.config, study)) or self.kind(study) == "benchmarks"
 
     def final_targets(self) -> list[str]:
         return [t for study in cfg.enabled_studies(self.config) for t in self.study_targets(study)]

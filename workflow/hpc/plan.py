@@ -371,7 +371,7 @@ def study_jobs(config: dict, dag: Dag, study: str, defaults: Defaults) -> list[d
             jobs.append(one(study, STUDY_TABLE_RULES[study], dag, defaults))
     exported = [Path(t).parent.name for t in dag.hf_export_targets(study)]
     jobs += each(study, "export_hf", dag, defaults, exported)
-    if cfg.study_runs(config, study) or kind == "benchmarks":  # as Dag.study_targets: a W&B report spec
+    if dag.has_report(study):
         jobs.append(one(study, "report", dag, defaults))
     return jobs
 
