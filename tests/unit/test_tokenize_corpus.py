@@ -95,6 +95,10 @@ def test_sharded_encode_then_merge_equals_one_pass(corpus, tmp_path):
     for split in splits:
         for ext in ("bin", "idx"):
             assert (runs[1] / f"{split}.{ext}").read_bytes() == (runs[4] / f"{split}.{ext}").read_bytes()
+            # A single shard is copied, never linked: Snakemake touches each output after the job, and
+            # a shared inode would make the shard (an input) newer than the outputs touched before it.
+            shard = tmp_path / "s1" / "0-of-1" / f"{split}.{ext}"
+            assert not (runs[1] / f"{split}.{ext}").samefile(shard)
     merged = json.loads((runs[4] / "stats.json").read_text())
     assert merged["shards"] == 4 and merged["dtype"] == "uint16" and merged["prepare"] == stats
     assert {s: c["documents"] for s, c in merged["splits"].items()} == {s: len(p) for s, p in splits.items()}

@@ -195,8 +195,11 @@ def available_cores() -> int:
 def merge_shards(shard_prefixes: list[str], out_prefix: str | os.PathLike, dtype) -> None:
     """Concatenate shard datasets, in order, into one <out_prefix>.bin/.idx (Megatron's add_index).
 
-    A single shard is already the whole dataset: it is hard-linked (or copied) into place, which
-    spares the job Megatron's import."""
+    A single shard is already the whole dataset: it is copied into place, which spares the job
+    Megatron's import. Copied, not hard-linked: a link shares the shard's inode, so Snakemake's
+    post-job touch of output valid.idx also makes input valid.idx newer than the already-touched
+    output train.bin, and its output-older-than-input check fails whenever the touches straddle a
+    filesystem clock tick (~4 ms; it turned a Slurm test red once)."""
     out_prefix = str(out_prefix)
     for prefix in shard_prefixes:
         for suffix in (".bin", ".idx"):
@@ -206,10 +209,7 @@ def merge_shards(shard_prefixes: list[str], out_prefix: str | os.PathLike, dtype
         with atomic_path(out_prefix + ".bin") as bin_tmp:
             if len(shard_prefixes) == 1:
                 for suffix, tmp in ((".bin", bin_tmp), (".idx", idx_tmp)):
-                    try:
-                        os.link(shard_prefixes[0] + suffix, tmp)
-                    except OSError:
-                        shutil.copyfile(shard_prefixes[0] + suffix, tmp)
+                    shutil.copyfile(shard_prefixes[0] + suffix, tmp)
             else:
                 from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
