@@ -23,3 +23,23 @@ rule report:
         " --title {params.title:q} --runs {params.runs:q} --summaries {input.summaries:q}"
         " --tables {input.tables:q} --offline-runs {params.offline_runs:q} --out {output.spec:q} > {log:q} 2>&1"
         " && cat {log:q}"
+
+
+rule evidence:
+    input:
+        tables=dag.evidence_tables,
+    output:
+        csv=layout.evidence("csv"),
+        md=report(layout.evidence("md"), caption="../report/evidence.rst", category="evidence"),
+    log:
+        layout.log("evidence", "evidence"),
+    benchmark:
+        layout.benchmark("evidence", "evidence")
+    conda:
+        "../envs/scaledag.yaml"
+    params:
+        results=layout.results,
+        scale=config["scale"],
+    shell:
+        "python -m analysis.evidence --results {params.results:q} --scale {params.scale} --inputs {input.tables:q}"
+        " --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1 && cat {log:q}"

@@ -29,8 +29,9 @@ from workflow.resolve import (  # noqa: F401 (re-exported)
     study_kind,
 )
 from workflow.schema import SCHEMA_PATH  # noqa: F401 (re-exported)
+from workflow.studies.design import check_isoflop
 from workflow.studies.generators import GENERATORS
-from workflow.studies.isoflop import closed_loop_runs, isoflop_plan
+from workflow.studies.isoflop import closed_loop_runs, isoflop_plan, params_key
 
 RUN_SEPARATOR = "_"  # run name = <variant>_<shape>
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
@@ -172,9 +173,12 @@ def check_references(config: dict) -> None:
             raise ScaleDAGError(
                 f"config: studies.{study}.runs: variants that declare an `axis` need exactly one baseline without one; found {bases or 'none'}"
             )
+    evidence = config["scales"][config["scale"]]["evidence"]
     for study, st in config["studies"].items():  # an IsoFLOP sweep's shapes and budgets fail at load, not mid-DAG
-        if st["kind"] == "isoflop":
-            isoflop_plan(config, study)
+        if st["kind"] == "isoflop" and study_at_scale(config, study):
+            plan = isoflop_plan(config, study)
+            if evidence:  # a scale meant to measure: can this sweep measure the exponent?
+                check_isoflop(plan, f"config: studies.{study}.isoflop.{config['scale']}", params_key(st["isoflop"]))
     check_run_shapes(config)
 
 
@@ -244,12 +248,20 @@ def load_config(path: str | Path = "config.yaml", overrides: dict | None = None)
 
 
 def enabled_studies(config: dict) -> list[str]:
-    """Enabled studies that have something to do at this scale (a `runs` study lists sizes for it)."""
-    return [
-        s
-        for s, st in config["studies"].items()
-        if st["enabled"] and (study_kind(config, s) != "runs" or st["sizes"].get(config["scale"]))
-    ]
+    """Enabled studies that have something to do at this scale."""
+    return [s for s, st in config["studies"].items() if st["enabled"] and study_at_scale(config, s)]
+
+
+def study_at_scale(config: dict, study: str) -> bool:
+    """Whether a study is declared at the selected scale: a `runs` study lists sizes for it, an
+    isoflop or proxy study has an entry for it, a benchmarks study has a workload swept there."""
+    st, scale = config["studies"][study], config["scale"]
+    kind = study_kind(config, study)
+    if kind == "runs":
+        return bool(st["sizes"].get(scale))
+    if kind == "benchmarks":
+        return any(scale in w for w in st["benchmarks"].values() if isinstance(w, dict))
+    return scale in st[kind]
 
 
 def study_runs(config: dict, study: str) -> dict[str, dict]:

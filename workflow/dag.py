@@ -512,4 +512,15 @@ class Dag:
         return bool(cfg.study_runs(self.config, study)) or self.kind(study) == "benchmarks"
 
     def final_targets(self) -> list[str]:
-        return [t for study in cfg.enabled_studies(self.config) for t in self.study_targets(study)]
+        targets = [t for study in cfg.enabled_studies(self.config) for t in self.study_targets(study)]
+        return targets + [self.layout.evidence("csv"), self.layout.evidence("md")]
+
+    def evidence_tables(self, wildcards=None) -> list[str]:
+        """Every CSV table of every enabled study at this scale: the evidence report reads the ones
+        its findings need (analysis/evidence.py) and waits for all, so it is written last."""
+        return sorted(
+            t
+            for study in cfg.enabled_studies(self.config)
+            for t in self.study_targets(study, report=False)
+            if t.endswith(".csv") and os.path.basename(os.path.dirname(t)) == "tables"
+        )

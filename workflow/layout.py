@@ -110,6 +110,10 @@ class Layout:
         """The cost plan of this scale's DAG (rule plan, workflow/hpc/plan.py)."""
         return f"{self.results}/plan.csv"
 
+    def evidence(self, ext: str) -> str:
+        """The evidence report of this scale: `csv` or `md` (rule evidence, analysis/evidence.py)."""
+        return f"{self.results}/evidence.{ext}"
+
     def benchmark(self, rule: str, *wildcards: str) -> str:
         return f"{self.results}/benchmarks/{rule}/{'/'.join(wildcards)}.tsv"
 

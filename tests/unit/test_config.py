@@ -28,6 +28,20 @@ def test_repo_config_is_valid_at_every_scale(raw):
     for scale in ("tiny", "small", "paper"):
         cfg = validate_config(dict(copy.deepcopy(raw), scale=scale))
         assert "matgpt" in enabled_studies(cfg)
+    mini = validate_config(dict(copy.deepcopy(raw), scale="mini"))
+    assert mini["scales"]["mini"]["evidence"] and not mini["scales"]["tiny"]["evidence"]
+
+
+def test_a_study_not_declared_at_a_scale_drops_out_there(raw):
+    """mini declares only the studies it has a design for; the others are not targets there."""
+    mini = validate_config(dict(copy.deepcopy(raw), scale="mini"))
+    declared = enabled_studies(mini)
+    assert "chinchilla" in declared and "matgpt" not in declared and "efficiency" not in declared
+    cfg = copy.deepcopy(raw)
+    cfg["studies"]["efficiency"]["benchmarks"]["gpt2"]["mini"] = copy.deepcopy(
+        cfg["studies"]["efficiency"]["benchmarks"]["gpt2"]["tiny"]
+    )
+    assert "efficiency" in enabled_studies(validate_config(dict(cfg, scale="mini")))
 
 
 def test_runs_are_variant_x_shape_per_scale(raw):
@@ -60,7 +74,10 @@ def test_schema_fills_defaults(raw):
 
 
 BAD = [
-    (lambda c: c.update(scale="huge"), "scale: 'huge' is not allowed; expected one of ['tiny', 'small', 'paper']"),
+    (
+        lambda c: c.update(scale="huge"),
+        "scale: 'huge' is not allowed; expected one of ['tiny', 'mini', 'small', 'paper']",
+    ),
     (lambda c: c.update(resutls="x"), "unknown key 'resutls'"),
     (
         lambda c: c["scales"]["tiny"]["train"].update(lr="fast"),

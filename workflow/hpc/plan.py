@@ -400,7 +400,7 @@ def dag_jobs(config: dict, defaults: Defaults = Defaults()) -> list[dict]:
         data += [one("shared", "prepare_zeroshot", dag, defaults, f"zeroshot/{t}") for t in dag.zeroshot_tasks]
     if any(j["rule"] == "bandgap" for j in jobs):
         data.append(one("shared", "bandgap_baselines", dag, defaults, "bandgap/baselines"))
-    return data + jobs
+    return data + jobs + [one("shared", "evidence", dag, defaults, "evidence")]  # reads every study's tables
 
 
 # -- costing --------------------------------------------------------------------------------------

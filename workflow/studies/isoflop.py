@@ -105,6 +105,29 @@ def fit_params(summary: dict, counting: str) -> int:
     return int(summary["parameters"]) - (untied if counting == "one_embedding" else 0)
 
 
+def study_iso(config: dict, study: str) -> dict:
+    """The study's isoflop section with the selected scale's architecture `overrides` over its own
+    (mini ties its embeddings; the other scales keep the study's)."""
+    iso = config["studies"][study]["isoflop"]
+    scale_overrides = iso.get(config["scale"], {}).get("overrides")
+    return {**iso, "overrides": {**iso["overrides"], **scale_overrides}} if scale_overrides else iso
+
+
+def warmup(config: dict, study: str, n: float, tokens: float) -> dict:
+    """A run's train override capping its warmup at `warmup_tokens_per_param` x N tokens (Porian et
+    al.: a warmup longer than ~N tokens hurts small models); {} when the scale sets no cap or the
+    scale's own warmup_fraction is already shorter."""
+    cap = config["studies"][study]["isoflop"][config["scale"]].get("warmup_tokens_per_param")
+    if not cap:
+        return {}
+    scale = config["scale"]
+    fraction = {**config["scales"][scale]["train"], **config["studies"][study].get("train", {}).get(scale, {})}[
+        "warmup_fraction"
+    ]
+    capped = min(float(fraction), cap * n / tokens)
+    return {"warmup_fraction": capped} if capped < fraction else {}
+
+
 def study_corpus(config: dict, study: str) -> str | None:
     """The corpus the sweep trains on at this scale (`isoflop.<s>.corpus`), None for the scale's."""
     return config["studies"][study]["isoflop"][config["scale"]].get("corpus")
@@ -222,8 +245,9 @@ def _build_plan(config: dict, study: str) -> list[dict]:
         raise ScaleDAGError(f"config: studies.{study}: kind 'isoflop' needs an 'isoflop' section")
     scale = config["scale"]
     if scale not in iso:
-        scales = sorted(k for k in ("tiny", "small", "paper") if k in iso)
+        scales = [k for k in config["scales"] if k in iso]
         raise ScaleDAGError(f"{where}: no entry for scale {scale!r}; expected one of {scales}")
+    iso = study_iso(config, study)
     per = iso[scale]
     where = f"{where}.{scale}"
     sc = config["scales"][scale]
@@ -275,6 +299,7 @@ def _build_plan(config: dict, study: str) -> list[dict]:
                     "shape": shape,
                     "tokens": tokens,
                     "iterations": iters,
+                    "vocab_size": vocab,
                     **c,
                 }
             )
@@ -287,7 +312,7 @@ def approach1_plan(config: dict, study: str) -> list[dict]:
     paper used 4 horizons varying by 16x per size; the envelope of these curves is approach 1.
     Without them approach 1 reads the IsoFLOP runs' own curves, whose intermediate points come
     from a cosine not yet decayed, which biases a low (by 0.014-0.032 on noise-free curves)."""
-    iso = config["studies"][study]["isoflop"]
+    iso = study_iso(config, study)
     scale = config["scale"]
     a1 = iso[scale].get("approach1_runs")
     if not a1:
@@ -327,12 +352,16 @@ def approach1_plan(config: dict, study: str) -> list[dict]:
 def isoflop_runs(config: dict, study: str) -> dict[str, dict]:
     """The `study_runs` view of the plan: run name -> {variant, arch, overrides, shape_name, shape, train}."""
     plan = isoflop_plan(config, study) + approach1_plan(config, study)
-    iso = config["studies"][study]["isoflop"]
+    iso = study_iso(config, study)
     corpus = {"corpus": study_corpus(config, study)} if study_corpus(config, study) else {}
     evals = int(iso["evals_per_run"])
     runs = {}
     for p in plan:
-        train = {"tokens": p["tokens"], "eval_interval": math.ceil(p["iterations"] / evals)}  # <= evals points
+        train = {
+            "tokens": p["tokens"],
+            "eval_interval": math.ceil(p["iterations"] / evals),  # <= evals points
+            **warmup(config, study, p[params_key(iso)], p["tokens"]),
+        }
         runs[p["run"]] = {
             "variant": p["variant"],
             "arch": iso["arch"],
@@ -380,7 +409,7 @@ def closed_loop_settings(config: dict, study: str) -> dict:
     """What `analysis.chinchilla.closed_loop plan` needs to turn a fit into runs, without the config: the
     target budgets, the over/under-size factor, the sweep's shape rule and token accounting, and
     the GPU-hour budgets to size a model for with the device throughput that converts them."""
-    iso = config["studies"][study]["isoflop"]
+    iso = study_iso(config, study)
     scale = config["scale"]
     per = iso[scale]
     sc = config["scales"][scale]
@@ -443,7 +472,7 @@ def closed_loop_runs(config: dict, study: str) -> dict[str, dict]:
             plan = json.load(fh)
     except FileNotFoundError:
         return {}
-    iso = config["studies"][study]["isoflop"]
+    iso = study_iso(config, study)
     evals = int(iso["evals_per_run"])
     corpus = {"corpus": study_corpus(config, study)} if study_corpus(config, study) else {}
     return {
@@ -455,7 +484,11 @@ def closed_loop_runs(config: dict, study: str) -> dict[str, dict]:
             "shape": dict(r["shape"]),
             "budget": r["budget"],
             **corpus,
-            "train": {"tokens": r["tokens"], "eval_interval": math.ceil(r["iterations"] / evals)},
+            "train": {
+                "tokens": r["tokens"],
+                "eval_interval": math.ceil(r["iterations"] / evals),
+                **warmup(config, study, r["n"], r["tokens"]),
+            },
         }
         for r in plan["runs"]
     }

@@ -1,0 +1,167 @@
+"""The evidence report: verdicts follow from intervals by fixed rules, and a row that lacks what a
+verdict needs (seeds, a score above chance, an unflagged fit) is inconclusive, never a pass."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from analysis.evidence import (
+    bloom_rows,
+    evidence_table,
+    main,
+    markdown,
+    parity_verdict,
+    proxy_rows,
+    range_verdict,
+    sign_verdict,
+)
+
+
+@pytest.mark.parametrize(
+    "lo, hi, expect, verdict",
+    [
+        (-0.3, -0.1, "<0", "agrees"),
+        (0.1, 0.3, "<0", "disagrees"),
+        (-0.1, 0.1, "<0", "inconclusive"),
+        (0.1, 0.3, ">0", "agrees"),
+        (math.nan, 1.0, ">0", "inconclusive"),
+    ],
+)
+def test_sign_verdict(lo, hi, expect, verdict):
+    assert sign_verdict(lo, hi, expect) == verdict
+
+
+def test_range_verdict_needs_the_alternative_excluded():
+    assert range_verdict(0.45, 0.55, (0.462, 0.534), 0.73) == "agrees"
+    assert range_verdict(0.30, 0.80, (0.462, 0.534), 0.73) == "inconclusive"  # cannot tell 0.5 from Kaplan's
+    assert range_verdict(0.60, 0.80, (0.462, 0.534), 0.73) == "disagrees"
+
+
+def test_parity_verdict():
+    assert parity_verdict(-0.01, 0.015, 0.02) == "agrees"
+    assert parity_verdict(-0.05, 0.01, 0.02) == "inconclusive"
+    assert parity_verdict(0.03, 0.08, 0.02) == "disagrees"
+
+
+def exponents(**notes):
+    rows = []
+    for name, (a, lo, hi) in {
+        "approach1": (0.5, 0.45, 0.55),
+        "approach2": (0.48, 0.44, 0.52),
+        "approach3": (0.62, 0.58, 0.66),
+    }.items():
+        rows.append(
+            {
+                "approach": name,
+                "a": a,
+                "a_lo": lo,
+                "a_hi": hi,
+                "b": 1 - a,
+                "b_lo": 1 - hi,
+                "b_hi": 1 - lo,
+                "note": notes.get(name, ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_chinchilla_rows_and_the_approaches_agreement(tmp_path):
+    tables = tmp_path / "chinchilla" / "tables"
+    tables.mkdir(parents=True)
+    exponents().to_csv(tables / "scaling_exponents.csv", index=False)
+    t = evidence_table(tmp_path).set_index("finding")
+    assert t.loc["approach1: a ≈ 0.5 (N_opt ∝ C^a), not Kaplan's 0.73", "verdict"] == "agrees"
+    assert (
+        t.loc["approach3: a ≈ 0.5 (N_opt ∝ C^a), not Kaplan's 0.73", "verdict"] == "disagrees"
+    )  # 0.58-0.66 vs 0.454-0.455
+    assert t.loc["the three approaches agree on a", "verdict"] == "disagrees"  # approach 3 is disjoint from 1 and 2
+    exponents(approach3="parabola vertex outside the sampled sizes").to_csv(
+        tables / "scaling_exponents.csv", index=False
+    )
+    t = evidence_table(tmp_path).set_index("finding")
+    flagged = t.loc["approach3: a ≈ 0.5 (N_opt ∝ C^a), not Kaplan's 0.73"]
+    assert flagged["verdict"] == "inconclusive" and "the fit flags" in flagged["note"]
+    assert t.loc["the three approaches agree on a", "verdict"] == "agrees"  # the flagged fit is left out
+
+
+def bloom_table(delta_bpb=-0.1, se=0.01, zs=(0.45, 0.50)):
+    return pd.DataFrame(
+        [
+            {
+                "run": "rotary_s",
+                "variant": "rotary",
+                "axis": "baseline",
+                "zeroshot_avg": zs[0],
+                "zeroshot_avg_se": 0.01,
+            },
+            {
+                "run": "alibi_s",
+                "variant": "alibi",
+                "axis": "position embedding",
+                "zeroshot_avg": zs[1],
+                "zeroshot_avg_se": 0.01,
+                "delta_zeroshot": zs[1] - zs[0],
+                "delta_se": 0.014,
+                "delta_bpb_en": delta_bpb,
+                "delta_bpb_en_se": se,
+            },
+            {"run": "random", "axis": "chance", "zeroshot_avg": 0.32},
+        ]
+    )
+
+
+def test_bloom_verdicts_wait_for_three_seeds():
+    rows = {(r["finding"], r["metric"]): r for r in bloom_rows(bloom_table(), seeds=3)}
+    assert rows[("ALiBi beats rotary (the baseline)", "English bits per byte")]["verdict"] == "agrees"
+    assert rows[("ALiBi beats rotary (the baseline)", "zero-shot average accuracy")]["verdict"] == "agrees"
+    one = {(r["finding"], r["metric"]): r for r in bloom_rows(bloom_table(), seeds=1)}
+    row = one[("ALiBi beats rotary (the baseline)", "English bits per byte")]
+    assert row["verdict"] == "inconclusive" and "seed noise unmeasured" in row["note"]
+    worse = {(r["finding"], r["metric"]): r for r in bloom_rows(bloom_table(delta_bpb=0.1), seeds=3)}
+    assert worse[("ALiBi beats rotary (the baseline)", "English bits per byte")]["verdict"] == "disagrees"
+
+
+def test_zero_shot_at_chance_is_never_evidence():
+    rows = {(r["finding"], r["metric"]): r for r in bloom_rows(bloom_table(zs=(0.30, 0.40)), seeds=3)}
+    row = rows[("ALiBi beats rotary (the baseline)", "zero-shot average accuracy")]
+    assert row["verdict"] == "inconclusive" and "chance (0.320)" in row["note"] and "rotary 0.300" in row["note"]
+
+
+def test_proxy_spearman_interval():
+    good = pd.DataFrame(
+        {
+            "predicted_loss": range(8),
+            "actual_loss": [0, 1, 2, 3, 5, 4, 6, 7],
+            "proxy_wall_seconds": 1.0,
+            "full_wall_seconds": 10.0,
+        }
+    )
+    (row,) = proxy_rows(good)
+    assert row["ours"] == pytest.approx(0.976, abs=1e-3) and row["lo"] > 0.5 and row["verdict"] == "agrees"
+    few = good.head(3)
+    assert proxy_rows(few)[0]["verdict"] == "inconclusive"
+
+
+def test_cli_writes_csv_and_markdown(tmp_path):
+    tables = tmp_path / "r" / "chinchilla" / "tables"
+    tables.mkdir(parents=True)
+    exponents().to_csv(tables / "scaling_exponents.csv", index=False)
+    main(
+        [
+            "--results",
+            str(tmp_path / "r"),
+            "--scale",
+            "mini",
+            "--out-csv",
+            str(tmp_path / "e.csv"),
+            "--out-md",
+            str(tmp_path / "e.md"),
+        ]
+    )
+    md = (tmp_path / "e.md").read_text()
+    assert md.startswith("# Evidence at scale `mini`") and "**disagrees**" in md
+    assert len(pd.read_csv(tmp_path / "e.csv")) == 7
+    assert markdown(pd.read_csv(tmp_path / "e.csv"), "mini").count("\n| chinchilla |") == 7
