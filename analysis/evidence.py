@@ -16,7 +16,8 @@ Verdicts are computed, never edited: a disagreement honestly measured is a resul
   when it is disjoint from the paper's; else inconclusive.
 - The three approaches agree with each other: pairwise overlap of the a intervals.
 - The closed loop (Chinchilla section 4): the achieved loss inside the prediction's 80% interval;
-  the predicted optimum beating the 4x over- and under-sized models at equal compute.
+  the predicted optimum beating the 4x over- and under-sized models at equal compute by more than
+  2 sqrt(2) x the measured seed noise (tables/seed_noise.csv; unmeasured: inconclusive).
 - BLOOM's axes: the difference from the baseline has the paper's sign at 95% (estimate +- 1.96 SE).
 - MatGPT's near-parity: the 95% interval of the difference inside +-PARITY_MARGIN.
 - The proxy ranking: Spearman rho's 10-90% bootstrap interval (over candidates) above 0.
@@ -156,13 +157,25 @@ def chinchilla_rows(tables: Path) -> list[dict]:
             note=note,
         )
     )
+    noise_path = tables / "seed_noise.csv"
+    sd = math.nan
+    if noise_path.exists():
+        last = pd.read_csv(noise_path).iloc[-1]
+        sd = float(last["sd"])
+        for r in rows:
+            r["note"] = (f"{r['note']}; " if r["note"] else "") + (
+                f"seed noise {last['rel_sd']:.2%} of the loss ({int(last['n'])} seeds of one run)"
+            )
     loop_path = tables / "closed_loop.csv"
     if loop_path.exists():
-        rows += closed_loop_rows(pd.read_csv(loop_path))
+        rows += closed_loop_rows(pd.read_csv(loop_path), sd)
     return rows
 
 
-def closed_loop_rows(loop: pd.DataFrame) -> list[dict]:
+def closed_loop_rows(loop: pd.DataFrame, seed_sd: float = math.nan) -> list[dict]:
+    """Prediction vs outcome per trained optimum, and whether it beat the over- and under-sized runs:
+    a margin below 2 sqrt(2) x the seed noise's sd (the SD of a difference of two runs, twice) is
+    not resolved; with no seed noise measured the verdict is inconclusive."""
     rows = []
     for _, r in loop.iterrows():
         roles = str(r["roles"])
@@ -189,6 +202,17 @@ def closed_loop_rows(loop: pd.DataFrame) -> list[dict]:
             over = loop[loop["roles"] == "over"]
             under = loop[loop["roles"] == "under"]
             beats = str(r["beats_over"]) == "True" and str(r["beats_under"]) == "True"
+            margin = min(
+                abs(float(over["achieved_loss"].min()) - float(r["achieved_loss"])),
+                abs(float(under["achieved_loss"].min()) - float(r["achieved_loss"])),
+            )
+            resolved = _finite(seed_sd) and margin > 2 * math.sqrt(2) * seed_sd
+            verdict = ("agrees" if beats else "disagrees") if resolved else "inconclusive"
+            noise = (
+                f"smallest margin {margin:.3g} vs 2√2 × seed sd = {2 * math.sqrt(2) * seed_sd:.3g}"
+                if _finite(seed_sd)
+                else "seed noise not measured (isoflop.<scale>.noise_seeds)"
+            )
             rows.append(
                 _row(
                     "chinchilla",
@@ -199,10 +223,9 @@ def closed_loop_rows(loop: pd.DataFrame) -> list[dict]:
                     float(r["achieved_loss"]),
                     math.nan,
                     math.nan,
-                    "none: one seed per run",
-                    "agrees" if beats else "disagrees",
-                    note=f"over {float(over['achieved_loss'].min()):.4g}, under {float(under['achieved_loss'].min()):.4g}; "
-                    "differences below the seed noise are not resolved",
+                    "margin against the seed noise",
+                    verdict,
+                    note=f"over {float(over['achieved_loss'].min()):.4g}, under {float(under['achieved_loss'].min()):.4g}; {noise}",
                 )
             )
     return rows

@@ -152,3 +152,25 @@ rule closed_loop_report:
         "python -m analysis.chinchilla.closed_loop report --plan {input.plan:q} --fit {input.fit:q}"
         " --metrics {input.metrics:q} --summaries {input.summaries:q}"
         " --table {output.table:q} --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
+
+
+rule isoflop_seed_noise:
+    input:
+        unpack(dag.seed_noise_inputs),
+    output:
+        table=report(
+            layout.table("{study}", "seed_noise"),
+            caption="../report/chinchilla_seed_noise.rst",
+            category="{study}",
+        ),
+    log:
+        layout.log("isoflop_seed_noise", "{study}"),
+    benchmark:
+        layout.benchmark("isoflop_seed_noise", "{study}")
+    conda:
+        "../envs/scaledag.yaml"
+    params:
+        seeds=dag.seed_noise_seeds,
+    shell:
+        "python -m analysis.chinchilla.noise --base {input.base:q} --replicates {input.replicates:q}"
+        " --seeds {params.seeds} --out {output.table:q} > {log:q} 2>&1 && cat {log:q}"

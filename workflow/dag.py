@@ -479,8 +479,28 @@ class Dag:
     def closed_loop_summaries(self, wildcards) -> list[str]:
         return self.layout.run_files(wildcards.study, self._closed_loop_runs(wildcards), "summary.json")
 
+    def seed_noise_inputs(self, wildcards) -> dict[str, object]:
+        """The sweep run that `noise_seeds` replicates, and its replicates (metrics.jsonl each)."""
+        noise = isoflop.noise_runs(self.config, wildcards.study)
+        return {
+            "base": self.layout.run_file(wildcards.study, noise["base"], "metrics.jsonl"),
+            "replicates": self.layout.run_files(wildcards.study, noise["runs"], "metrics.jsonl"),
+        }
+
+    def seed_noise_seeds(self, wildcards) -> str:
+        """The base run's seed (the scale's train seed, or the study's override), then each replicate's."""
+        study = wildcards.study
+        train = {
+            **cfg.scale_config(self.config)["train"],
+            **self.config["studies"][study].get("train", {}).get(self.config["scale"], {}),
+        }
+        seeds = [p["seed"] for p in isoflop.noise_plan(self.config, study)]
+        return " ".join(str(k) for k in [int(train["seed"]), *seeds])
+
     def isoflop_targets(self, study: str) -> list[str]:
         targets = [self.layout.table(study, name) for name in ISOFLOP_TABLES]
+        if isoflop.noise_runs(self.config, study)["runs"]:
+            targets.append(self.layout.table(study, "seed_noise"))
         targets += [f for fig in ISOFLOP_FIGURES for f in self.layout.figures(study, fig)]
         if self.closed_loop_budgets(study):
             targets += [self.layout.table(study, t) for t in CLOSED_LOOP_TABLES] + self.layout.figures(

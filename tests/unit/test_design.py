@@ -87,3 +87,18 @@ def test_embeddings_that_dominate_n_are_refused():
     ]
     with pytest.raises(ScaleDAGError, match=r"run r2e\+13-100000's embeddings are 131% of its N"):
         check_isoflop(plan, "w", "params_one_embedding")
+
+
+def test_noise_seeds_replicate_the_middle_run_and_stay_out_of_the_fits(mini):
+    from workflow.studies.isoflop import analysis_settings, isoflop_runs, noise_runs
+
+    cfg = validate_config(copy.deepcopy(mini))
+    noise = noise_runs(cfg, "chinchilla")
+    runs = isoflop_runs(cfg, "chinchilla")
+    base = runs[noise["base"]]
+    assert base["budget"] == 1.25e12  # the lower middle of 4 budgets: the cheaper pilot
+    for name, seed in zip(noise["runs"], sweep(cfg)["noise_seeds"]):
+        rep = runs[name]
+        assert rep["shape"] == base["shape"] and rep["train"]["seed"] == seed
+        assert rep["train"]["tokens"] == base["train"]["tokens"]
+    assert not set(noise["runs"]) & set(analysis_settings(cfg, "chinchilla")["budgets"])

@@ -165,3 +165,62 @@ def test_cli_writes_csv_and_markdown(tmp_path):
     assert md.startswith("# Evidence at scale `mini`") and "**disagrees**" in md
     assert len(pd.read_csv(tmp_path / "e.csv")) == 7
     assert markdown(pd.read_csv(tmp_path / "e.csv"), "mini").count("\n| chinchilla |") == 7
+
+
+def loop_table(opt=1.00, over=1.10, under=1.02):
+    common = {
+        "budget": 1e13,
+        "predicted_loss": 1.0,
+        "predicted_lo_80": 0.95,
+        "predicted_hi_80": 1.05,
+        "inside_80": True,
+    }
+    return pd.DataFrame(
+        [
+            {
+                **common,
+                "run": "o",
+                "roles": "approach3",
+                "achieved_loss": opt,
+                "beats_over": over > opt,
+                "beats_under": under > opt,
+            },
+            {**common, "run": "b", "roles": "over", "achieved_loss": over, "beats_over": None, "beats_under": None},
+            {**common, "run": "s", "roles": "under", "achieved_loss": under, "beats_over": None, "beats_under": None},
+        ]
+    )
+
+
+def test_the_optimum_beats_its_neighbours_only_beyond_the_seed_noise():
+    from analysis.evidence import closed_loop_rows
+
+    def beats(sd, **losses):
+        return [r for r in closed_loop_rows(loop_table(**losses), sd) if "beats" in r["finding"]][0]
+
+    assert beats(0.003)["verdict"] == "agrees"  # margin 0.02 > 2√2 x 0.003 = 0.0085
+    assert beats(0.01)["verdict"] == "inconclusive"  # 0.02 < 0.028
+    assert beats(0.003, under=0.97)["verdict"] == "disagrees"
+    assert beats(math.nan)["verdict"] == "inconclusive" and "not measured" in beats(math.nan)["note"]
+    (reached,) = [r for r in closed_loop_rows(loop_table(), 0.003) if "reaches" in r["finding"]]
+    assert reached["verdict"] == "agrees"
+
+
+def test_seed_noise_table(tmp_path):
+    import json
+
+    from analysis.chinchilla.noise import main as noise_main
+
+    paths = []
+    for name, loss in (("base", 1.00), ("s1", 1.02), ("s2", 0.98)):
+        (tmp_path / name).mkdir()
+        rows = [
+            {"kind": "valid", "step": 10, "tokens": 100, "loss": 2.0},
+            {"kind": "valid", "step": 20, "tokens": 200, "loss": loss},
+        ]
+        (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        paths.append(str(tmp_path / name / "metrics.jsonl"))
+    out = tmp_path / "noise.csv"
+    noise_main(["--base", paths[0], "--replicates", *paths[1:], "--seeds", "1", "2", "3", "--out", str(out)])
+    t = pd.read_csv(out)
+    assert t["seed"].tolist()[:3] == [1, 2, 3] and t["loss"].tolist()[:3] == [1.0, 1.02, 0.98]
+    assert t.iloc[-1]["sd"] == pytest.approx(0.02) and t.iloc[-1]["rel_sd"] == pytest.approx(0.02)

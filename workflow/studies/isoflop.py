@@ -349,9 +349,39 @@ def approach1_plan(config: dict, study: str) -> list[dict]:
     return plan
 
 
+def noise_plan(config: dict, study: str) -> list[dict]:
+    """The sweep's middle run (middle budget, middle size) again under each of `noise_seeds`: the
+    run-to-run loss noise (init and data order) that every fit's precision hinges on. Named
+    `seed<k>_<shape>`; the fits never read them (analysis/chinchilla/noise.py does)."""
+    seeds = config["studies"][study]["isoflop"][config["scale"]].get("noise_seeds") or []
+    if not seeds:
+        return []
+    plan = isoflop_plan(config, study)
+    budgets = sorted({p["budget"] for p in plan})
+    middle = budgets[(len(budgets) - 1) // 2]  # the lower middle of an even count: the cheaper pilot
+    at = sorted((p for p in plan if p["budget"] == middle), key=lambda p: p["target_params"])
+    base = at[(len(at) - 1) // 2]
+    return [
+        {**base, "run": f"seed{int(k)}_{base['shape_name']}", "variant": f"seed{int(k)}", "seed": int(k)} for k in seeds
+    ]
+
+
+def noise_runs(config: dict, study: str) -> dict:
+    """{"base": the replicated sweep run, "runs": its seed replicates} (both empty without noise_seeds)."""
+    plan = noise_plan(config, study)
+    if not plan:
+        return {"base": None, "runs": []}
+    base = next(
+        p["run"]
+        for p in isoflop_plan(config, study)
+        if p["budget"] == plan[0]["budget"] and p["shape_name"] == plan[0]["shape_name"]
+    )
+    return {"base": base, "runs": [p["run"] for p in plan]}
+
+
 def isoflop_runs(config: dict, study: str) -> dict[str, dict]:
     """The `study_runs` view of the plan: run name -> {variant, arch, overrides, shape_name, shape, train}."""
-    plan = isoflop_plan(config, study) + approach1_plan(config, study)
+    plan = isoflop_plan(config, study) + approach1_plan(config, study) + noise_plan(config, study)
     iso = study_iso(config, study)
     corpus = {"corpus": study_corpus(config, study)} if study_corpus(config, study) else {}
     evals = int(iso["evals_per_run"])
@@ -361,6 +391,7 @@ def isoflop_runs(config: dict, study: str) -> dict[str, dict]:
             "tokens": p["tokens"],
             "eval_interval": math.ceil(p["iterations"] / evals),  # <= evals points
             **warmup(config, study, p[params_key(iso)], p["tokens"]),
+            **({"seed": p["seed"]} if "seed" in p else {}),
         }
         runs[p["run"]] = {
             "variant": p["variant"],
