@@ -12,6 +12,7 @@ is parsed by every Snakemake process, cluster jobs included.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shlex
@@ -102,7 +103,15 @@ class Dag:
 
     # -- data stage -----------------------------------------------------------------------------------
     def corpus_spec(self, wildcards) -> str:
-        return json.dumps(cfg.corpus_spec(self.config, wildcards.corpus))
+        spec = cfg.corpus_spec(self.config, wildcards.corpus)
+        for i, src in enumerate(spec.get("sources", [])):  # a dry run says what prepare_corpus will stop on
+            if "path" in src and not glob.glob(str(cfg.input_path(src["path"])), recursive=True):
+                self._warn_once(
+                    f"ScaleDAG warning: corpora.{wildcards.corpus}.sources[{i}]: {src['path']!r} matches no file "
+                    "(is ../shared beside the repo?); put the files there or configure that source as a "
+                    "`url` + `sha256` or an `hf_dataset`"
+                )
+        return json.dumps(spec)
 
     def tokenizer_inputs(self, wildcards) -> dict[str, str]:
         """The train split, plus the pre-existing tokenizer file when config names one."""

@@ -167,3 +167,14 @@ def test_study_kind_is_declared_not_guessed(raw):
     cfg["studies"]["matgpt"]["kind"] = "isoflop"  # a runs study's keys under another kind
     with pytest.raises(ScaleDAGError, match="matgpt"):
         config_at(cfg, "tiny")
+
+
+def test_a_corpus_whose_files_are_absent_warns_at_parse_naming_what_to_configure(raw, capsys):
+    cfg = copy.deepcopy(raw)
+    cfg["corpora"]["arxiv-bytes"]["sources"] = [{"path": "no/such/dir/*.tar.gz", "format": "arxiv-listing"}]
+    dag = Dag(config_at(cfg, "mini"))
+    spec = json.loads(dag.corpus_spec(wc(corpus="arxiv-bytes")))
+    assert spec["sources"][0]["path"] == "no/such/dir/*.tar.gz"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corpora.arxiv-bytes.sources[0]: 'no/such/dir/*.tar.gz' matches no file" in err[0]
+    assert "`url` + `sha256` or an `hf_dataset`" in err[0]

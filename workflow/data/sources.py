@@ -418,5 +418,8 @@ def read_source(source: dict, counters: Counters, download_dir: str | os.PathLik
         pattern = str(input_path(source["path"]))
         paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
         if not paths:
-            raise ScaleDAGError(f"source {source['path']!r}: the glob matches no file (looked for {pattern})")
+            raise ScaleDAGError(
+                f"source {source['path']!r}: the glob matches no file (looked for {pattern}); put the files there "
+                "or configure the source as a `url` + `sha256` or an `hf_dataset`"
+            )
         yield from read_files(paths, fmt, field, counters)
