@@ -15,7 +15,8 @@ Verdicts are computed, never edited: a disagreement honestly measured is a resul
   and excludes Kaplan et al.'s a = 0.73 / b = 0.27 (the claim Chinchilla overturned); disagrees
   when it is disjoint from the paper's; else inconclusive.
 - The three approaches agree with each other: pairwise overlap of the a intervals.
-- The closed loop (Chinchilla section 4): the achieved loss inside the prediction's 80% interval;
+- The closed loop (Chinchilla section 4): the achieved loss inside the prediction's 80% interval,
+  widened in quadrature by the 80% half-width of the measured seed noise (one run's loss moves by it);
   the predicted optimum beating the 4x over- and under-sized models at equal compute by more than
   2 sqrt(2) x the measured seed noise (tables/seed_noise.csv; unmeasured: inconclusive).
 - BLOOM's axes: the difference from the baseline has the paper's sign at 95% (estimate +- 1.96 SE).
@@ -39,6 +40,7 @@ from workflow.io import atomic_write_text, write_csv
 
 MIN_SEEDS = 3
 Z95 = 1.96
+Z80 = 1.2816  # two-sided 80%: the closed loop's intervals are 10-90%
 PARITY_MARGIN = 0.02  # zero-shot accuracy points that count as "near parity" (2 points of the average)
 CHANCE_SE = 2.0  # a zero-shot average within this many SE of chance says nothing about the model
 KAPLAN = {"a": 0.73, "b": 0.27}  # Kaplan et al. 2020, the allocation Chinchilla overturned
@@ -181,8 +183,16 @@ def closed_loop_rows(loop: pd.DataFrame, seed_sd: float = math.nan) -> list[dict
         roles = str(r["roles"])
         if roles in ("over", "under"):
             continue
-        inside = r.get("inside_80")
-        verdict = "inconclusive" if pd.isna(inside) else ("agrees" if str(inside) == "True" else "disagrees")
+        pred, lo, hi = (float(r[k]) for k in ("predicted_loss", "predicted_lo_80", "predicted_hi_80"))
+        interval = "80%: the fit's bootstrap"
+        if _finite(seed_sd):  # one run's loss also moves by the seed noise: add its 80% half-width in quadrature
+            lo = pred - math.hypot(pred - lo, Z80 * seed_sd)
+            hi = pred + math.hypot(hi - pred, Z80 * seed_sd)
+            interval += " and the seed noise, in quadrature"
+        achieved = float(r["achieved_loss"])
+        verdict = "agrees" if lo <= achieved <= hi else "disagrees"
+        if not _finite(pred, lo, hi):
+            verdict = "inconclusive"
         rows.append(
             _row(
                 "chinchilla",
@@ -190,12 +200,13 @@ def closed_loop_rows(loop: pd.DataFrame, seed_sd: float = math.nan) -> list[dict
                 "Hoffmann et al. 2022, section 4 (Chinchilla at Gopher's budget)",
                 "achieved ≈ predicted",
                 "valid loss (nats/token)",
-                float(r["achieved_loss"]),
-                float(r["predicted_lo_80"]),
-                float(r["predicted_hi_80"]),
-                "80% bootstrap interval of the prediction",
+                achieved,
+                lo,
+                hi,
+                interval,
                 verdict,
-                note=f"predicted {float(r['predicted_loss']):.4g}",
+                note=f"predicted {pred:.4g}; the fit's own 80% interval [{float(r['predicted_lo_80']):.4g}, "
+                f"{float(r['predicted_hi_80']):.4g}]",
             )
         )
         if not pd.isna(r.get("beats_over")) and r.get("beats_over") != "":

@@ -242,7 +242,15 @@ def draw(table: pd.DataFrame, fit: dict, png: str, pdf: str) -> None:
     samples, f3 = _samples(fit), _fit3(fit)
     for budget, group in table.groupby("budget") if not table.empty else []:
         n_grid = np.geomspace(group["params"].min() / 2, group["params"].max() * 2, 60)
-        d_grid = budget / (6 * n_grid)
+        # D along the curve as the runs were budgeted (C / FLOPs per token of their shape, which is
+        # well above 6N for small models): log D linear in log N through the trained runs, so the
+        # curve passes through the (N, D) each error bar is predicted at. C / 6N would draw it ~0.06
+        # nats low at mini scale and make every run look worse than predicted.
+        if group["params"].nunique() >= 2:
+            slope, icpt = np.polyfit(np.log(group["params"]), np.log(group["tokens"]), 1)
+            d_grid = np.exp(icpt + slope * np.log(n_grid))
+        else:
+            d_grid = budget / (6 * n_grid)
         if f3 is not None:
             (line,) = ax.plot(n_grid, f3.predict(n_grid, d_grid), label=f"approach 3 at C={budget:.2g}")
             if len(samples) >= 2:

@@ -224,3 +224,14 @@ def test_seed_noise_table(tmp_path):
     t = pd.read_csv(out)
     assert t["seed"].tolist()[:3] == [1, 2, 3] and t["loss"].tolist()[:3] == [1.0, 1.02, 0.98]
     assert t.iloc[-1]["sd"] == pytest.approx(0.02) and t.iloc[-1]["rel_sd"] == pytest.approx(0.02)
+
+
+def test_the_prediction_interval_widens_by_the_seed_noise():
+    from analysis.evidence import closed_loop_rows
+
+    def reached(sd):
+        return [r for r in closed_loop_rows(loop_table(opt=1.06), sd) if "reaches" in r["finding"]][0]
+
+    assert reached(math.nan)["verdict"] == "disagrees"  # 1.06 outside the fit's own [0.95, 1.05]
+    widened = reached(0.05)  # hi = 1 + hypot(0.05, 1.2816 x 0.05) = 1.081
+    assert widened["verdict"] == "agrees" and widened["hi"] == pytest.approx(1.0813, abs=1e-4)
