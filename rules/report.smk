@@ -38,7 +38,7 @@ rule evidence:
     conda:
         "../envs/scaledag.yaml"
     params:
-        results=layout.results,
+        results=lambda wildcards, output: os.path.dirname(output.csv),
         scale=config["scale"],
     shell:
         "python -m analysis.evidence --results {params.results:q} --scale {params.scale} --inputs {input.tables:q}"
