@@ -83,5 +83,5 @@ def test_render_is_deterministic_and_covers_every_top_level_key():
     assert text.splitlines()[2].startswith("_Generated from") and COMMAND in text.splitlines()[2]
     for key in schema["properties"]:
         assert f"\n## `{key}`\n" in text
-    assert "| `scales.{tiny,small,paper}.train.lr` | number > 0 | yes |" in text
+    assert "| `scales.{tiny,mini,small,paper}.train.lr` | number > 0 | yes |" in text
     assert "| `corpora.<name>.sources[].weight` | number > 0 |" in text
