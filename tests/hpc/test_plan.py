@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, job_counts, snakemake
 from workflow.config import load_config, validate_config
 from workflow.errors import ScaleDAGError
-from workflow.hpc.plan import check, main, plan, profile_defaults, throughput, totals
+from workflow.hpc.plan import Defaults, check, main, plan, profile_defaults, throughput, totals
 from workflow.model.gpt import swiglu_ffn_width
 
 # What the hand computation assumes, from config.yaml's paper scale and profiles/frontier.
@@ -291,3 +291,16 @@ def test_cli_writes_the_csv_and_prints_the_totals(tmp_path, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: allocation_node_hours: the small plan needs ")
+
+
+def test_mini_plans_the_seed_replicates_and_their_table(tmp_path):
+    config = load_config(REPO / "config.yaml", {"scale": "mini", "results": str(tmp_path)})  # no loop planned yet
+    rows, _ = plan(config, Defaults())
+    rules = Counter(r["rule"] for r in rows)
+    assert rules["isoflop_seed_noise"] == 1 and rules["evidence"] == 1
+    assert sorted(r["job"] for r in rows if "/seed" in r["job"]) == [
+        "chinchilla/seed1235_l3-h48",
+        "chinchilla/seed1236_l3-h48",
+    ]
+    planned = [r for r in rows if r["rule"] == "pretrain" and "_planned-" in r["job"]]
+    assert rules["pretrain"] - len(planned) == 20 + 2 and planned  # the sweep, the seed replicates; then the loop's

@@ -34,7 +34,10 @@ def test_paper_dag_builds_without_a_cluster():
 @pytest.mark.parametrize(
     "override,expected",
     [
-        ("scale=huge", "ScaleDAG config: scale: 'huge' is not allowed; expected one of ['tiny', 'mini', 'small', 'paper']"),
+        (
+            "scale=huge",
+            "ScaleDAG config: scale: 'huge' is not allowed; expected one of ['tiny', 'mini', 'small', 'paper']",
+        ),
         ("logs=", "ScaleDAG config: logs: None has the wrong type; expected string"),
     ],
 )

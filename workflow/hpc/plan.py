@@ -345,6 +345,8 @@ def study_jobs(config: dict, dag: Dag, study: str, defaults: Defaults) -> list[d
         jobs += pretrain_jobs(config, dag, study, runs, defaults)
         for rule in ("isoflop_points", "isoflop_fit", "isoflop_curves_figure", "parametric_contour_figure"):
             jobs.append(one(study, rule, dag, defaults))
+        if dag.layout.table(study, "seed_noise") in dag.isoflop_targets(study):  # noise_seeds: the runs are above
+            jobs.append(one(study, "isoflop_seed_noise", dag, defaults))
         if dag.closed_loop_budgets(study):
             jobs.append(one(study, "closed_loop_plan", dag, defaults))
             jobs += closed_loop_jobs(config, dag, study, defaults)
