@@ -14,6 +14,13 @@ def scale_config(config: dict) -> dict:
     return config["scales"][config["scale"]]
 
 
+def study_train(config: dict, study: str, scale: str | None = None) -> dict:
+    """The train block every run of `study` starts from at `scale` (default: the selected one): the
+    scale's `train`, then the study's `train.<scale>` overrides (a run's own keys go on top later)."""
+    scale = scale or config["scale"]
+    return {**config["scales"][scale]["train"], **config["studies"][study].get("train", {}).get(scale, {})}
+
+
 def results_root(config: dict) -> str:
     return Layout.of(config).results
 

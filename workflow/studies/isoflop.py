@@ -49,7 +49,7 @@ from workflow.model.flops import (
     table_a4_training_flops_per_token,
 )
 from workflow.model.gpt import make_model_spec
-from workflow.resolve import corpus_tokenizer, results_root
+from workflow.resolve import corpus_tokenizer, results_root, study_train
 
 MIN_ITERATIONS = 10  # fewer optimizer steps than this is not a training run
 
@@ -120,10 +120,7 @@ def warmup(config: dict, study: str, n: float, tokens: float) -> dict:
     cap = config["studies"][study]["isoflop"][config["scale"]].get("warmup_tokens_per_param")
     if not cap:
         return {}
-    scale = config["scale"]
-    fraction = {**config["scales"][scale]["train"], **config["studies"][study].get("train", {}).get(scale, {})}[
-        "warmup_fraction"
-    ]
+    fraction = study_train(config, study)["warmup_fraction"]
     capped = min(float(fraction), cap * n / tokens)
     return {"warmup_fraction": capped} if capped < fraction else {}
 
@@ -352,7 +349,8 @@ def approach1_plan(config: dict, study: str) -> list[dict]:
 def noise_plan(config: dict, study: str) -> list[dict]:
     """The sweep's middle run (middle budget, middle size) again under each of `noise_seeds`: the
     run-to-run loss noise (init and data order) that every fit's precision hinges on. Named
-    `seed<k>_<shape>`; the fits never read them (analysis/chinchilla/noise.py does)."""
+    `seed<k>_<shape>`, each recording the sweep run it replicates (`base`); the fits never read
+    them (analysis/chinchilla/noise.py does)."""
     seeds = config["studies"][study]["isoflop"][config["scale"]].get("noise_seeds") or []
     if not seeds:
         return []
@@ -362,21 +360,21 @@ def noise_plan(config: dict, study: str) -> list[dict]:
     at = sorted((p for p in plan if p["budget"] == middle), key=lambda p: p["target_params"])
     base = at[(len(at) - 1) // 2]
     return [
-        {**base, "run": f"seed{int(k)}_{base['shape_name']}", "variant": f"seed{int(k)}", "seed": int(k)} for k in seeds
+        {
+            **base,
+            "run": f"seed{int(k)}_{base['shape_name']}",
+            "variant": f"seed{int(k)}",
+            "seed": int(k),
+            "base": base["run"],
+        }
+        for k in seeds
     ]
 
 
 def noise_runs(config: dict, study: str) -> dict:
     """{"base": the replicated sweep run, "runs": its seed replicates} (both empty without noise_seeds)."""
     plan = noise_plan(config, study)
-    if not plan:
-        return {"base": None, "runs": []}
-    base = next(
-        p["run"]
-        for p in isoflop_plan(config, study)
-        if p["budget"] == plan[0]["budget"] and p["shape_name"] == plan[0]["shape_name"]
-    )
-    return {"base": base, "runs": [p["run"] for p in plan]}
+    return {"base": plan[0]["base"] if plan else None, "runs": [p["run"] for p in plan]}
 
 
 def isoflop_runs(config: dict, study: str) -> dict[str, dict]:
