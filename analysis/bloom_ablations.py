@@ -1,5 +1,6 @@
 """BLOOM ablations (arXiv 2210.15424): one architecture or data choice moved at a time from a baseline,
-compared by average zero-shot accuracy, as the paper compares them.
+compared by average zero-shot accuracy, as the paper compares them, and by bits per byte on one
+English text (`language_eval`), which a CPU-sized model can move where zero-shot sits at chance.
 
 The runs are studies.bloom_ablations.runs x sizes; each variant names the `axis` it moves (config),
 and the variant without one is the baseline. The runs go through the shared stages (pretrain,
@@ -10,8 +11,11 @@ evaluate_loss, the zero-shot suite); this module writes the study's table, one r
   delta_zeroshot, delta_se        the difference from the baseline of the same size, and
                                   sqrt(se_run^2 + se_base^2), conservative for the paired items
   resolved                        |delta| > 2 delta_se: larger than item noise. It cannot see seed
-                                  noise (one seed per variant), so `resolved` is necessary, not
-                                  sufficient, for a real difference
+                                  noise, so `resolved` is necessary, not sufficient, for a real
+                                  difference: with `seeds` set, --variants-out gives each variant's
+                                  mean and 95% interval over seeds and its difference from the
+                                  baseline with Welch's interval (analysis/seeds.py)
+  valid_loss, valid_bpb           held-out loss in nats per token and bits per byte (own corpus)
   delta_valid_loss                validation loss minus the baseline's; empty for the corpus and
                                   multilingual variants, whose held-out text is another corpus
   bpb_<tag>                       bits per byte on the study's `language_eval` text of each tag
@@ -36,8 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.seeds import variant_table
 from workflow.errors import ScaleDAGError, json_option, main_guard
-from workflow.evaluate.downstream import eval_losses, run_columns
+from workflow.evaluate.downstream import eval_bpb, eval_losses, run_columns
 from workflow.io import write_csv
 
 # The paper's findings (Le Scao et al. 2022, §4, 1.3B models on 112B tokens, EAI-harness average),
@@ -88,18 +93,26 @@ def ablation_table(runs: dict, zeroshot: str, evals: list[str]) -> pd.DataFrame:
     zs = pd.read_csv(zeroshot).set_index("run")
     loss = eval_losses(evals)
     languages = language_evals(evals)
-    base = {spec["shape_name"]: run for run, spec in runs.items() if not spec.get("axis")}
+    bpb = eval_bpb(evals)
+    # each run is read against the baseline of its size and seed (the same data order)
+    base = {(spec["shape_name"], spec.get("seed")): run for run, spec in runs.items() if not spec.get("axis")}
     rows = []
     for run in sorted(runs, key=lambda r: (runs[r]["shape_name"], bool(runs[r].get("axis")), r)):
         spec = runs[run]
-        if spec["shape_name"] not in base:
-            raise ScaleDAGError(f"--runs: size {spec['shape_name']} has no baseline (a variant without an `axis`)")
-        b = base[spec["shape_name"]]
+        key = (spec["shape_name"], spec.get("seed"))
+        if key not in base:
+            raise ScaleDAGError(
+                f"--runs: size {key[0]}"
+                + (f", seed {key[1]}" if key[1] is not None else "")
+                + " has no baseline (a variant without an `axis`)"
+            )
+        b = base[key]
         row = {
             "run": run,
             **run_columns(run, runs),
             "axis": spec.get("axis") or "baseline",
             "valid_loss": loss.get(run),
+            "valid_bpb": bpb.get(run),
             "zeroshot_avg": _zs(zs, run, "average"),
             "zeroshot_avg_se": _zs(zs, run, "average_se"),
             **{f"bpb_{tag}": r["bits_per_byte"] for tag, r in languages.get(run, {}).items()},
@@ -125,6 +138,13 @@ def ablation_table(runs: dict, zeroshot: str, evals: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_table(table: pd.DataFrame, runs: dict) -> pd.DataFrame:
+    """Each variant over its seeds (analysis/seeds.py) against the baseline; a variant on another
+    corpus gets no validation-loss difference (its held-out text is another), only bpb_en's."""
+    own_corpus = {s["variant"]: ("valid_loss", "valid_bpb") for s in runs.values() if s.get("corpus")}
+    return variant_table(table, comparable=own_corpus)
+
+
 def _zs(zs: pd.DataFrame, run: str, column: str):
     if run not in zs.index or column not in zs.columns or pd.isna(zs.loc[run, column]):
         return None
@@ -144,10 +164,16 @@ def main(argv=None) -> None:
     t.add_argument("--zeroshot", required=True, help="tables/zeroshot.csv")
     t.add_argument("--evals", nargs="+", required=True, help="each run's eval_loss.json")
     t.add_argument("--out", required=True)
+    t.add_argument("--variants-out", help="each variant over its seeds vs the baseline (analysis/seeds.py)")
     args = parser.parse_args(argv)
-    df = ablation_table(json_option("--runs", args.runs), args.zeroshot, args.evals)
+    runs = json_option("--runs", args.runs)
+    df = ablation_table(runs, args.zeroshot, args.evals)
     write_csv(df, args.out, float_format="%.4f")
     print(df.to_string(index=False))
+    if args.variants_out:
+        variants = seed_table(df, runs)
+        write_csv(variants, args.variants_out, float_format="%.5f")
+        print(variants.to_string(index=False))
 
 
 if __name__ == "__main__":

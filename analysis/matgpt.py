@@ -10,8 +10,12 @@ table, one row per architecture and size:
                   and the random baseline's row below
   bandgap_mae     the best text-only regression head, and the best head with element fractions
 
-One seed per run: a gap smaller than about 2 x average_se (zero-shot) says nothing, and a loss gap
-has no seed interval at all until a study trains several seeds.
+  valid_bpb       the same loss in bits per byte (tokenizer-independent)
+
+With `studies.matgpt.seeds` set, every architecture trains under each seed and --variants-out writes
+each one's mean and 95% interval over seeds and LLaMA minus GPT-NeoX (the first variant listed)
+with Welch's interval (analysis/seeds.py). With one seed a loss gap has no seed interval at all, and
+a zero-shot gap smaller than about 2 x average_se says nothing.
 
 e.g. `python -m analysis.matgpt table --runs '{...}' --zeroshot zs.csv --evals a/eval_loss.json --out t.csv`.
 """
@@ -22,19 +26,20 @@ import argparse
 
 import pandas as pd
 
+from analysis.seeds import variant_table
 from workflow.errors import json_option, main_guard
-from workflow.evaluate.downstream import eval_losses, run_columns
+from workflow.evaluate.downstream import eval_bpb, eval_losses, run_columns
 from workflow.io import write_csv
 
 
 def architecture_table(runs: dict, zeroshot: str, evals: list[str], bandgap: str | None) -> pd.DataFrame:
     """arch, size, valid loss, zero-shot average (+ SE), band-gap MAE per run; baselines' rows below."""
     zs = pd.read_csv(zeroshot).set_index("run")
-    loss = eval_losses(evals)
+    loss, bpb = eval_losses(evals), eval_bpb(evals)
     bg = pd.read_csv(bandgap) if bandgap else None
     rows = []
     for run in sorted(runs):
-        row = {"run": run, **run_columns(run, runs), "valid_loss": loss.get(run)}
+        row = {"run": run, **run_columns(run, runs), "valid_loss": loss.get(run), "valid_bpb": bpb.get(run)}
         if run in zs.index:
             row["zeroshot_avg"] = zs.loc[run, "average"]
             row["zeroshot_avg_se"] = zs.loc[run, "average_se"] if "average_se" in zs.columns else None
@@ -70,10 +75,17 @@ def main(argv=None) -> None:
     t.add_argument("--evals", nargs="+", required=True, help="each run's eval_loss.json")
     t.add_argument("--bandgap", help="tables/bandgap.csv (when the study regresses band gap)")
     t.add_argument("--out", required=True)
+    t.add_argument("--variants-out", help="each architecture over its seeds vs the first (analysis/seeds.py)")
     args = parser.parse_args(argv)
-    df = architecture_table(json_option("--runs", args.runs), args.zeroshot, args.evals, args.bandgap)
+    runs = json_option("--runs", args.runs)
+    df = architecture_table(runs, args.zeroshot, args.evals, args.bandgap)
     write_csv(df, args.out, float_format="%.4f")
     print(df.to_string(index=False))
+    if args.variants_out:
+        first = next(iter(runs.values()))["variant"] if runs else None
+        variants = variant_table(df, baseline=first)
+        write_csv(variants, args.variants_out, float_format="%.5f")
+        print(variants.to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,12 @@ rule bloom_ablations_table:
             category="bloom_ablations",
             subcategory="Downstream",
         ),
+        variants=report(
+            layout.table("bloom_ablations", "variants"),
+            caption="../report/bloom_ablations_variants.rst",
+            category="bloom_ablations",
+            subcategory="Seeds",
+        ),
     log:
         layout.log("bloom_ablations_table", "bloom_ablations"),
     benchmark:
@@ -24,4 +30,5 @@ rule bloom_ablations_table:
         runs=dag.runs_json("bloom_ablations"),
     shell:
         "python -m analysis.bloom_ablations table --runs {params.runs:q} --zeroshot {input.zeroshot:q}"
-        " --evals {input.evals:q} --out {output.table:q} > {log:q} 2>&1"
+        " --evals {input.evals:q} --out {output.table:q}"
+        " --variants-out {output.variants:q} > {log:q} 2>&1"

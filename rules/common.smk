@@ -35,5 +35,5 @@ dag = Dag(config, checkpoints)
 wildcard_constraints:
     corpus=NAME_PATTERN,  # the names config.py accepts at load
     study=NAME_PATTERN,
-    run=r"[A-Za-z0-9.-]+_[A-Za-z0-9.-]+",
+    run=r"[A-Za-z0-9.-]+(_[A-Za-z0-9.-]+)+",  # <variant>_<shape>[_s<seed>]
     split=r"train|valid",

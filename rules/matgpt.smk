@@ -13,6 +13,12 @@ rule matgpt_table:
             category="matgpt",
             subcategory="Downstream",
         ),
+        variants=report(
+            layout.table("matgpt", "variants"),
+            caption="../report/matgpt_variants.rst",
+            category="matgpt",
+            subcategory="Seeds",
+        ),
     log:
         layout.log("matgpt_table", "matgpt"),
     benchmark:
@@ -24,4 +30,5 @@ rule matgpt_table:
         bandgap=dag.bandgap_arg,
     shell:
         "python -m analysis.matgpt table --runs {params.runs:q} --zeroshot {input.zeroshot:q} --evals {input.evals:q}"
-        " {params.bandgap} --out {output.table:q} > {log:q} 2>&1"
+        " {params.bandgap} --out {output.table:q}"
+        " --variants-out {output.variants:q} > {log:q} 2>&1"

@@ -27,6 +27,7 @@ from workflow.resolve import (  # noqa: F401 (re-exported)
     run_id,
     scale_config,
     study_kind,
+    study_train,
 )
 from workflow.schema import SCHEMA_PATH  # noqa: F401 (re-exported)
 from workflow.studies.design import check_isoflop
@@ -139,6 +140,8 @@ def check_references(config: dict) -> None:
         tp = sc["parallel"]["tp"]
         for study, st in config["studies"].items():
             for variant, run in st.get("runs", {}).items():
+                if run.get("skip", {}).get(scale):  # not run here: its corpus need not exist
+                    continue
                 own = run.get("corpus")
                 where = (
                     f"runs.{variant}.corpus" + (f".{scale}" if isinstance(own, dict) else "")
@@ -173,6 +176,10 @@ def check_references(config: dict) -> None:
             raise ScaleDAGError(
                 f"config: studies.{study}.runs: variants that declare an `axis` need exactly one baseline without one; found {bases or 'none'}"
             )
+        if len(bases) == 1 and len(st["runs"]) > 1 and st["runs"][bases[0]].get("skip"):
+            raise ScaleDAGError(
+                f"config: studies.{study}.runs.{bases[0]}.skip: the baseline cannot be skipped (every variant is read against it)"
+            )
     evidence = config["scales"][config["scale"]]["evidence"]
     for study, st in config["studies"].items():  # an IsoFLOP sweep's shapes and budgets fail at load, not mid-DAG
         if st["kind"] == "isoflop" and study_at_scale(config, study):
@@ -197,7 +204,7 @@ def check_run_shapes(config: dict) -> None:
         for study, st in config["studies"].items():
             if not st.get("runs"):
                 continue
-            train = {**sc["train"], **st.get("train", {}).get(scale, {})}
+            train = study_train(config, study, scale)
             where = f"studies.{study}.train.{scale}" if st.get("train", {}).get(scale) else f"scales.{scale}.train"
             if train["global_batch_size"] % (train["micro_batch_size"] * dp):
                 raise ScaleDAGError(
@@ -212,6 +219,8 @@ def check_run_shapes(config: dict) -> None:
                         f"({train['global_batch_size']} × {shape['seq_length']} tokens)"
                     )
                 for variant, run in st["runs"].items():
+                    if run.get("skip", {}).get(scale):
+                        continue
                     try:
                         spec = make_model_spec(
                             run["arch"],
@@ -265,27 +274,45 @@ def study_at_scale(config: dict, study: str) -> bool:
 
 
 def study_runs(config: dict, study: str) -> dict[str, dict]:
-    """Run name (<variant>_<shape>) -> {variant, arch, overrides, shape_name, [shape, train, corpus, axis]}.
+    """Run name (<variant>_<shape>[_s<seed>]) -> {variant, arch, overrides, shape_name, [seed, shape,
+    train, corpus, axis]}.
 
-    A study of kind `isoflop` or `proxy` derives its runs in code, registered in
-    `workflow.studies.generators.GENERATORS`; a run may then carry an explicit `shape` dict, `train`
-    overrides (e.g. its own token budget) and its own `corpus`.
+    A `runs` study trains each variant x size once, or once per seed of its `seeds.<scale>` (a run
+    `<variant>_<shape>_s<seed>` whose train seed sets init and data order); a variant whose
+    `skip.<scale>` gives a reason is left out at that scale. A study of kind `isoflop` or `proxy`
+    derives its runs in code, registered in `workflow.studies.generators.GENERATORS`; a run may then
+    carry an explicit `shape` dict, `train` overrides (e.g. its own token budget) and its own `corpus`.
     """
     st = config["studies"][study]
     if study_kind(config, study) in GENERATORS:
         return GENERATORS[study_kind(config, study)](config, study)
+    scale = config["scale"]
+    seeds = st.get("seeds", {}).get(scale)
     runs = {}
-    for shape_name in st.get("sizes", {}).get(config["scale"], []):  # none in a benchmarks-only study
+    for shape_name in st.get("sizes", {}).get(scale, []):  # none in a benchmarks-only study
         for variant, run in st["runs"].items():
-            runs[f"{variant}{RUN_SEPARATOR}{shape_name}"] = {
+            if run.get("skip", {}).get(scale):
+                continue
+            spec = {
                 "variant": variant,
                 "arch": run["arch"],
                 "overrides": dict(run.get("overrides", {})),
                 "shape_name": shape_name,
-                **({"corpus": corpus} if (corpus := variant_corpus(st, run, config["scale"])) else {}),
+                **({"corpus": corpus} if (corpus := variant_corpus(st, run, scale)) else {}),
                 **({"axis": run["axis"]} if run.get("axis") else {}),
             }
+            name = f"{variant}{RUN_SEPARATOR}{shape_name}"
+            if not seeds:
+                runs[name] = spec
+            for k in seeds or []:
+                runs[f"{name}{RUN_SEPARATOR}s{int(k)}"] = {**spec, "seed": int(k), "train": {"seed": int(k)}}
     return runs
+
+
+def skipped_variants(config: dict, study: str) -> dict[str, str]:
+    """Variant -> the reason it does not run at the selected scale (`skip.<scale>`)."""
+    runs = config["studies"][study].get("runs") or {}
+    return {v: r["skip"][config["scale"]] for v, r in runs.items() if r.get("skip", {}).get(config["scale"])}
 
 
 def variant_corpus(st: dict, run: dict, scale: str) -> str | None:
@@ -345,11 +372,7 @@ def pretrain_spec(config: dict, study: str, run: str) -> dict:
             "valid_prefix": f"{ddir}/tokens/valid",
         },
         # scale's train block < the study's per-scale overrides < the run's own (generators)
-        "train": {
-            **sc["train"],
-            **config["studies"][study].get("train", {}).get(config["scale"], {}),
-            **r.get("train", {}),
-        },
+        "train": {**study_train(config, study), **r.get("train", {})},
         "parallel": dict(sc["parallel"]),
         "bf16": sc["device"] == "gpu",
         "threads": sc["threads_per_run"],

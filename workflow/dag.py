@@ -83,6 +83,8 @@ class Dag:
         return cfg.study_kind(self.config, study)
 
     def run_names(self, study: str) -> list[str]:
+        for variant, why in cfg.skipped_variants(self.config, study).items():
+            self._warn_once(f"ScaleDAG note: {study}/{variant} does not run at scale {self.config['scale']}: {why}")
         return sorted(cfg.study_runs(self.config, study))
 
     @property
@@ -270,7 +272,12 @@ class Dag:
         name = STUDY_TABLES[study][1]
         zs, bg = self._downstream(study, "zeroshot"), self._downstream(study, "bandgap")
         ready = name != "downstream" or (zs and not self.zeroshot_missing and (not bg or not self.bandgap_missing))
-        return [self.layout.table(study, name)] if ready else []
+        if not ready:
+            return []
+        # a downstream table rule also writes each variant over its seeds (analysis/seeds.py)
+        return [self.layout.table(study, name)] + (
+            [self.layout.table(study, "variants")] if name == "downstream" else []
+        )
 
     def _study_corpus(self, study: str) -> str:
         """The corpus of a study whose runs share one (genslm: studies.genslm.corpus.<scale>)."""
@@ -332,15 +339,20 @@ class Dag:
             return self.proxy_files(wildcards, "summary.json") + self.full_files(wildcards, "summary.json")
         return self.study_run_files("summary.json")(wildcards)
 
-    def report_tables(self, wildcards) -> list[str]:
-        """The CSV tables the other stages produce for this study (from its final targets)."""
+    def _tables(self, studies: list[str]) -> list[str]:
+        """The CSV tables (under a `tables/` folder) among these studies' final targets."""
         return sorted(
             {
                 t
-                for t in self.study_targets(wildcards.study, report=False)
+                for study in studies
+                for t in self.study_targets(study, report=False)
                 if t.endswith(".csv") and os.path.basename(os.path.dirname(t)) == "tables"
             }
         )
+
+    def report_tables(self, wildcards) -> list[str]:
+        """The CSV tables the other stages produce for this study (from its final targets)."""
+        return self._tables([wildcards.study])
 
     def report_runs(self, wildcards) -> str:
         """run name -> {run_id, variant}, as JSON for workflow.report.wandb_report."""
@@ -498,13 +510,8 @@ class Dag:
 
     def seed_noise_seeds(self, wildcards) -> str:
         """The base run's seed (the scale's train seed, or the study's override), then each replicate's."""
-        study = wildcards.study
-        train = {
-            **cfg.scale_config(self.config)["train"],
-            **self.config["studies"][study].get("train", {}).get(self.config["scale"], {}),
-        }
-        seeds = [p["seed"] for p in isoflop.noise_plan(self.config, study)]
-        return " ".join(str(k) for k in [int(train["seed"]), *seeds])
+        seeds = [p["seed"] for p in isoflop.noise_plan(self.config, wildcards.study)]
+        return " ".join(str(k) for k in [int(cfg.study_train(self.config, wildcards.study)["seed"]), *seeds])
 
     def isoflop_targets(self, study: str) -> list[str]:
         targets = [self.layout.table(study, name) for name in ISOFLOP_TABLES]
@@ -547,9 +554,4 @@ class Dag:
     def evidence_tables(self, wildcards=None) -> list[str]:
         """Every CSV table of every enabled study at this scale: the evidence report reads the ones
         its findings need (analysis/evidence.py) and waits for all, so it is written last."""
-        return sorted(
-            t
-            for study in cfg.enabled_studies(self.config)
-            for t in self.study_targets(study, report=False)
-            if t.endswith(".csv") and os.path.basename(os.path.dirname(t)) == "tables"
-        )
+        return self._tables(cfg.enabled_studies(self.config))

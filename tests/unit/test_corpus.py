@@ -344,7 +344,8 @@ def test_a_run_naming_a_corpus_trains_on_that_corpus_data(tmp_path):
     assert proc.returncode == 0, proc.stderr
     # the scale's corpus, the corpus ablation's and the multilingual model's (also its language_eval text)
     assert job_counts(proc.stdout)["prepare_corpus"] == 3
-    assert f"results/tiny/data/{run[1]['corpus']}/tokens/train.bin" in proc.stdout
+    corpus = run[1]["corpus"] if isinstance(run[1]["corpus"], str) else run[1]["corpus"]["tiny"]
+    assert f"results/tiny/data/{corpus}/tokens/train.bin" in proc.stdout
     assert "results/tiny/data/multilingual-synthetic/tokens/train.bin" in proc.stdout
 
 

@@ -88,6 +88,7 @@ def test_chinchilla_rows_and_the_approaches_agreement(tmp_path):
 
 
 def bloom_table(delta_bpb=-0.1, se=0.01, zs=(0.45, 0.50)):
+    """One seed a side: the per-run table's paired SE is all the interval holds."""
     return pd.DataFrame(
         [
             {
@@ -113,21 +114,79 @@ def bloom_table(delta_bpb=-0.1, se=0.01, zs=(0.45, 0.50)):
     )
 
 
+def seeded_bloom_table(delta_bpb=-0.1, zs=(0.45, 0.50), spread=0.01):
+    """Three seeds a side, each run's bpb_en and zero-shot average as the per-run table holds them."""
+    rows = []
+    for variant, axis, bpb, acc in (
+        ("rotary", "baseline", 1.5, zs[0]),
+        ("alibi", "position embedding", 1.5 + delta_bpb, zs[1]),
+    ):
+        for i, k in enumerate((1, 2, 3)):
+            jitter = (i - 1) * spread
+            rows.append(
+                {
+                    "run": f"{variant}_s_s{k}",
+                    "variant": variant,
+                    "axis": axis,
+                    "seed": k,
+                    "bpb_en": bpb + jitter,
+                    "zeroshot_avg": acc + jitter,
+                    "zeroshot_avg_se": 0.01,
+                }
+            )
+    return pd.DataFrame([*rows, {"run": "random", "axis": "chance", "zeroshot_avg": 0.32}])
+
+
+def by_key(rows):
+    return {(r["finding"], r["metric"]): r for r in rows}
+
+
 def test_bloom_verdicts_wait_for_three_seeds():
-    rows = {(r["finding"], r["metric"]): r for r in bloom_rows(bloom_table(), seeds=3)}
-    assert rows[("ALiBi beats rotary (the baseline)", "English bits per byte")]["verdict"] == "agrees"
+    rows = by_key(bloom_rows(seeded_bloom_table()))
+    bpb = rows[("ALiBi beats rotary (the baseline)", "English bits per byte")]
+    assert bpb["verdict"] == "agrees" and bpb["seeds"] == 3 and "Welch" in bpb["interval"]
+    # Welch over seeds: sd 0.01 a side, SE 0.00816, df 4, t 2.776 -> half-width 0.0227
+    assert bpb["ours"] == pytest.approx(-0.1) and bpb["hi"] - bpb["ours"] == pytest.approx(0.02266, abs=1e-4)
     assert rows[("ALiBi beats rotary (the baseline)", "zero-shot average accuracy")]["verdict"] == "agrees"
-    one = {(r["finding"], r["metric"]): r for r in bloom_rows(bloom_table(), seeds=1)}
+    one = by_key(bloom_rows(bloom_table()))
     row = one[("ALiBi beats rotary (the baseline)", "English bits per byte")]
-    assert row["verdict"] == "inconclusive" and "seed noise unmeasured" in row["note"]
-    worse = {(r["finding"], r["metric"]): r for r in bloom_rows(bloom_table(delta_bpb=0.1), seeds=3)}
+    assert row["verdict"] == "inconclusive" and "seed noise unmeasured" in row["note"] and row["seeds"] == 1
+    worse = by_key(bloom_rows(seeded_bloom_table(delta_bpb=0.1)))
     assert worse[("ALiBi beats rotary (the baseline)", "English bits per byte")]["verdict"] == "disagrees"
+    noisy = by_key(bloom_rows(seeded_bloom_table(delta_bpb=-0.02, spread=0.05)))  # the seeds swamp the gap
+    assert noisy[("ALiBi beats rotary (the baseline)", "English bits per byte")]["verdict"] == "inconclusive"
 
 
 def test_zero_shot_at_chance_is_never_evidence():
-    rows = {(r["finding"], r["metric"]): r for r in bloom_rows(bloom_table(zs=(0.30, 0.40)), seeds=3)}
+    rows = by_key(bloom_rows(seeded_bloom_table(zs=(0.30, 0.40))))
     row = rows[("ALiBi beats rotary (the baseline)", "zero-shot average accuracy")]
     assert row["verdict"] == "inconclusive" and "chance (0.320)" in row["note"] and "rotary 0.300" in row["note"]
+
+
+def test_matgpt_rows_read_seeds_and_bits_per_byte():
+    from analysis.evidence import matgpt_rows
+
+    rows = []
+    for arch, bpb in (("gpt-neox", 2.00), ("llama", 2.01)):
+        for i in range(3):
+            rows.append(
+                {
+                    "run": f"{arch}_m_s{i}",
+                    "arch": arch,
+                    "variant": arch,
+                    "size": "m",
+                    "seed": i,
+                    "valid_bpb": bpb + 0.002 * (i - 1),
+                    "zeroshot_avg": 0.33,
+                    "zeroshot_avg_se": 0.01,
+                }
+            )
+    rows.append({"run": "random", "zeroshot_avg": 0.32})
+    got = by_key(matgpt_rows(pd.DataFrame(rows)))
+    bpb = got[("GPT-NeoX and LLaMA near parity in held-out bits per byte (m)", "validation bits per byte")]
+    assert bpb["verdict"] == "agrees" and bpb["seeds"] == 3  # 0.01 +- 0.005 inside 2% of 2.00 = 0.04
+    zs = got[("GPT-NeoX and LLaMA near parity on general zero-shot benchmarks (m)", "zero-shot average accuracy")]
+    assert zs["verdict"] == "inconclusive" and "chance" in zs["note"]
 
 
 def test_proxy_spearman_interval():

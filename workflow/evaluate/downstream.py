@@ -69,12 +69,22 @@ def average_se(accs: list[float], items: list[int | None]) -> float | None:
 
 def run_columns(run: str, runs: dict) -> dict:
     spec = runs.get(run, {})
-    return {"variant": spec.get("variant"), "arch": spec.get("arch"), "size": spec.get("shape_name")}
+    return {
+        "variant": spec.get("variant"),
+        "arch": spec.get("arch"),
+        "size": spec.get("shape_name"),
+        "seed": spec.get("seed"),  # set where the study trains several seeds (studies.<study>.seeds)
+    }
 
 
 def eval_losses(evals: list[str]) -> dict[str, float]:
     """Run name -> validation loss, from each run's eval_loss.json (runs/<run>/eval_loss.json)."""
     return {Path(p).parent.name: json.loads(Path(p).read_text())["loss"] for p in evals}
+
+
+def eval_bpb(evals: list[str]) -> dict[str, float | None]:
+    """Run name -> validation bits per byte (tokenizer-independent), where eval_loss.json has it."""
+    return {Path(p).parent.name: json.loads(Path(p).read_text()).get("bits_per_byte") for p in evals}
 
 
 def bandgap_table(fits: list[str], baselines: str, runs: dict) -> pd.DataFrame:
