@@ -302,5 +302,8 @@ def test_mini_plans_the_seed_replicates_and_their_table(tmp_path):
         "chinchilla/seed1235_l3-h48",
         "chinchilla/seed1236_l3-h48",
     ]
-    planned = [r for r in rows if r["rule"] == "pretrain" and "_planned-" in r["job"]]
-    assert rules["pretrain"] - len(planned) == 20 + 2 and planned  # the sweep, the seed replicates; then the loop's
+    chinchilla = [r for r in rows if r["rule"] == "pretrain" and r["study"] == "chinchilla"]
+    planned = [r for r in chinchilla if "_planned-" in r["job"]]
+    assert len(chinchilla) - len(planned) == 20 + 2 and planned  # the sweep, the seed replicates; then the loop's
+    seeded = Counter(r["study"] for r in rows if r["rule"] == "pretrain" and "_s123" in r["job"])
+    assert seeded == {"matgpt": 2 * 3, "bloom_ablations": 7 * 3}  # every variant under 3 seeds (multilingual skipped)
