@@ -58,14 +58,10 @@ CHINCHILLA_TABLE2 = {
 COLUMNS = ["study", "finding", "source", "paper", "metric", "ours", "lo", "hi", "interval", "seeds", "verdict", "note"]
 
 
-def _finite(*xs) -> bool:
-    return all(x is not None and isinstance(x, (int, float, np.floating)) and math.isfinite(x) for x in xs)
-
-
 def sign_verdict(lo: float, hi: float, expect: str) -> str:
     """`expect` '<0' or '>0': agrees when the whole interval is on that side, disagrees when the whole
     interval is on the other."""
-    if not _finite(lo, hi):
+    if not seeds.finite(lo, hi):
         return "inconclusive"
     below, above = hi < 0, lo > 0
     if (expect == "<0" and below) or (expect == ">0" and above):
@@ -75,7 +71,7 @@ def sign_verdict(lo: float, hi: float, expect: str) -> str:
 
 def range_verdict(lo: float, hi: float, paper: tuple[float, float], alternative: float) -> str:
     """Agrees: overlaps the paper's interval and excludes the alternative; disagrees: disjoint from it."""
-    if not _finite(lo, hi):
+    if not seeds.finite(lo, hi):
         return "inconclusive"
     if hi < paper[0] or lo > paper[1]:
         return "disagrees"
@@ -83,7 +79,7 @@ def range_verdict(lo: float, hi: float, paper: tuple[float, float], alternative:
 
 
 def parity_verdict(lo: float, hi: float, margin: float) -> str:
-    if not _finite(lo, hi):
+    if not seeds.finite(lo, hi):
         return "inconclusive"
     if -margin <= lo and hi <= margin:
         return "agrees"
@@ -140,7 +136,7 @@ def chinchilla_rows(tables: Path) -> list[dict]:
     fitted = {
         a: (float(ex.loc[a, "a_lo"]), float(ex.loc[a, "a_hi"]))
         for a in ex.index
-        if _finite(ex.loc[a, "a_lo"], ex.loc[a, "a_hi"]) and not flags.get(a)
+        if seeds.finite(ex.loc[a, "a_lo"], ex.loc[a, "a_hi"]) and not flags.get(a)
     }
     if len(fitted) < 2:
         verdict, lo, hi = "inconclusive", math.nan, math.nan
@@ -190,13 +186,13 @@ def closed_loop_rows(loop: pd.DataFrame, seed_sd: float = math.nan) -> list[dict
             continue
         pred, lo, hi = (float(r[k]) for k in ("predicted_loss", "predicted_lo_80", "predicted_hi_80"))
         interval = "80%: the fit's bootstrap"
-        if _finite(seed_sd):  # one run's loss also moves by the seed noise: add its 80% half-width in quadrature
+        if seeds.finite(seed_sd):  # one run's loss also moves by the seed noise: add its 80% half-width in quadrature
             lo = pred - math.hypot(pred - lo, Z80 * seed_sd)
             hi = pred + math.hypot(hi - pred, Z80 * seed_sd)
             interval += " and the seed noise, in quadrature"
         achieved = float(r["achieved_loss"])
         verdict = "agrees" if lo <= achieved <= hi else "disagrees"
-        if not _finite(pred, lo, hi):
+        if not seeds.finite(pred, lo, hi):
             verdict = "inconclusive"
         rows.append(
             _row(
@@ -222,11 +218,11 @@ def closed_loop_rows(loop: pd.DataFrame, seed_sd: float = math.nan) -> list[dict
                 abs(float(over["achieved_loss"].min()) - float(r["achieved_loss"])),
                 abs(float(under["achieved_loss"].min()) - float(r["achieved_loss"])),
             )
-            resolved = _finite(seed_sd) and margin > 2 * math.sqrt(2) * seed_sd
+            resolved = seeds.finite(seed_sd) and margin > 2 * math.sqrt(2) * seed_sd
             verdict = ("agrees" if beats else "disagrees") if resolved else "inconclusive"
             noise = (
                 f"smallest margin {margin:.3g} vs 2√2 × seed sd = {2 * math.sqrt(2) * seed_sd:.3g}"
-                if _finite(seed_sd)
+                if seeds.finite(seed_sd)
                 else "seed noise not measured (isoflop.<scale>.noise_seeds)"
             )
             rows.append(
@@ -307,7 +303,7 @@ def bloom_rows(table: pd.DataFrame) -> list[dict]:
     chance = float(chance.iloc[0]) if len(chance) else math.nan
     for finding, variant, other, metric, expect in BLOOM_FINDINGS:
         got = _difference(table, variant, other, metric)
-        if got is None or not _finite(got["diff"]):
+        if got is None or not seeds.finite(got["diff"]):
             continue
         row = _row(
             "bloom_ablations",
@@ -336,7 +332,7 @@ def _chance_cap(row: dict, table: pd.DataFrame, variants: list, chance: float) -
     at_chance = []
     for name in names:
         r = table[table["variant"] == name]
-        if r.empty or not _finite(chance):
+        if r.empty or not seeds.finite(chance):
             continue
         acc, se = float(r["zeroshot_avg"].mean()), float(r["zeroshot_avg_se"].mean())
         if acc - CHANCE_SE * se <= chance:
@@ -524,12 +520,12 @@ def markdown(table: pd.DataFrame, scale: str) -> str:
     ]
     for _, r in table.iterrows():
         interval = (
-            f"[{_fmt(r['lo'])}, {_fmt(r['hi'])}] ({r['interval']})" if _finite(r["lo"], r["hi"]) else r["interval"]
+            f"[{_fmt(r['lo'])}, {_fmt(r['hi'])}] ({r['interval']})" if seeds.finite(r["lo"], r["hi"]) else r["interval"]
         )
-        seeds = "" if pd.isna(r["seeds"]) else f", {int(r['seeds'])} seed(s)"
+        n_seeds = "" if pd.isna(r["seeds"]) else f", {int(r['seeds'])} seed(s)"
         lines.append(
             f"| {r['study']} | {r['finding']} | {r['source']} | {r['paper']} | {_fmt(r['ours'])} {r['metric']} | "
-            f"{interval}{seeds} | **{r['verdict']}** | {r['note']} |"
+            f"{interval}{n_seeds} | **{r['verdict']}** | {r['note']} |"
         )
     return "\n".join(lines) + "\n"
 

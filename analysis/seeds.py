@@ -47,7 +47,7 @@ METRICS = {
 
 def t_interval(values) -> tuple[float, float, float]:
     """Mean and its 95% Student-t interval over seeds; (mean, nan, nan) for one value."""
-    x = np.asarray([v for v in values if _finite(v)], dtype=float)
+    x = np.asarray([v for v in values if finite(v)], dtype=float)
     if len(x) == 0:
         return math.nan, math.nan, math.nan
     mean = float(x.mean())
@@ -62,8 +62,8 @@ def welch_interval(a, b) -> tuple[float, float, float]:
 
     e.g. a = [1.00, 1.02, 1.04], b = [1.10, 1.12, 1.14]: difference -0.10, each variance 4e-4/3,
     SE 0.0163, Welch df 4, t 2.776: [-0.145, -0.055]."""
-    a = np.asarray([v for v in a if _finite(v)], dtype=float)
-    b = np.asarray([v for v in b if _finite(v)], dtype=float)
+    a = np.asarray([v for v in a if finite(v)], dtype=float)
+    b = np.asarray([v for v in b if finite(v)], dtype=float)
     if len(a) == 0 or len(b) == 0:
         return math.nan, math.nan, math.nan
     d = float(a.mean() - b.mean())
@@ -78,14 +78,15 @@ def welch_interval(a, b) -> tuple[float, float, float]:
     return d, d - half, d + half
 
 
-def _finite(v) -> bool:
-    return v is not None and isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v)
+def finite(*xs) -> bool:
+    """Every value a real, finite number (None, NaN, inf and strings are not)."""
+    return all(x is not None and isinstance(x, (int, float, np.floating, np.integer)) and math.isfinite(x) for x in xs)
 
 
 def _column(rows: pd.DataFrame, col: str | None) -> list[float]:
     if col is None or col not in rows.columns:
         return []
-    return [float(v) for v in rows[col] if _finite(v)]
+    return [float(v) for v in rows[col] if finite(v)]
 
 
 def variant_stats(rows: pd.DataFrame, metric: str) -> dict:
@@ -93,8 +94,8 @@ def variant_stats(rows: pd.DataFrame, metric: str) -> dict:
     values = _column(rows, metric)
     mean, lo, hi = t_interval(values)
     item = _column(rows, METRICS.get(metric))
-    if item and _finite(mean):  # the shared items' noise: it does not average out over seeds
-        seed_half = (hi - mean) if _finite(hi) else 0.0
+    if item and finite(mean):  # the shared items' noise: it does not average out over seeds
+        seed_half = (hi - mean) if finite(hi) else 0.0
         half = math.hypot(seed_half, Z * float(np.mean(item)))
         lo, hi = mean - half, mean + half
     return {"n": len(values), "mean": mean, "lo": lo, "hi": hi}
@@ -107,9 +108,9 @@ def difference(rows: pd.DataFrame, other: pd.DataFrame, metric: str) -> dict:
     n = min(len(a), len(b))
     covers = "seeds (Welch)" if n >= 2 else "none (one seed a side)"
     item_a, item_b = _column(rows, METRICS.get(metric)), _column(other, METRICS.get(metric))
-    if item_a and item_b and _finite(d):
+    if item_a and item_b and finite(d):
         item_half = Z * math.hypot(float(np.mean(item_a)), float(np.mean(item_b)))
-        seed_half = (hi - d) if _finite(hi) else 0.0
+        seed_half = (hi - d) if finite(hi) else 0.0
         half = math.hypot(seed_half, item_half)
         lo, hi = d - half, d + half
         covers = "seeds (Welch) + items" if n >= 2 else "items only (one seed a side)"

@@ -19,7 +19,7 @@ rule evaluate_loss:
         **dag.resources("evaluate_loss"),
     params:
         spec=dag.pretrain_spec,
-        max_tokens=dag.eval_max_tokens(),
+        max_tokens=dag.eval_max_tokens,
         text=dag.language_eval_arg,
     shell:
         "python -m workflow.evaluate.loss --spec {params.spec:q} --max-tokens {params.max_tokens} {params.text}"

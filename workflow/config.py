@@ -140,7 +140,7 @@ def check_references(config: dict) -> None:
         tp = sc["parallel"]["tp"]
         for study, st in config["studies"].items():
             for variant, run in st.get("runs", {}).items():
-                if run.get("skip", {}).get(scale):  # not run here: its corpus need not exist
+                if is_skipped(run, scale):  # not run here: its corpus need not exist
                     continue
                 own = run.get("corpus")
                 where = (
@@ -219,7 +219,7 @@ def check_run_shapes(config: dict) -> None:
                         f"({train['global_batch_size']} × {shape['seq_length']} tokens)"
                     )
                 for variant, run in st["runs"].items():
-                    if run.get("skip", {}).get(scale):
+                    if is_skipped(run, scale):
                         continue
                     try:
                         spec = make_model_spec(
@@ -291,7 +291,7 @@ def study_runs(config: dict, study: str) -> dict[str, dict]:
     runs = {}
     for shape_name in st.get("sizes", {}).get(scale, []):  # none in a benchmarks-only study
         for variant, run in st["runs"].items():
-            if run.get("skip", {}).get(scale):
+            if is_skipped(run, scale):
                 continue
             spec = {
                 "variant": variant,
@@ -309,10 +309,15 @@ def study_runs(config: dict, study: str) -> dict[str, dict]:
     return runs
 
 
+def is_skipped(run: dict, scale: str) -> bool:
+    """Whether a `runs` variant declares `skip.<scale>` (a reason it does not run at that scale)."""
+    return bool(run.get("skip", {}).get(scale))
+
+
 def skipped_variants(config: dict, study: str) -> dict[str, str]:
     """Variant -> the reason it does not run at the selected scale (`skip.<scale>`)."""
     runs = config["studies"][study].get("runs") or {}
-    return {v: r["skip"][config["scale"]] for v, r in runs.items() if r.get("skip", {}).get(config["scale"])}
+    return {v: r["skip"][config["scale"]] for v, r in runs.items() if is_skipped(r, config["scale"])}
 
 
 def variant_corpus(st: dict, run: dict, scale: str) -> str | None:

@@ -183,8 +183,10 @@ class Dag:
     def run_dir(self, wildcards) -> str:
         return self.layout.run_dir(wildcards.study, wildcards.run)
 
-    def eval_max_tokens(self) -> int:
-        return cfg.scale_config(self.config)["eval"]["max_tokens"]
+    def eval_max_tokens(self, wildcards) -> int:
+        """Held-out tokens of one run's evaluate_loss: the study's `eval_tokens.<scale>`, else the scale's."""
+        own = self.config["studies"][wildcards.study].get("eval_tokens", {}).get(self.config["scale"])
+        return own or cfg.scale_config(self.config)["eval"]["max_tokens"]
 
     def study_run_files(self, name: str):
         """An input function: `name` (e.g. `summary.json`) of every run of the wildcards' study."""
@@ -328,8 +330,15 @@ class Dag:
         if not self.config["studies"][study].get("export_hf"):
             return []
         ok, skipped = exportable_runs(self.config, study)
+        runs = cfg.study_runs(self.config, study)
+        groups: dict[tuple[str, str], list[str]] = {}  # one note per variant x size, not one per seed
         for run, why in skipped.items():
-            self._warn_once(f"ScaleDAG note: {study}/{run} is not exported to Hugging Face: {why}")
+            seed = runs[run].get("seed")
+            base = run.removesuffix(f"{cfg.RUN_SEPARATOR}s{seed}") if seed is not None else run
+            groups.setdefault((base, why), []).append("" if seed is None else str(seed))
+        for (run, why), seeds in groups.items():
+            which = f" (seeds {', '.join(seeds)})" if any(seeds) else ""
+            self._warn_once(f"ScaleDAG note: {study}/{run}{which} is not exported to Hugging Face: {why}")
         return [self.layout.run_file(study, run, "hf") for run in ok]
 
     def report_summaries(self, wildcards) -> list[str]:

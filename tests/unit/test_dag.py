@@ -178,3 +178,22 @@ def test_a_corpus_whose_files_are_absent_warns_at_parse_naming_what_to_configure
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "corpora.arxiv-bytes.sources[0]: 'no/such/dir/*.tar.gz' matches no file" in err[0]
     assert "`url` + `sha256` or an `hf_dataset`" in err[0]
+
+
+def test_a_study_may_read_fewer_held_out_tokens_than_its_scale(raw):
+    """BLOOM's 21 mini runs read 200k held-out tokens each (studies.bloom_ablations.eval_tokens.mini);
+    MatGPT, without its own, reads the scale's eval.max_tokens."""
+    config = config_at(raw, "mini")
+    dag = Dag(config, None)
+    assert dag.eval_max_tokens(wc(study="bloom_ablations")) == 200000
+    assert dag.eval_max_tokens(wc(study="matgpt")) == config["scales"]["mini"]["eval"]["max_tokens"] == 500000
+    tiny = config_at(raw, "tiny")
+    assert Dag(tiny, None).eval_max_tokens(wc(study="bloom_ablations")) == tiny["scales"]["tiny"]["eval"]["max_tokens"]
+
+
+def test_hf_export_notes_one_line_per_variant_not_per_seed(raw, capsys):
+    dag = Dag(config_at(raw, "mini"), None)
+    dag.hf_export_targets("bloom_ablations")
+    err = capsys.readouterr().err
+    assert err.count("bloom_ablations/swiglu_tiny-1m (seeds 1234, 1235, 1236) is not exported") == 1
+    assert "swiglu_tiny-1m_s1234" not in err
