@@ -30,7 +30,8 @@ from workflow.resolve import (  # noqa: F401 (re-exported)
     study_train,
 )
 from workflow.schema import SCHEMA_PATH  # noqa: F401 (re-exported)
-from workflow.studies.design import check_isoflop
+from workflow.studies import proxy
+from workflow.studies.design import check_isoflop, check_proxy
 from workflow.studies.generators import GENERATORS
 from workflow.studies.isoflop import closed_loop_runs, isoflop_plan, params_key
 
@@ -186,6 +187,10 @@ def check_references(config: dict) -> None:
             plan = isoflop_plan(config, study)
             if evidence:  # a scale meant to measure: can this sweep measure the exponent?
                 check_isoflop(plan, f"config: studies.{study}.isoflop.{config['scale']}", params_key(st["isoflop"]))
+        if st["kind"] == "proxy" and evidence and st.get("enabled", True) and study_at_scale(config, study):
+            s = proxy.proxy_settings(config, study)
+            tp = config["scales"][config["scale"]]["parallel"]["tp"]
+            check_proxy(proxy.enumerate_candidates(s, tp), s, f"config: studies.{study}.proxy.{config['scale']}")
     check_run_shapes(config)
 
 

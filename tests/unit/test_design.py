@@ -62,8 +62,11 @@ def test_a_design_that_cannot_measure_stops_with_one_line(mini, change, message)
 
 def test_tiny_is_a_smoke_run_and_is_not_checked():
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
-    validate_config(dict(copy.deepcopy(raw), scale="tiny"))  # 3 budgets 6.7x apart: allowed there
+    validate_config(dict(copy.deepcopy(raw), scale="tiny"))  # 3 budgets 6.7x apart, 5 proxy shapes: allowed there
     raw["scales"]["tiny"]["evidence"] = True
+    with pytest.raises(ScaleDAGError, match=r"proxy.tiny: 5 candidate shapes"):
+        validate_config(dict(copy.deepcopy(raw), scale="tiny"))
+    raw["studies"]["arch_proxy"]["enabled"] = False
     with pytest.raises(ScaleDAGError, match="isoflop.tiny.budgets"):
         validate_config(dict(raw, scale="tiny"))
 
@@ -102,3 +105,34 @@ def test_noise_seeds_replicate_the_middle_run_and_stay_out_of_the_fits(mini):
         assert rep["shape"] == base["shape"] and rep["train"]["seed"] == seed
         assert rep["train"]["tokens"] == base["train"]["tokens"]
     assert not set(noise["runs"]) & set(analysis_settings(cfg, "chinchilla")["budgets"])
+
+
+def proxy_design(cfg):
+    return cfg["studies"]["arch_proxy"]["proxy"]["mini"]
+
+
+def test_the_mini_proxy_design_has_8_candidates_at_a_tenth_of_the_compute(mini):
+    from workflow.config import study_runs
+
+    runs = study_runs(validate_config(copy.deepcopy(mini)), "arch_proxy")
+    full = {r["shape_name"]: r["train"]["tokens"] for r in runs.values() if r["variant"] == "full"}
+    proxy = {r["shape_name"]: r["train"]["tokens"] for r in runs.values() if r["variant"] == "proxy"}
+    assert len(full) == len(proxy) >= 8 and full.keys() == proxy.keys()
+    assert all(proxy[k] <= 0.1 * full[k] + 1 for k in full)  # rounding: one token
+    assert len({r["shape"]["layers"] for r in runs.values()}) >= 4  # the depth/width choice is spanned
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda s: s.update(max_candidates=5), r"proxy.mini: 5 candidate shapes cannot measure a ranking"),
+        (lambda s: s.update(fraction=0.25), r"proxy.mini.fraction: proxies of 25% of a full run save too little"),
+        (lambda s: s.update(full={"top": 2, "bottom": 2}), r"proxy.mini.full: 4 full runs cannot test"),
+    ],
+)
+def test_a_proxy_design_that_cannot_rank_stops_with_one_line(mini, change, message):
+    cfg = copy.deepcopy(mini)
+    change(proxy_design(cfg))
+    with pytest.raises(ScaleDAGError, match=message) as exc:
+        validate_config(cfg)
+    assert "\n" not in str(exc.value)

@@ -14,6 +14,14 @@ IsoFLOP sweep (Chinchilla), each rule from the simulations behind issue 17 and t
   between a budget's second-smallest and second-largest size, so at least one size flanks it on
   each side even when the true optimum sits a grid step away from the prior.
 - embeddings are at most half of every run's N: otherwise N measures the vocabulary, not the model.
+
+Architecture design by proxy (MatGPT):
+- >= 8 candidate shapes: with 5 (the tiny design) one swapped pair moves Spearman's rho from 1.0 to
+  0.9 and its bootstrap interval spans most of [-1, 1].
+- proxies <= 10% of a full run's tokens (compute, at equal compute per candidate): a method whose
+  proxies cost more saves too little to be worth choosing a shape by.
+- >= 6 candidates trained in full (`full: all`, or top + bottom >= 6): rho over fewer full runs
+  has too few pairs to tell a ranking from chance.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ MIN_BUDGETS, MIN_BUDGET_SPAN = 4, 15.0
 MIN_SIZES, MIN_SIZE_SPAN = 5, 16.0
 PRIOR_TOKENS_PER_PARAM = 20.0  # Chinchilla's compute-optimal ratio (Table 3: 1.4T tokens / 70B)
 MAX_EMBEDDING_SHARE = 0.5
+MIN_CANDIDATES, MAX_PROXY_FRACTION, MIN_FULL_RUNS = 8, 0.10, 6
 
 
 def prior_optimum(budget: float) -> float:
@@ -63,3 +72,23 @@ def check_isoflop(plan: list[dict], where: str, params_key: str) -> None:
                     f"{where}: run {p['run']}'s embeddings are {share:.0%} of its N; N would measure the vocabulary "
                     f"(<= {MAX_EMBEDDING_SHARE:.0%} needed: a smaller vocabulary, tied embeddings or larger sizes)"
                 )
+
+
+def check_proxy(candidates: list[dict], settings: dict, where: str) -> None:
+    """Raise one ScaleDAGError naming the first rule a proxy study's design breaks."""
+    if len(candidates) < MIN_CANDIDATES:
+        raise ScaleDAGError(
+            f"{where}: {len(candidates)} candidate shapes cannot measure a ranking; an evidence scale needs "
+            f">= {MIN_CANDIDATES} (raise max_candidates, widen tolerance, head_dims or max_hidden)"
+        )
+    if settings["fraction"] > MAX_PROXY_FRACTION:
+        raise ScaleDAGError(
+            f"{where}.fraction: proxies of {settings['fraction']:.0%} of a full run save too little; "
+            f"an evidence scale needs <= {MAX_PROXY_FRACTION:.0%}"
+        )
+    full = settings.get("full", "all")
+    n_full = len(candidates) if full == "all" else min(len(candidates), full.get("top", 0) + full.get("bottom", 0))
+    if n_full < MIN_FULL_RUNS:
+        raise ScaleDAGError(
+            f"{where}.full: {n_full} full runs cannot test the proxy ranking; an evidence scale needs >= {MIN_FULL_RUNS}"
+        )
