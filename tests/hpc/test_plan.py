@@ -307,3 +307,7 @@ def test_mini_plans_the_seed_replicates_and_their_table(tmp_path):
     assert len(chinchilla) - len(planned) == 20 + 2 and planned  # the sweep, the seed replicates; then the loop's
     seeded = Counter(r["study"] for r in rows if r["rule"] == "pretrain" and "_s123" in r["job"])
     assert seeded == {"matgpt": 2 * 3, "bloom_ablations": 7 * 3}  # every variant under 3 seeds (multilingual skipped)
+    proxy = Counter(
+        r["job"].split("/")[1].split("_")[0] for r in rows if r["rule"] == "pretrain" and r["study"] == "arch_proxy"
+    )
+    assert proxy["proxy"] == 8 and proxy["full"] <= 8  # 8 candidates; full runs follow the ranking checkpoint
