@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.evidence import (
+    bandgap_rows,
     bloom_rows,
     evidence_table,
     main,
@@ -294,3 +295,28 @@ def test_the_prediction_interval_widens_by_the_seed_noise():
     assert reached(math.nan)["verdict"] == "disagrees"  # 1.06 outside the fit's own [0.95, 1.05]
     widened = reached(0.05)  # hi = 1 + hypot(0.05, 1.2816 x 0.05) = 1.081
     assert widened["verdict"] == "agrees" and widened["hi"] == pytest.approx(1.0813, abs=1e-4)
+
+
+def test_band_gap_reads_one_row_per_variant_over_its_seeds_with_one_head():
+    rows = [{"model": "dummy", "method": "dummy", "mae": 1.0, "mae_std": 0.03, "arch": None, "size": None}]
+    for seed, (ridge, mlp) in zip((1, 2, 3), ((0.80, 0.70), (0.78, 0.72), (0.60, 0.74))):
+        run = f"llama_m_s{seed}"
+        rows += [
+            {"model": run, "method": "ridge[description]", "mae": ridge, "mae_std": 0.02, "arch": "llama", "size": "m"},
+            {"model": run, "method": "mlp[description]", "mae": mlp, "mae_std": 0.02, "arch": "llama", "size": "m"},
+            {
+                "model": run,
+                "method": "mlp[formula+composition]",
+                "mae": 0.5,
+                "mae_std": 0.02,
+                "arch": "llama",
+                "size": "m",
+            },
+        ]
+    (row,) = bandgap_rows(pd.DataFrame(rows))
+    # mlp's mean 0.72 beats ridge's 0.727 although ridge wins seed 3: one head for every seed
+    assert row["seeds"] == 3 and row["ours"] == pytest.approx(0.72 - 1.0)
+    t_half = 4.303 * 0.02 / math.sqrt(3)  # t(0.975, 2 df) x sd 0.02 of (0.70, 0.72, 0.74) / sqrt(3)
+    half = math.hypot(2 * math.hypot(0.02, 0.03), t_half)
+    assert row["lo"] == pytest.approx(-0.28 - half, abs=1e-3) and row["hi"] == pytest.approx(-0.28 + half, abs=1e-3)
+    assert row["verdict"] == "agrees" and "mlp[description]" in row["note"]
