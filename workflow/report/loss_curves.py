@@ -17,6 +17,12 @@ def _run_name(path: str) -> str:
     return Path(path).parent.name
 
 
+def seed_group(run: str) -> str:
+    """The run without its seed suffix (`rotary_tiny-1m_s1234` -> `rotary_tiny-1m`): seeds share a colour."""
+    base, sep, seed = run.rpartition("_s")
+    return base if sep and seed.isdigit() else run
+
+
 def loss_table(metrics: list[str], summaries: list[str], evals: list[str]) -> pd.DataFrame:
     """One row per run: architecture, size, parameters, tokens, final train/valid loss, throughput."""
     rows = []
@@ -51,15 +57,21 @@ def plot_loss_curves(metrics: list[str], title: str, png: str, pdf: str) -> None
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colors = {}  # one colour per variant x size: its seeds share it and one legend entry
     for path in sorted(metrics):
         rows = read_metrics(path)
         train = [(r["tokens"], r["loss"]) for r in rows if r["kind"] == "train"]
         valid = [(r["tokens"], r["loss"]) for r in rows if r["kind"] == "valid"]
         if not train:
             raise ScaleDAGError(f"{path}: no training rows")
-        (line,) = ax.plot(*zip(*train), label=f"{_run_name(path)} (train)", lw=1.2)
+        group = seed_group(_run_name(path))
+        first = group not in colors
+        color = colors.setdefault(group, f"C{len(colors) % 10}")
+        n = sum(seed_group(_run_name(p)) == group for p in metrics)
+        label = f"{group} ({n} seeds)" if n > 1 else group
+        ax.plot(*zip(*train), color=color, lw=1.0, alpha=0.8, label=f"{label} (train)" if first else None)
         if valid:
-            ax.plot(*zip(*valid), "o--", color=line.get_color(), ms=3, lw=0.8, label=f"{_run_name(path)} (valid)")
+            ax.plot(*zip(*valid), "o--", color=color, ms=3, lw=0.6, label=f"{label} (valid)" if first else None)
     ax.set_xlabel("tokens")
     ax.set_ylabel("cross-entropy loss (nats)")
     ax.set_title(title, fontsize=10)
