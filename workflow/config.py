@@ -187,7 +187,7 @@ def check_references(config: dict) -> None:
             plan = isoflop_plan(config, study)
             if evidence:  # a scale meant to measure: can this sweep measure the exponent?
                 check_isoflop(plan, f"config: studies.{study}.isoflop.{config['scale']}", params_key(st["isoflop"]))
-        if st["kind"] == "proxy" and evidence and st.get("enabled", True) and study_at_scale(config, study):
+        if st["kind"] == "proxy" and evidence and st["enabled"] and study_at_scale(config, study):
             s = proxy.proxy_settings(config, study)
             tp = config["scales"][config["scale"]]["parallel"]["tp"]
             check_proxy(proxy.enumerate_candidates(s, tp), s, f"config: studies.{study}.proxy.{config['scale']}")

@@ -86,8 +86,8 @@ def check_proxy(candidates: list[dict], settings: dict, where: str) -> None:
             f"{where}.fraction: proxies of {settings['fraction']:.0%} of a full run save too little; "
             f"an evidence scale needs <= {MAX_PROXY_FRACTION:.0%}"
         )
-    full = settings.get("full", "all")
-    n_full = len(candidates) if full == "all" else min(len(candidates), full.get("top", 0) + full.get("bottom", 0))
+    full = settings["full"]  # filled by the schema: all, or {top, bottom}
+    n_full = len(candidates) if full == "all" else min(len(candidates), int(full["top"]) + int(full["bottom"]))
     if n_full < MIN_FULL_RUNS:
         raise ScaleDAGError(
             f"{where}.full: {n_full} full runs cannot test the proxy ranking; an evidence scale needs >= {MIN_FULL_RUNS}"
