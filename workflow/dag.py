@@ -183,10 +183,13 @@ class Dag:
     def run_dir(self, wildcards) -> str:
         return self.layout.run_dir(wildcards.study, wildcards.run)
 
-    def eval_max_tokens(self, wildcards) -> int:
+    def study_eval_tokens(self, study: str) -> int:
         """Held-out tokens of one run's evaluate_loss: the study's `eval_tokens.<scale>`, else the scale's."""
-        own = self.config["studies"][wildcards.study].get("eval_tokens", {}).get(self.config["scale"])
+        own = self.config["studies"][study].get("eval_tokens", {}).get(self.config["scale"])
         return own or cfg.scale_config(self.config)["eval"]["max_tokens"]
+
+    def eval_max_tokens(self, wildcards) -> int:
+        return self.study_eval_tokens(wildcards.study)
 
     def study_run_files(self, name: str):
         """An input function: `name` (e.g. `summary.json`) of every run of the wildcards' study."""

@@ -48,7 +48,6 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import yaml
 
@@ -355,7 +354,7 @@ def study_jobs(config: dict, dag: Dag, study: str, defaults: Defaults) -> list[d
     else:  # `runs`: train, evaluate, curves, then the downstream stages its targets ask for
         jobs += pretrain_jobs(config, dag, study, runs, defaults)
         fpt = {j["job"]: j["fpt"] for j in jobs}
-        tokens = dag.eval_max_tokens(SimpleNamespace(study=study))  # evaluate_loss reads at most this many
+        tokens = dag.study_eval_tokens(study)  # evaluate_loss reads at most this many valid tokens
         for job in each(study, "evaluate_loss", dag, defaults, runs):
             # A forward pass is 1/3 of appendix F's training FLOPs per token (backward = 2 x forward).
             jobs.append(
