@@ -36,6 +36,22 @@ from workflow.studies.generators import GENERATORS
 from workflow.studies.isoflop import closed_loop_runs, isoflop_plan, params_key
 
 RUN_SEPARATOR = "_"  # run name = <variant>_<shape>
+SEED_PREFIX = "s"  # a seeded run is <variant>_<shape>_s<seed>
+
+
+def seeded_run_name(name: str, seed: int) -> str:
+    """`rotary_tiny-1m`, 1234 -> `rotary_tiny-1m_s1234`: the name of one seed of a variant x size."""
+    return f"{name}{RUN_SEPARATOR}{SEED_PREFIX}{int(seed)}"
+
+
+def seed_group(run: str) -> str:
+    """The run without its seed suffix (`rotary_tiny-1m_s1234` -> `rotary_tiny-1m`); a name without one
+    is its own group. The inverse of `seeded_run_name`, read off the name alone so that report code
+    holding only file paths groups seeds the way the config named them."""
+    base, sep, seed = run.rpartition(f"{RUN_SEPARATOR}{SEED_PREFIX}")
+    return base if sep and seed.isdigit() else run
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 # Study and corpus names: each is one part of a results path and a study is the middle of a run id
 # `<scale>.<study>.<run>`, so neither may hold '.', '/' or a space. rules/common.smk builds its
@@ -310,7 +326,7 @@ def study_runs(config: dict, study: str) -> dict[str, dict]:
             if not seeds:
                 runs[name] = spec
             for k in seeds or []:
-                runs[f"{name}{RUN_SEPARATOR}s{int(k)}"] = {**spec, "seed": int(k), "train": {"seed": int(k)}}
+                runs[seeded_run_name(name, k)] = {**spec, "seed": int(k), "train": {"seed": int(k)}}
     return runs
 
 

@@ -337,8 +337,7 @@ class Dag:
         groups: dict[tuple[str, str], list[str]] = {}  # one note per variant x size, not one per seed
         for run, why in skipped.items():
             seed = runs[run].get("seed")
-            base = run.removesuffix(f"{cfg.RUN_SEPARATOR}s{seed}") if seed is not None else run
-            groups.setdefault((base, why), []).append("" if seed is None else str(seed))
+            groups.setdefault((cfg.seed_group(run), why), []).append("" if seed is None else str(seed))
         for (run, why), seeds in groups.items():
             which = f" (seeds {', '.join(seeds)})" if any(seeds) else ""
             self._warn_once(f"ScaleDAG note: {study}/{run}{which} is not exported to Hugging Face: {why}")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from workflow.config import seed_group, seeded_run_name
 from workflow.report import loss_curves
 
 
@@ -20,7 +21,12 @@ from workflow.report import loss_curves
     ],
 )
 def test_seed_group_strips_only_a_numeric_seed_suffix(run, group):
-    assert loss_curves.seed_group(run) == group
+    assert seed_group(run) == group
+
+
+def test_seed_group_inverts_the_config_naming():
+    # The report groups by name what the config named: both read workflow.config's one rule.
+    assert seed_group(seeded_run_name("embed-ln_gpt2-small", 42)) == "embed-ln_gpt2-small"
 
 
 def test_three_seeds_share_one_legend_entry(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workflow.config import seed_group
 from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import save_figure, write_csv
 from workflow.train.metrics import read_metrics
@@ -15,12 +16,6 @@ from workflow.train.metrics import read_metrics
 
 def _run_name(path: str) -> str:
     return Path(path).parent.name
-
-
-def seed_group(run: str) -> str:
-    """The run without its seed suffix (`rotary_tiny-1m_s1234` -> `rotary_tiny-1m`): seeds share a colour."""
-    base, sep, seed = run.rpartition("_s")
-    return base if sep and seed.isdigit() else run
 
 
 def loss_table(metrics: list[str], summaries: list[str], evals: list[str]) -> pd.DataFrame:
