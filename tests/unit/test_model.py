@@ -145,6 +145,10 @@ def test_alibi_and_embedding_layernorm_options(megatron_dist):
     tokens = torch.randint(0, VOCAB, (2, 32))
     logits = model(tokens, torch.arange(32).unsqueeze(0).expand(2, -1), None)
     assert logits.shape == (2, 32, VOCAB) and torch.isfinite(logits).all()
+    # The closed-form count (the sweep's N, the plan's FLOPs) includes the norm's 2 x hidden.
+    from workflow.studies.isoflop import counts
+
+    assert counts(spec)["params"] == sum(p.numel() for p in model.parameters())
 
 
 def test_default_layer_spec_is_local_with_sdpa_attention(megatron_dist):

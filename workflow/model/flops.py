@@ -83,6 +83,7 @@ def param_count(
     include_embeddings: bool = True,
     biases: bool = True,
     learned_positions: bool = False,
+    embedding_norm: bool = False,
 ) -> int:
     """Number of trainable parameters of a pre-norm GPT with this shape.
 
@@ -98,7 +99,9 @@ def param_count(
     output (unembedding) matrix vocab x d, which has no bias and is not counted again when
     `tied_embeddings`. Position embeddings are excluded (rotary / none) unless
     `learned_positions`, which adds seq_length x d (it is an embedding, so it also needs
-    `include_embeddings`). `include_embeddings=False` gives Kaplan-style "non-embedding" N.
+    `include_embeddings`). `embedding_norm` (BLOOM's LayerNorm after the embedding, always with a
+    bias: workflow/model/embedding_norm.py) adds 2 d, counted with the embeddings. `include_embeddings=False` gives
+    Kaplan-style "non-embedding" N.
     """
     d, f, w = shape.hidden, shape.ffn_hidden, shape.attn_width
     attention = d * 3 * w + w * d
@@ -114,6 +117,8 @@ def param_count(
         total += shape.vocab_size * d * (1 if tied_embeddings else 2)
         if learned_positions:
             total += shape.seq_length * d
+        if embedding_norm:
+            total += 2 * d
     return int(total)
 
 

@@ -79,7 +79,10 @@ def counts(spec) -> dict:
     per token under each counting."""
     shape = Shape.of(spec)
     kw = dict(
-        tied_embeddings=spec.tied_embeddings, biases=spec.bias, learned_positions=spec.position_embedding == "learned"
+        tied_embeddings=spec.tied_embeddings,
+        biases=spec.bias,
+        learned_positions=spec.position_embedding == "learned",
+        embedding_norm=spec.embedding_layernorm,
     )
     total = param_count(shape, **kw)
     return {
