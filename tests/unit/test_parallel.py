@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -24,3 +25,8 @@ def test_two_processes_match_single_process(tiny_corpus, trained_run, tmp_path, 
     single, parallel = _losses(trained_run), _losses(tmp_path / f"tp{tp}")
     assert len(parallel) == len(single) == TRAINED_STEPS
     assert parallel == pytest.approx(single, rel=2e-3, abs=2e-3)
+    # The summary counts the model once: norms are held whole on both TP ranks, counted once.
+    params = [
+        json.loads((Path(d) / "summary.json").read_text())["parameters"] for d in (trained_run, tmp_path / f"tp{tp}")
+    ]
+    assert params[0] == params[1]

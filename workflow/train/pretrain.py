@@ -149,12 +149,15 @@ def _reduce_loss(losses: list[dict]) -> float:
 
 
 def _global_param_count(model) -> int:
-    """Parameters of the whole model, summed over tensor- and pipeline-parallel shards."""
+    """Parameters of the whole model, summed over tensor- and pipeline-parallel shards.
+
+    A parameter Megatron does not split (norms; marked by no `tensor_model_parallel`) is held whole
+    on every TP rank, so only TP rank 0 counts it: summing every rank's would count it TP times."""
     from megatron.core import parallel_state
 
-    n = torch.tensor(
-        [float(sum(p.numel() for p in model.parameters()))], device="cuda" if torch.cuda.is_available() else "cpu"
-    )
+    tp_rank = parallel_state.get_tensor_model_parallel_rank() if torch.distributed.is_initialized() else 0
+    local = sum(p.numel() for p in model.parameters() if tp_rank == 0 or getattr(p, "tensor_model_parallel", False))
+    n = torch.tensor([float(local)], device="cuda" if torch.cuda.is_available() else "cpu")
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(n, group=parallel_state.get_model_parallel_group())
     return int(n.item())
