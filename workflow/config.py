@@ -330,6 +330,17 @@ def study_runs(config: dict, study: str) -> dict[str, dict]:
     return runs
 
 
+def padded_vocab_size(vocab_size: int, tp: int) -> int:
+    """The embedding's rows: the tokenizer's vocabulary rounded up to a multiple of TP.
+
+    Megatron splits the embedding and output matrices row-wise over the TP ranks and asserts the
+    split is even, so GenSLM's 69 codon tokens (64 codons + 5 specials) cannot run at TP=2 as they
+    are; 70 rows can, the extra id never occurs in the data, and training pushes its logit down.
+    (Megatron-LM's own trainer pads to a multiple of 128 x TP for kernel speed; padding only to TP
+    keeps every vocabulary that already splits evenly, e.g. 52,000 and 32,000, unchanged.)"""
+    return -(-int(vocab_size) // int(tp)) * int(tp)
+
+
 def is_skipped(run: dict, scale: str) -> bool:
     """Whether a `runs` variant declares `skip.<scale>` (a reason it does not run at that scale)."""
     return bool(run.get("skip", {}).get(scale))
@@ -391,7 +402,7 @@ def pretrain_spec(config: dict, study: str, run: str) -> dict:
         "arch": r["arch"],
         "arch_overrides": r["overrides"],
         "shape": dict(shape, name=r["shape_name"]),
-        "vocab_size": corpus_tokenizer(config, r.get("corpus"))["vocab_size"],
+        "vocab_size": padded_vocab_size(corpus_tokenizer(config, r.get("corpus"))["vocab_size"], sc["parallel"]["tp"]),
         "data": {
             "tokenizer": f"{ddir}/tokenizer.json",
             "train_prefix": f"{ddir}/tokens/train",
