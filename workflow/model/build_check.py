@@ -82,20 +82,14 @@ def _matmul_flops(mspec) -> int:
     return 3 * (mspec.layers * (per_layer + t["dense"]) + t["final_logits"])
 
 
-def _split_params(model) -> tuple[int, int]:
-    """(TP-sharded, replicated) parameter counts on this rank."""
-    sharded = sum(p.numel() for p in model.parameters() if getattr(p, "tensor_model_parallel", False))
-    return sharded, sum(p.numel() for p in model.parameters()) - sharded
-
-
-def _gather(values: list[int]) -> list[list[int]]:
-    """Each rank's `values`, rank by rank."""
+def _gather(values: list[float]) -> list[list[float]]:
+    """Each rank's `values`, rank by rank (float64: counts up to 2^53 stay exact)."""
     import torch
 
     mine = torch.tensor(values, dtype=torch.float64)
     out = [torch.zeros_like(mine) for _ in range(torch.distributed.get_world_size())]
     torch.distributed.all_gather(out, mine)
-    return [[int(v) for v in t.tolist()] for t in out]
+    return [t.tolist() for t in out]
 
 
 def _meta_model(mspec, layers: int, tp: int):
@@ -125,17 +119,14 @@ def _step_flops(model, mspec) -> int:
 def check_model(spec: dict, full_depth_flops: bool = True) -> dict:
     """Build one run's model on the meta device at its TP and count its parameters and FLOPs
     (on the whole model, or with `full_depth_flops=False` from 1- and 2-layer builds)."""
-    import torch
-
-    from workflow.model.gpt import build_gpt_model, make_model_spec
+    from workflow.model.gpt import make_model_spec, tp_param_split
     from workflow.studies.isoflop import counts
 
     mspec = make_model_spec(spec["arch"], spec["shape"], spec["vocab_size"], spec.get("arch_overrides"))
     tp, pp = int(spec["parallel"]["tp"]), int(spec["parallel"]["pp"])
     if pp != 1:
         raise ScaleDAGError(f"build_check: pp={pp}: only pipeline-parallel size 1 is built here")
-    with torch.device("meta"):
-        model = build_gpt_model(mspec, tp=tp, pp=1)
+    model = _meta_model(mspec, mspec.layers, tp)
     if full_depth_flops:
         flops = _step_flops(model, mspec)
     else:
@@ -143,12 +134,13 @@ def check_model(spec: dict, full_depth_flops: bool = True) -> dict:
         # width, heads, vocabulary and sequence, then F(L) = F(1) + (L - 1) (F(2) - F(1)).
         one, two = (_step_flops(_meta_model(mspec, k, tp), mspec) for k in (1, 2))
         flops = one + (mspec.layers - 1) * (two - one)
-    ranks = _gather([*_split_params(model), flops])
+    ranks = [[int(v) for v in r] for r in _gather([*tp_param_split(model), flops])]
     sharded = [r[0] for r in ranks]
     replicated = [r[1] for r in ranks]
     built = sum(sharded) + replicated[0]
     closed = counts(mspec)
     counted_flops = sum(r[2] for r in ranks)
+    matmul_flops = _matmul_flops(mspec)
     return {
         "model": _label(spec),
         "tp": tp,
@@ -158,8 +150,8 @@ def check_model(spec: dict, full_depth_flops: bool = True) -> dict:
         "sharded_per_rank": sharded[0],
         "replicated_per_rank": replicated[0],
         "flops_counted": counted_flops,
-        "flops_matmul_closed_form": _matmul_flops(mspec),
-        "flops_ok": counted_flops == _matmul_flops(mspec),
+        "flops_matmul_closed_form": matmul_flops,
+        "flops_ok": counted_flops == matmul_flops,
         "flops_counted_at": "full depth" if full_depth_flops else "1 and 2 layers",
         "flops_per_token_chinchilla": closed["flops_per_token_chinchilla"],
     }
@@ -191,10 +183,7 @@ def check_layer(spec: dict, seed: int = 1234) -> dict:
     # cross-entropy of Gaussian logits is ln V + s^2 / 2: at hidden 4096, std 0.02, that is
     # ln 512 + 0.82 = 7.06, not ln V. Within 2%, with the ranks agreeing exactly.
     expected = math.log(LAYER_VOCAB) + mspec.init_std**2 * mspec.hidden / 2
-    losses = torch.tensor([float(loss)], dtype=torch.float64)
-    every = [torch.zeros_like(losses) for _ in range(torch.distributed.get_world_size())]
-    torch.distributed.all_gather(every, losses)
-    values = [float(t) for t in every]
+    values = [r[0] for r in _gather([float(loss)])]
     return {
         "layer": _label(spec),
         "tp": tp,

@@ -201,6 +201,13 @@ def check_parallel(spec: ModelSpec, tp: int = 1, pp: int = 1) -> None:
         raise ScaleDAGError(f"pipeline parallel size {pp} must divide layers ({spec.layers})")
 
 
+def tp_param_split(model) -> tuple[int, int]:
+    """(TP-sharded, replicated) parameter counts on this rank. Megatron marks a parameter it splits
+    over the TP ranks with `tensor_model_parallel`; the others (norms) are held whole on every rank."""
+    sharded = sum(p.numel() for p in model.parameters() if getattr(p, "tensor_model_parallel", False))
+    return sharded, sum(p.numel() for p in model.parameters()) - sharded
+
+
 def transformer_engine_available() -> bool:
     """Transformer Engine importable and a GPU present: then the TE layer spec is used."""
     import importlib.util

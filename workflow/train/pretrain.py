@@ -48,7 +48,12 @@ from workflow.hpc.launch import init_distributed, shutdown  # noqa: E402
 from workflow.io import atomic_write_json  # noqa: E402
 from workflow.model import megatron_cpu  # noqa: E402
 from workflow.model.flops import Shape, chinchilla_training_flops_per_token, flops_6nd  # noqa: E402
-from workflow.model.gpt import build_gpt_model, make_model_spec, transformer_engine_available  # noqa: E402
+from workflow.model.gpt import (  # noqa: E402
+    build_gpt_model,
+    make_model_spec,
+    tp_param_split,
+    transformer_engine_available,
+)
 from workflow.telemetry.energy import detect_meter, joules_per_token  # noqa: E402
 from workflow.telemetry.mfu import throughput_metrics  # noqa: E402
 from workflow.telemetry.tracking import Tracker, wandb_metrics  # noqa: E402
@@ -151,12 +156,13 @@ def _reduce_loss(losses: list[dict]) -> float:
 def _global_param_count(model) -> int:
     """Parameters of the whole model, summed over tensor- and pipeline-parallel shards.
 
-    A parameter Megatron does not split (norms; marked by no `tensor_model_parallel`) is held whole
-    on every TP rank, so only TP rank 0 counts it: summing every rank's would count it TP times."""
+    A replicated parameter (norms) is held whole on every TP rank, so only TP rank 0 counts it:
+    summing every rank's would count it TP times."""
     from megatron.core import parallel_state
 
     tp_rank = parallel_state.get_tensor_model_parallel_rank() if torch.distributed.is_initialized() else 0
-    local = sum(p.numel() for p in model.parameters() if tp_rank == 0 or getattr(p, "tensor_model_parallel", False))
+    sharded, replicated = tp_param_split(model)
+    local = sharded + (replicated if tp_rank == 0 else 0)
     n = torch.tensor([float(local)], device="cuda" if torch.cuda.is_available() else "cpu")
     if torch.distributed.is_initialized():
         torch.distributed.all_reduce(n, group=parallel_state.get_model_parallel_group())
