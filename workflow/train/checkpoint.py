@@ -51,23 +51,20 @@ class CheckpointWriteError(ScaleDAGError):
     exit_code = EXIT_IO
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies (no-op elsewhere).
+def _in_process_write_queue() -> None:
+    """Give dist_checkpointing's writer a plain queue instead of its spawned Manager.
 
-    dist_checkpointing's torch_dist writer starts a spawned multiprocessing Manager; if the trainer
-    is killed with SIGKILL that server would otherwise live on as an orphan. Spawned children
-    import the entry module as `__mp_main__`, which calls this."""
-    import ctypes
-    import signal as _signal
-    import sys
+    A synchronous save (all this project does) collects the write results in this same process,
+    but megatron's FileSystemWriterAsync asks for a `spawn` multiprocessing Manager on the first
+    save: a fresh interpreter that re-imports the entry module (torch, megatron: ~3 s of the ~4 s
+    a tiny save took) and lives on as an orphan if the trainer is SIGKILLed. An in-process queue
+    holds the same results for the same `get()`; the forked writer processes are unchanged."""
+    import queue
 
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, _signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    from megatron.core.dist_checkpointing.strategies import filesystem_async
+
+    if filesystem_async._results_queue is None:
+        filesystem_async._results_queue = queue.Queue()
 
 
 def iteration_dir(root: str | Path, iteration: int) -> Path:
@@ -340,6 +337,7 @@ def save_checkpoint(
         _barrier()
         state = _sharded_state(model, optimizer, is_loading=False)
         state.update(scheduler=scheduler.state_dict(), progress=dict(progress, iteration=iteration), rng=_rng_state())
+        _in_process_write_queue()
         dist_checkpointing.save(state, str(tmp))
         _barrier()
         if _rank() == 0:

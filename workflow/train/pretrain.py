@@ -627,11 +627,6 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(EXIT_OOM) from None
 
 
-if __name__ == "__mp_main__":  # a helper process spawned by dist_checkpointing
-    from workflow.train.checkpoint import die_with_parent
-
-    die_with_parent()
-
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     main()
