@@ -4,6 +4,7 @@
 import os
 import sys
 
+from workflow import warm
 from workflow.config import NAME_PATTERN, validate_config
 from workflow.dag import Dag
 from workflow.errors import ScaleDAGError
@@ -22,10 +23,30 @@ if account_problem(config, None, os.environ):
     sys.stderr.write(f"ScaleDAG warning: {account_problem(config, None, os.environ)}; a real run will stop\n")
 
 
+# Rules run python as {PY} (workflow.warm's client): with the server below it forks the job from a
+# process that imported torch, megatron and transformers once; without it, it is plain `python`.
+PY = warm.PYTHON
+_warm_server = []
+
+
 onstart:
     if account_problem(config, workflow.executor_plugin.name, os.environ):
         sys.stderr.write(f"ScaleDAG {account_problem(config, workflow.executor_plugin.name, os.environ)}\n")
         sys.exit(1)
+    # Local jobs only: a cluster job belongs to its scheduler's node, cgroup and accounting.
+    if config["warm_worker"] and workflow.executor_plugin.name == "local":
+        proc, os.environ[warm.ENV] = warm.start(os.path.join(config["logs"], config["scale"]))
+        _warm_server.append(proc)
+
+
+onsuccess:
+    for proc in _warm_server:
+        warm.stop(proc)
+
+
+onerror:
+    for proc in _warm_server:
+        warm.stop(proc)
 
 
 layout = Layout.of(config)

@@ -86,7 +86,10 @@ def _describe(error) -> str:
         extra = [k for k in banned if k in error.instance]
         return f"{_key_path(error)}: {extra} do not belong to a study of kind {error.instance['kind']!r}"
     if v == "type":
-        return f"{_key_path(error)}: {error.instance!r} has the wrong type; expected {error.validator_value}"
+        hint = ""
+        if error.validator_value == "boolean" and str(error.instance).lower() in ("true", "false"):
+            hint = f" (on the command line write --config ...={str(error.instance).capitalize()})"  # Python literals
+        return f"{_key_path(error)}: {error.instance!r} has the wrong type; expected {error.validator_value}{hint}"
     if v == "required":
         return f"{_key_path(error)}: {error.message}"
     if v == "oneOf":

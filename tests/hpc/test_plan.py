@@ -195,7 +195,7 @@ def test_dry_run_lists_only_the_plan_job():
     proc = snakemake("-n", "--profile", "profiles/frontier", "plan", "--config", "scale=paper", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert job_counts(proc.stdout) == {"plan": 1}
-    assert "python -m workflow.hpc.plan --config-json" in proc.stdout
+    assert "python -m workflow.warm -m workflow.hpc.plan --config-json" in proc.stdout
     assert "results/paper/plan.csv" in proc.stdout
 
 

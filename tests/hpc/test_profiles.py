@@ -93,7 +93,7 @@ def test_matgpt_pretrain_launches_multi_node_with_srun_and_the_pre_walltime_sign
         assert f"srun -N {res['nodes']} -n {res['tasks']} -c 7 --gpus-per-task=1 --gpu-bind=closest" in res["mpi"]
         assert res["slurm_extra"] == "--signal=USR1@600"
     assert re.search(
-        r"Shell command: env NCCL_SOCKET_IFNAME=hsn0 .*srun -N 16 .* python -m workflow.train.pretrain",
+        r"Shell command: env NCCL_SOCKET_IFNAME=hsn0 .*srun -N 16 .* python -m workflow.warm -m workflow.train.pretrain",
         paper_dry_run.stdout,
     )
 

@@ -91,7 +91,7 @@ def test_an_unknown_workload_or_workload_corpus_is_named(configs):
 
 def test_launchers_python_torchrun_and_srun(configs):
     tiny, paper = configs["tiny"], configs["paper"]
-    assert eff.train_launcher(tiny, "efficiency", "gpt2", "gpt2-small-tiny.dp1") == "python"
+    assert eff.train_launcher(tiny, "efficiency", "gpt2", "gpt2-small-tiny.dp1") == "python -m workflow.warm"
     assert (
         eff.train_launcher(tiny, "efficiency", "gpt2", "gpt2-small-tiny.dp2")
         == "python -m torch.distributed.run --standalone --nproc_per_node 2"

@@ -27,10 +27,19 @@ HEADLINE = "acc"
 
 
 def offline_env() -> None:
-    """lm-eval / datasets / transformers must never reach the network."""
+    """lm-eval / datasets / transformers must never reach the network.
+
+    huggingface_hub and datasets read these variables once, at import; when a warm worker
+    (workflow.warm) imported them before this job started, their flags are set here too."""
+    import sys
+
     for key in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ[key] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if "huggingface_hub.constants" in sys.modules:
+        sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = True
+    if "datasets.config" in sys.modules:
+        sys.modules["datasets.config"].HF_HUB_OFFLINE = sys.modules["datasets.config"].HF_DATASETS_OFFLINE = True
 
 
 def task_config(task: str, data_file: str | Path) -> dict:

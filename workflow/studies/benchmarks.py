@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 
+from workflow import warm
 from workflow.errors import ScaleDAGError
 from workflow.hpc.resources import launch_prefix, machine
 from workflow.resolve import corpus_name, corpus_tokenizer, data_dir, results_root, scale_config
@@ -157,13 +158,13 @@ def job_devices(job: str) -> int:
 
 
 def train_launcher(config: dict, study: str, workload: str, job: str) -> str:
-    """How the job's ranks start: plain python (1 device); torchrun on one local node; on a cluster
+    """How the job's ranks start: python through the warm worker (1 device; workflow.warm); torchrun on one local node; on a cluster
     machine (workflow.hpc.resources, e.g. Frontier) srun across `ceil(n / devices_per_node)` nodes."""
     n = job_devices(job)
     per_node = train_sweep(config, study, workload)["devices_per_node"]
     mach = machine(config)
     if n == 1:
-        return "python"
+        return warm.PYTHON
     if n > per_node and n % per_node:
         raise ScaleDAGError(
             f"{workload} benchmark job {job}: {n} devices is not a whole number of {per_node}-device nodes"
