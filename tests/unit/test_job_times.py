@@ -29,3 +29,30 @@ def test_dag_limit_is_what_the_suite_budget_leaves():
     start, budget, reserve = conftest.SESSION_START, conftest.SUITE_BUDGET_S, conftest.AFTER_DAG_RESERVE_S
     assert conftest.dag_time_limit(start + 100) == budget - 100 - reserve
     assert conftest.dag_time_limit(start + budget) == 600  # never under 10 minutes
+
+
+def test_fixed_costs_pair_each_jobs_tsv_with_its_main_timing(tmp_path):
+    import json
+
+    from workflow.telemetry.job_times import fixed_costs
+
+    bench, logs, results = tmp_path / "benchmarks", tmp_path / "logs", tmp_path / "results"
+    for job, seconds in (("matgpt/llama", 30.0), ("matgpt/neox", 20.0), ("matgpt/untimed", 9.0)):
+        (bench / "pretrain" / "matgpt").mkdir(parents=True, exist_ok=True)
+        (bench / "pretrain" / f"{job}.tsv").write_text(HEADER + f"{seconds}\t0:00:30\t800\t900\n")
+    (results / "matgpt" / "runs" / "llama").mkdir(parents=True)
+    summary = {"tokens": 1000, "train_tokens_per_s": 50.0}  # 20 s in the training loop
+    (results / "matgpt" / "runs" / "llama" / "summary.json").write_text(json.dumps(summary))
+    timings = tmp_path / "timings.jsonl"
+    lines = [
+        {"module": "workflow.train.pretrain", "log": str(logs / "pretrain/matgpt/llama.log"), "main_seconds": 27.5},
+        {"module": "workflow.train.pretrain", "log": str(logs / "pretrain/matgpt/neox.log"), "main_seconds": 18.0},
+        {"module": "x", "log": "/dev/pts/0", "main_seconds": 1.0},  # not a rule's log: ignored
+    ]
+    timings.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = fixed_costs(bench, logs, timings, results)["pretrain"]
+    rows = {r["job"]: r for r in out["job_rows"]}
+    assert rows["matgpt/llama"]["fixed_seconds"] == 2.5 and rows["matgpt/neox"]["fixed_seconds"] == 2.0
+    assert rows["matgpt/untimed"]["fixed_seconds"] is None  # no timing line: not guessed
+    assert rows["matgpt/llama"]["outside_loop_seconds"] == 10.0
+    assert (out["jobs"], out["timed_jobs"], out["median_fixed_seconds"]) == (3, 2, 2.25)
