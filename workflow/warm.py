@@ -124,7 +124,7 @@ def client(argv: list[str]) -> int:
         _cold(module, args)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.settimeout(300)  # the server's preload takes ~15 s; a hung one must not hold the job
+        sock.settimeout(300)  # a server that accepted but hangs must not hold the job for ever
         sock.connect(path)
         request = {
             "module": module,
@@ -288,11 +288,6 @@ def serve(path: str, parent: int) -> int:
         sys.stderr.write(f"workflow.warm[{os.getpid()}]: {msg}\n")
         sys.stderr.flush()
 
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if os.path.exists(path):
-        os.unlink(path)
-    listener.bind(path)  # bind first: jobs that arrive during the preload queue here, not cold
-    listener.listen(64)
     children: dict[int, socket.socket] = {}
     stopping = []
 
@@ -301,6 +296,7 @@ def serve(path: str, parent: int) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     _SERVER_ENV.update(_import_time_env(os.environ))
     # OpenBLAS starts its thread pool when numpy loads; with one thread it starts none, and each
     # child raises it to its job's count (_job_threads).
@@ -311,6 +307,12 @@ def serve(path: str, parent: int) -> int:
         if threads:
             log(f"threads {threads} after the preload; forking would be unsafe, so jobs run cold")
             return 1
+        # Listen only now: a job that starts during the preload (seconds) finds no socket and runs
+        # cold at once, rather than waiting; a one-job DAG (`snakemake plan`) never waits for it.
+        if os.path.exists(path):
+            os.unlink(path)
+        listener.bind(path)
+        listener.listen(64)
         log(f"ready: {len(loaded)} modules preloaded")
         while not stopping and os.getppid() == parent:
             conns = list(children.values())
@@ -359,9 +361,9 @@ def _accept(listener: socket.socket, children: dict, log) -> None:
         conn.close()
         return
     pid = os.fork()
-    if pid == 0:
-        listener.close()
-        conn.close()
+    if pid == 0:  # the job: it keeps none of the server's sockets (its own client's included)
+        for sock in (listener, conn, *children.values()):
+            sock.close()
         _run_child(request, fds)
     for fd in fds:
         os.close(fd)
