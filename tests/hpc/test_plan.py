@@ -311,3 +311,22 @@ def test_mini_plans_the_seed_replicates_and_their_table(tmp_path):
         r["job"].split("/")[1].split("_")[0] for r in rows if r["rule"] == "pretrain" and r["study"] == "arch_proxy"
     )
     assert proxy["proxy"] == 8 and proxy["full"] <= 8  # 8 candidates; full runs follow the ranking checkpoint
+
+
+def test_each_pretrain_job_is_told_its_plan_row_and_prints_it_first(paper):
+    """The spec the DAG hands a pretrain job carries its plan row's FLOPs and hours; the trainer's
+    first line states them (workflow.train.pretrain.plan_line)."""
+    from types import SimpleNamespace
+
+    from workflow.dag import Dag
+    from workflow.train.pretrain import plan_line
+
+    config, rows, _ = paper
+    spec = json.loads(Dag(config).pretrain_spec(SimpleNamespace(study="matgpt", run="gpt-neox_matgpt-1.7b")))
+    hand = hand_run(*MATGPT["gpt-neox_matgpt-1.7b"])
+    assert spec["plan"]["flops"] == pytest.approx(hand["flops"], rel=1e-9)
+    assert spec["plan"]["seconds"] == pytest.approx(hand["hours"] * 3600, rel=1e-9)
+    assert spec["plan"]["devices"] == DEVICES and "size_choice" in spec["plan"]["basis"]
+    line = plan_line(spec["plan"])
+    assert line.startswith("plan: 1.81e+20 FLOPs on 128 device(s), predicted 6:51:") and "MFU 0.3" in line
+    assert plan_line(None).startswith("plan: no prediction") and "no peak" in plan_line({"error": "no peak"})

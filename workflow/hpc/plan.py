@@ -42,6 +42,7 @@ run that needs more resubmissions than configured.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -480,6 +481,23 @@ def cost(config: dict, jobs: list[dict], tput: Throughput, defaults: Defaults = 
             }
         )
     return rows
+
+
+@functools.lru_cache(maxsize=8)
+def _throughput_of(config_json: str) -> Throughput:
+    return throughput(json.loads(config_json))  # globs and reads the benchmark rows: once per config
+
+
+def run_prediction(config: dict, study: str, run: str) -> dict:
+    """What the plan predicts for one pretrain run, from its row of the plan (the FLOPs and hours
+    `make plan` prints for it); the trainer prints it as its first line. {"error": ...} when this
+    scale has no throughput to plan with (no device peak or measured figure)."""
+    try:
+        tput = _throughput_of(json.dumps(config, sort_keys=True, default=str))
+        row = cost(config, pretrain_jobs(config, Dag(config), study, [run], Defaults()), tput)[0]
+    except ScaleDAGError as exc:
+        return {"error": str(exc)}
+    return {"flops": row["flops"], "devices": row["devices"], "seconds": row["hours"] * 3600, "basis": tput.source}
 
 
 def plan(

@@ -44,7 +44,7 @@ import torch  # noqa: E402
 
 from workflow import schema  # noqa: E402
 from workflow.errors import EXIT_IO, ScaleDAGError, json_option, main_guard  # noqa: E402
-from workflow.hpc.launch import init_distributed, shutdown  # noqa: E402
+from workflow.hpc.launch import init_distributed, launch_info, shutdown  # noqa: E402
 from workflow.io import atomic_write_json  # noqa: E402
 from workflow.model import megatron_cpu  # noqa: E402
 from workflow.model.flops import Shape, chinchilla_training_flops_per_token, flops_6nd  # noqa: E402
@@ -557,6 +557,7 @@ class Trainer:
             "parallel": {"tp": self.tp, "pp": self.pp, "dp": self.dp},
             "final_train_loss": final_loss,
             "wall_seconds": wall,
+            "planned_seconds": (self.spec.get("plan") or {}).get("seconds"),  # the cost plan's prediction
             "train_tokens_per_s": tokens / train_seconds if train_seconds > 0 else None,
             "flops_per_token": {"chinchilla": self.flops_per_token_chinchilla, "6n": self.flops_per_token_6n},
             "peak_memory_mb": _peak_memory_mb(),
@@ -590,8 +591,22 @@ def _versions() -> dict:
     return {"torch": torch.__version__, "megatron-core": version("megatron-core"), "python": platform.python_version()}
 
 
+def plan_line(plan: dict | None) -> str:
+    """The cost plan's prediction for this run (workflow.hpc.plan.run_prediction, in the spec)."""
+    if not plan:
+        return "plan: no prediction in the spec (run outside the DAG)"
+    if "error" in plan:
+        return f"plan: no prediction ({plan['error']})"
+    return (
+        f"plan: {plan['flops']:.3g} FLOPs on {plan['devices']} device(s), predicted {_clock(plan['seconds'])} "
+        f"of training ({plan['basis']}); the progress lines below give its own ETA"
+    )
+
+
 def train(spec: dict) -> dict:
     """Train (or resume) one run to its token budget; returns the summary."""
+    if launch_info(os.environ).rank == 0:
+        print(plan_line(spec.get("plan")), flush=True)
     megatron_cpu.activate()
     threads = spec.get("threads")
     if threads:
