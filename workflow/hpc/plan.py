@@ -484,16 +484,18 @@ def cost(config: dict, jobs: list[dict], tput: Throughput, defaults: Defaults = 
 
 
 @functools.lru_cache(maxsize=8)
-def _throughput_of(config_json: str) -> Throughput:
-    return throughput(json.loads(config_json))  # globs and reads the benchmark rows: once per config
+def _config_throughput(config_json: str) -> Throughput:
+    return throughput(json.loads(config_json), rows=[])
 
 
 def run_prediction(config: dict, study: str, run: str) -> dict:
-    """What the plan predicts for one pretrain run, from its row of the plan (the FLOPs and hours
-    `make plan` prints for it); the trainer prints it as its first line. {"error": ...} when this
-    scale has no throughput to plan with (no device peak or measured figure)."""
+    """What the plan predicts for one pretrain run: its plan row's FLOPs and hours, at the
+    throughput config alone gives (the scale's planning figure, else DEFAULT_MFU). The trainer prints
+    it as its first line. It travels in the run's spec, a Snakemake param, so it must not depend on
+    the committed benchmark rows `make plan` also reads: a new row would change every run's params
+    and Snakemake would retrain them all. {"error": ...} when config gives no throughput."""
     try:
-        tput = _throughput_of(json.dumps(config, sort_keys=True, default=str))
+        tput = _config_throughput(json.dumps(config, sort_keys=True, default=str))
         row = cost(config, pretrain_jobs(config, Dag(config), study, [run], Defaults()), tput)[0]
     except ScaleDAGError as exc:
         return {"error": str(exc)}
