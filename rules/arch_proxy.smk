@@ -18,7 +18,7 @@ checkpoint proxy_rank:
     params:
         settings=dag.proxy_settings,
     shell:
-        "{PY} -m analysis.arch_proxy rank --settings {params.settings:q} --metrics {input.metrics:q}"
+        "python -m workflow.warm -m analysis.arch_proxy rank --settings {params.settings:q} --metrics {input.metrics:q}"
         " --summaries {input.summaries:q} --out {output.ranking:q} > {log:q} 2>&1"
 
 
@@ -43,6 +43,6 @@ rule proxy_report:
     conda:
         "../envs/scaledag.yaml"
     shell:
-        "{PY} -m analysis.arch_proxy report --ranking {input.ranking:q} --metrics {input.metrics:q}"
+        "python -m workflow.warm -m analysis.arch_proxy report --ranking {input.ranking:q} --metrics {input.metrics:q}"
         " --summaries {input.summaries:q} --report {output.report:q} --table {output.table:q}"
         " --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"

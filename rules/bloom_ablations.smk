@@ -29,6 +29,6 @@ rule bloom_ablations_table:
     params:
         runs=dag.runs_json("bloom_ablations"),
     shell:
-        "{PY} -m analysis.bloom_ablations table --runs {params.runs:q} --zeroshot {input.zeroshot:q}"
+        "python -m workflow.warm -m analysis.bloom_ablations table --runs {params.runs:q} --zeroshot {input.zeroshot:q}"
         " --evals {input.evals:q} --out {output.table:q}"
         " --variants-out {output.variants:q} > {log:q} 2>&1"

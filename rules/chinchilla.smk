@@ -20,7 +20,7 @@ rule isoflop_points:
         flops=lambda wildcards: dag.isoflop(wildcards)["flops_per_token"],
         counting=lambda wildcards: dag.isoflop(wildcards)["params_counting"],
     shell:
-        "{PY} -m analysis.chinchilla.approaches points --budgets {params.budgets:q} --flops-per-token {params.flops}"
+        "python -m workflow.warm -m analysis.chinchilla.approaches points --budgets {params.budgets:q} --flops-per-token {params.flops}"
         " --params-counting {params.counting}"
         " --curve-metrics {input.curve_metrics:q} --curve-summaries {input.curve_summaries:q}"
         " --metrics {input.metrics:q} --summaries {input.summaries:q}"
@@ -51,7 +51,7 @@ rule isoflop_fit:
         conventions=dag.fit_conventions,
         out_dir=lambda wildcards, output: os.path.dirname(output.fit),
     shell:
-        "{PY} -m analysis.chinchilla.approaches fit --points {input.points:q} --curves {input.curves:q}"
+        "python -m workflow.warm -m analysis.chinchilla.approaches fit --points {input.points:q} --curves {input.curves:q}"
         " --target-budget {params.target} --table-budgets {params.table} --bootstrap {params.bootstrap}"
         " --conventions {params.conventions:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
@@ -76,7 +76,7 @@ rule isoflop_curves_figure:
     conda:
         "../envs/scaledag.yaml"
     shell:
-        "{PY} -m analysis.chinchilla.figures isoflop --points {input.points:q} --minima {input.minima:q}"
+        "python -m workflow.warm -m analysis.chinchilla.figures isoflop --points {input.points:q} --minima {input.minima:q}"
         " --fit {input.fit:q} --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
 
 
@@ -98,7 +98,7 @@ rule parametric_contour_figure:
     conda:
         "../envs/scaledag.yaml"
     shell:
-        "{PY} -m analysis.chinchilla.figures contour --points {input.points:q} --fit {input.fit:q}"
+        "python -m workflow.warm -m analysis.chinchilla.figures contour --points {input.points:q} --fit {input.fit:q}"
         " --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
 
 
@@ -120,7 +120,7 @@ checkpoint closed_loop_plan:
     params:
         settings=dag.closed_loop_settings,
     shell:
-        "{PY} -m analysis.chinchilla.closed_loop plan --settings {params.settings:q} --fit {input.fit:q} --out {output.plan:q}"
+        "python -m workflow.warm -m analysis.chinchilla.closed_loop plan --settings {params.settings:q} --fit {input.fit:q} --out {output.plan:q}"
         " --size-choice {output.size_choice:q} --size-config {output.size_config:q} > {log:q} 2>&1"
 
 
@@ -149,7 +149,7 @@ rule closed_loop_report:
     conda:
         "../envs/scaledag.yaml"
     shell:
-        "{PY} -m analysis.chinchilla.closed_loop report --plan {input.plan:q} --fit {input.fit:q}"
+        "python -m workflow.warm -m analysis.chinchilla.closed_loop report --plan {input.plan:q} --fit {input.fit:q}"
         " --metrics {input.metrics:q} --summaries {input.summaries:q}"
         " --table {output.table:q} --png {output.png:q} --pdf {output.pdf:q} > {log:q} 2>&1"
 
@@ -172,5 +172,5 @@ rule isoflop_seed_noise:
     params:
         seeds=dag.seed_noise_seeds,
     shell:
-        "{PY} -m analysis.chinchilla.noise --base {input.base:q} --replicates {input.replicates:q}"
+        "python -m workflow.warm -m analysis.chinchilla.noise --base {input.base:q} --replicates {input.replicates:q}"
         " --seeds {params.seeds} --out {output.table:q} > {log:q} 2>&1 && cat {log:q}"

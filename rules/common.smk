@@ -23,9 +23,8 @@ if account_problem(config, None, os.environ):
     sys.stderr.write(f"ScaleDAG warning: {account_problem(config, None, os.environ)}; a real run will stop\n")
 
 
-# Rules run python as {PY} (workflow.warm's client): with the server below it forks the job from a
-# process that imported torch, megatron and transformers once; without it, it is plain `python`.
-PY = warm.PYTHON
+# Rules run `python -m workflow.warm -m <module>` (warm.PYTHON): with the server below, the job forks
+# from a process that imported torch, megatron and transformers once; without it, plain python.
 _warm_server = []
 
 

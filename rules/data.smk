@@ -22,7 +22,7 @@ rule prepare_corpus:
         out_dir=lambda wildcards, output: os.path.dirname(output.stats),
         downloads=layout.downloads,
     shell:
-        "{PY} -m workflow.data.corpus --spec {params.spec:q} --out-dir {params.out_dir:q}"
+        "python -m workflow.warm -m workflow.data.corpus --spec {params.spec:q} --out-dir {params.out_dir:q}"
         " --download-dir {params.downloads:q} > {log:q} 2>&1"
 
 
@@ -44,7 +44,7 @@ rule train_tokenizer:
         vocab_size=dag.tokenizer_vocab,
         args=dag.tokenizer_args,
     shell:
-        "{PY} -m workflow.data.tokenizer --train {input.train:q} --vocab-size {params.vocab_size} {params.args}"
+        "python -m workflow.warm -m workflow.data.tokenizer --train {input.train:q} --vocab-size {params.vocab_size} {params.args}"
         " --out {output.tokenizer:q} > {log:q} 2>&1"
 
 
@@ -76,7 +76,7 @@ rule tokenize_shard:
     params:
         prefix=lambda wildcards, output: output.train_bin[: -len("train.bin")],
     shell:
-        "{PY} -m workflow.data.tokenize encode --tokenizer {input.tokenizer:q} --threads {threads}"
+        "python -m workflow.warm -m workflow.data.tokenize encode --tokenizer {input.tokenizer:q} --threads {threads}"
         " --shard {wildcards.shard} --num-shards {wildcards.shards}"
         " --input {input.train:q} --output-prefix {params.prefix:q}train"
         " --input {input.valid:q} --output-prefix {params.prefix:q}valid"
@@ -107,5 +107,5 @@ rule tokenize_corpus:
         shard_dirs=dag.token_shard_dirs,
         out_dir=lambda wildcards, output: os.path.dirname(output.stats),
     shell:
-        "{PY} -m workflow.data.tokenize merge --tokenizer {input.tokenizer:q} --corpus-stats {input.stats:q}"
+        "python -m workflow.warm -m workflow.data.tokenize merge --tokenizer {input.tokenizer:q} --corpus-stats {input.stats:q}"
         " --shard-dir {params.shard_dirs:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -24,7 +24,7 @@ rule prepare_zeroshot:
         limit=dag.zeroshot_limit_arg(),
         seed=dag.zeroshot["seed"],
     shell:
-        "{PY} -m workflow.evaluate.zeroshot_tasks --task {wildcards.task} --data-dir {params.data_dir:q} {params.limit}"
+        "python -m workflow.warm -m workflow.evaluate.zeroshot_tasks --task {wildcards.task} --data-dir {params.data_dir:q} {params.limit}"
         " --seed {params.seed} --out {output.data:q} > {log:q} 2>&1"
 
 
@@ -47,7 +47,7 @@ rule evaluate_zeroshot:
         args=dag.zeroshot_args,
         batch_size=dag.zeroshot["batch_size"],
     shell:
-        "{PY} -m workflow.evaluate.zeroshot --spec {params.spec:q} --tokenizer {input.tokenizer:q} {params.args}"
+        "python -m workflow.warm -m workflow.evaluate.zeroshot --spec {params.spec:q} --tokenizer {input.tokenizer:q} {params.args}"
         " --batch-size {params.batch_size} > {log:q} 2>&1"
 
 
@@ -70,7 +70,7 @@ rule zeroshot_table:
     params:
         runs=dag.study_runs_json,
     shell:
-        "{PY} -m workflow.evaluate.downstream zeroshot-table --results {input:q} --runs {params.runs:q}"
+        "python -m workflow.warm -m workflow.evaluate.downstream zeroshot-table --results {input:q} --runs {params.runs:q}"
         " --out {output.table:q} > {log:q} 2>&1"
 
 
@@ -97,7 +97,7 @@ rule embed_bandgap:
         layer=dag.bandgap["layer"],
         rows=dag.bandgap_rows(),
     shell:
-        "{PY} -m workflow.evaluate.bandgap embed --spec {params.spec:q} --tokenizer {input.tokenizer:q}"
+        "python -m workflow.warm -m workflow.evaluate.bandgap embed --spec {params.spec:q} --tokenizer {input.tokenizer:q}"
         " --data-dir {params.data_dir:q} --layer {params.layer} --rows {params.rows} --out {output.npz:q} > {log:q} 2>&1"
 
 
@@ -119,7 +119,7 @@ rule bandgap:
         heads=" ".join(dag.bandgap["heads"]),
         mlp_iter=dag.bandgap["mlp_iter"],
     shell:
-        "{PY} -m workflow.evaluate.bandgap fit --embeddings {input.npz:q} --data-dir {params.data_dir:q}"
+        "python -m workflow.warm -m workflow.evaluate.bandgap fit --embeddings {input.npz:q} --data-dir {params.data_dir:q}"
         " --heads {params.heads} --mlp-iter {params.mlp_iter} --out {output.result:q} > {log:q} 2>&1"
 
 
@@ -139,7 +139,7 @@ rule bandgap_baselines:
         rows=dag.bandgap_rows(),
         rf_trees=dag.bandgap["rf_trees"],
     shell:
-        "{PY} -m workflow.evaluate.bandgap baselines --data-dir {params.data_dir:q} --rows {params.rows}"
+        "python -m workflow.warm -m workflow.evaluate.bandgap baselines --data-dir {params.data_dir:q} --rows {params.rows}"
         " --rf-trees {params.rf_trees} --out {output.result:q} > {log:q} 2>&1"
 
 
@@ -171,6 +171,6 @@ rule bandgap_table:
         runs=dag.study_runs_json,
         title=dag.bandgap_title,
     shell:
-        "{PY} -m workflow.evaluate.downstream bandgap-table --fits {input.fits:q} --baselines {input.baselines:q}"
+        "python -m workflow.warm -m workflow.evaluate.downstream bandgap-table --fits {input.fits:q} --baselines {input.baselines:q}"
         " --runs {params.runs:q} --title {params.title:q} --out {output.table:q} --png {output.png:q}"
         " --pdf {output.pdf:q} > {log:q} 2>&1"

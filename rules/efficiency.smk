@@ -26,7 +26,7 @@ rule benchmark_block:
     params:
         spec=dag.block_spec,
     shell:
-        "{PY} -m workflow.bench.block --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
+        "python -m workflow.warm -m workflow.bench.block --spec {params.spec:q} --out {output.rows:q} > {log:q} 2>&1"
 
 
 rule benchmark_train:
@@ -107,6 +107,6 @@ rule efficiency_figures:
     params:
         out_dir=layout.study_dir("{study}"),
     shell:
-        "{PY} -m analysis.efficiency figures --block {input.block:q} --gpt2 {input.gpt2:q} --genslm {input.genslm:q}"
+        "python -m workflow.warm -m analysis.efficiency figures --block {input.block:q} --gpt2 {input.gpt2:q} --genslm {input.genslm:q}"
         " --external {input.external:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -22,5 +22,5 @@ rule evaluate_loss:
         max_tokens=dag.eval_max_tokens,
         text=dag.language_eval_arg,
     shell:
-        "{PY} -m workflow.evaluate.loss --spec {params.spec:q} --max-tokens {params.max_tokens} {params.text}"
+        "python -m workflow.warm -m workflow.evaluate.loss --spec {params.spec:q} --max-tokens {params.max_tokens} {params.text}"
         " --out {output.result:q} > {log:q} 2>&1"

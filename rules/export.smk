@@ -17,5 +17,5 @@ rule export_hf:
     params:
         run_dir=dag.run_dir,
     shell:
-        "{PY} -m workflow.export.hf --run-dir {params.run_dir:q} --tokenizer {input.tokenizer:q}"
+        "python -m workflow.warm -m workflow.export.hf --run-dir {params.run_dir:q} --tokenizer {input.tokenizer:q}"
         " --out {output.hf:q} --threads {threads} > {log:q} 2>&1"

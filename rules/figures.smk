@@ -29,6 +29,6 @@ rule loss_curves:
     params:
         title=dag.study_title,
     shell:
-        "{PY} -m workflow.report.loss_curves loss-curves --title {params.title:q}"
+        "python -m workflow.warm -m workflow.report.loss_curves loss-curves --title {params.title:q}"
         " --metrics {input.metrics:q} --summaries {input.summaries:q} --evals {input.evals:q}"
         " --png {output.png:q} --pdf {output.pdf:q} --table {output.table:q} > {log:q} 2>&1"

@@ -22,6 +22,6 @@ rule genslm_table:
     params:
         vocab=dag.study_vocab("genslm"),
     shell:
-        "{PY} -m analysis.genslm table --train-tokens {input.train:q} --valid-tokens {input.valid:q}"
+        "python -m workflow.warm -m analysis.genslm table --train-tokens {input.train:q} --valid-tokens {input.valid:q}"
         " --vocab {params.vocab} --evals {input.evals:q} --summaries {input.summaries:q} --out {output.table:q}"
         " > {log:q} 2>&1"

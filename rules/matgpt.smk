@@ -29,6 +29,6 @@ rule matgpt_table:
         runs=dag.runs_json("matgpt"),
         bandgap=dag.bandgap_arg,
     shell:
-        "{PY} -m analysis.matgpt table --runs {params.runs:q} --zeroshot {input.zeroshot:q} --evals {input.evals:q}"
+        "python -m workflow.warm -m analysis.matgpt table --runs {params.runs:q} --zeroshot {input.zeroshot:q} --evals {input.evals:q}"
         " {params.bandgap} --out {output.table:q}"
         " --variants-out {output.variants:q} > {log:q} 2>&1"

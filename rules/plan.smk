@@ -25,5 +25,5 @@ rule plan:
         # --retries (the profile's): resubmissions of a job whose rule sets none; known once the run starts.
         retries=lambda wildcards: getattr(workflow.execution_settings, "retries", 0),
     shell:
-        "{PY} -m workflow.hpc.plan --config-json {params.config:q} --default-runtime '{params.runtime}'"
+        "python -m workflow.warm -m workflow.hpc.plan --config-json {params.config:q} --default-runtime '{params.runtime}'"
         " --retries {params.retries} --out {output.csv:q} > {log:q} 2>&1 && cat {log:q}"

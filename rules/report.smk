@@ -19,7 +19,7 @@ rule report:
         offline_runs=dag.offline_runs,
         scale=config["scale"],
     shell:
-        "{PY} -m workflow.report.wandb_report build --study {wildcards.study} --scale {params.scale}"
+        "python -m workflow.warm -m workflow.report.wandb_report build --study {wildcards.study} --scale {params.scale}"
         " --title {params.title:q} --runs {params.runs:q} --summaries {input.summaries:q}"
         " --tables {input.tables:q} --offline-runs {params.offline_runs:q} --out {output.spec:q} > {log:q} 2>&1"
         " && cat {log:q}"
@@ -41,5 +41,5 @@ rule evidence:
         results=lambda wildcards, output: os.path.dirname(output.csv),
         scale=config["scale"],
     shell:
-        "{PY} -m analysis.evidence --results {params.results:q} --scale {params.scale} --inputs {input.tables:q}"
+        "python -m workflow.warm -m analysis.evidence --results {params.results:q} --scale {params.scale} --inputs {input.tables:q}"
         " --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1 && cat {log:q}"

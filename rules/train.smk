@@ -22,4 +22,4 @@ rule pretrain:
     params:
         spec=dag.pretrain_spec,
     shell:
-        "{resources.mpi} {PY} -m workflow.train.pretrain --spec {params.spec:q} > {log:q} 2>&1"
+        "{resources.mpi} python -m workflow.warm -m workflow.train.pretrain --spec {params.spec:q} > {log:q} 2>&1"

@@ -32,7 +32,7 @@ import socket
 import struct
 import sys
 
-PYTHON = "python -m workflow.warm"  # a drop-in for `python` in the rules' commands ({PY} there)
+PYTHON = "python -m workflow.warm"  # a drop-in for `python` in the rules' commands
 ENV = "SCALEDAG_WARM"
 # A launcher that started this process as one rank of a job: its ranks belong to that launcher
 # (and its cgroup, accounting and signals), never to a server the workflow started elsewhere.
