@@ -91,8 +91,8 @@ def test_a_job_whose_import_time_environment_differs_runs_cold(tmp_path, server)
     assert "HF_HUB_OFFLINE differ from the warm server's" in log.read_text()
 
 
-def test_a_killed_client_takes_its_job_with_it(tmp_path, server):
-    env, _ = server
+def _sleeping_job(tmp_path, env) -> tuple[subprocess.Popen, int]:
+    """A warm job that sleeps: its client's Popen and the job's own pid (which it writes)."""
     (tmp_path / "probe_mod.py").write_text(PROBE)
     proc = subprocess.Popen(
         [sys.executable, "-m", "workflow.warm", "-m", "probe_mod", "pidfile", "sleep"],
@@ -103,9 +103,13 @@ def test_a_killed_client_takes_its_job_with_it(tmp_path, server):
     )
     pidfile = tmp_path / "child.pid"
     deadline = time.time() + 60
-    while not pidfile.exists() and time.time() < deadline:
+    while not (pidfile.exists() and pidfile.read_text()) and time.time() < deadline:  # written, not just made
         time.sleep(0.1)
-    child = int(pidfile.read_text())
+    return proc, int(pidfile.read_text())
+
+
+def test_a_killed_client_takes_its_job_with_it(tmp_path, server):
+    proc, child = _sleeping_job(tmp_path, server[0])
     assert child != proc.pid
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
@@ -116,18 +120,7 @@ def test_a_killed_client_takes_its_job_with_it(tmp_path, server):
 
 
 def test_sigterm_reaches_the_job_and_is_its_exit_status(tmp_path, server):
-    env, _ = server
-    (tmp_path / "probe_mod.py").write_text(PROBE)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workflow.warm", "-m", "probe_mod", "pidfile", "sleep"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 60
-    while not (tmp_path / "child.pid").exists() and time.time() < deadline:
-        time.sleep(0.1)
+    proc, _ = _sleeping_job(tmp_path, server[0])
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM
 
