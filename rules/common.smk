@@ -8,6 +8,7 @@ from workflow import warm
 from workflow.config import NAME_PATTERN, validate_config
 from workflow.dag import Dag
 from workflow.errors import ScaleDAGError
+from workflow.hpc.plan import planned_pretrain_spec
 from workflow.hpc.resources import account_problem
 from workflow.layout import Layout
 

@@ -20,6 +20,6 @@ rule pretrain:
     resources:
         **dag.resources("pretrain"),
     params:
-        spec=dag.pretrain_spec,
+        spec=lambda wildcards: planned_pretrain_spec(dag, wildcards),
     shell:
         "{resources.mpi} python -m workflow.warm -m workflow.train.pretrain --spec {params.spec:q} > {log:q} 2>&1"

@@ -147,11 +147,7 @@ class Dag:
 
     # -- training and evaluation stages ---------------------------------------------------------------
     def pretrain_spec(self, wildcards) -> str:
-        """The run's spec, with the cost plan's prediction for it (the trainer's first line)."""
-        from workflow.hpc.plan import run_prediction  # the plan builds on this module
-
-        spec = cfg.pretrain_spec(self.config, wildcards.study, wildcards.run)
-        return json.dumps(dict(spec, plan=run_prediction(self.config, wildcards.study, wildcards.run)))
+        return json.dumps(cfg.pretrain_spec(self.config, wildcards.study, wildcards.run))
 
     def corpus_data(self, corpus: str) -> dict[str, str]:
         """A corpus's tokenizer and Megatron token files (what training and benchmark jobs read)."""

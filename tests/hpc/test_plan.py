@@ -319,10 +319,11 @@ def test_each_pretrain_job_is_told_its_plan_row_and_prints_it_first(paper):
     from types import SimpleNamespace
 
     from workflow.dag import Dag
+    from workflow.hpc.plan import planned_pretrain_spec
     from workflow.train.pretrain import plan_line
 
     config, rows, _ = paper
-    spec = json.loads(Dag(config).pretrain_spec(SimpleNamespace(study="matgpt", run="gpt-neox_matgpt-1.7b")))
+    spec = json.loads(planned_pretrain_spec(Dag(config), SimpleNamespace(study="matgpt", run="gpt-neox_matgpt-1.7b")))
     hand = hand_run(*MATGPT["gpt-neox_matgpt-1.7b"])
     assert spec["plan"]["flops"] == pytest.approx(hand["flops"], rel=1e-9)
     assert spec["plan"]["seconds"] == pytest.approx(hand["hours"] * 3600, rel=1e-9)

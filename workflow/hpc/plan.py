@@ -502,6 +502,13 @@ def run_prediction(config: dict, study: str, run: str) -> dict:
     return {"flops": row["flops"], "devices": row["devices"], "seconds": row["hours"] * 3600, "basis": tput.source}
 
 
+def planned_pretrain_spec(dag: Dag, wildcards) -> str:
+    """Rule pretrain's spec: the run's spec (Dag.pretrain_spec) with its plan prediction, which the
+    trainer prints first. Here rather than in Dag, which this module builds on."""
+    spec = json.loads(dag.pretrain_spec(wildcards))
+    return json.dumps(dict(spec, plan=run_prediction(dag.config, wildcards.study, wildcards.run)))
+
+
 def plan(
     config: dict, defaults: Defaults = Defaults(), device: str | None = None, mfu: float | None = None, rows=None
 ) -> tuple[list[dict], Throughput]:
