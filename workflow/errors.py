@@ -13,7 +13,7 @@ TIMINGS_ENV = "SCALEDAG_TIMINGS"  # a JSON-lines file: each entry point appends 
 
 
 def _record_timing(main, seconds: float) -> None:
-    """One line for benchmarks/fixed_cost.py: the job (by the log its stderr goes to) and how long
+    """One line for benchmarks/tiny_dag.py (job_times.fixed_costs): the job (by the log its stderr goes to) and how long
     its main() ran; the rest of the job's wall time is start-up and teardown."""
     import json
     import os

@@ -488,15 +488,16 @@ def _config_throughput(config_json: str) -> Throughput:
     return throughput(json.loads(config_json), rows=[])
 
 
-def run_prediction(config: dict, study: str, run: str) -> dict:
+def run_prediction(dag: Dag, study: str, run: str) -> dict:
     """What the plan predicts for one pretrain run: its plan row's FLOPs and hours, at the
     throughput config alone gives (the scale's planning figure, else DEFAULT_MFU). The trainer prints
     it as its first line. It travels in the run's spec, a Snakemake param, so it must not depend on
     the committed benchmark rows `make plan` also reads: a new row would change every run's params
     and Snakemake would retrain them all. {"error": ...} when config gives no throughput."""
+    config = dag.config
     try:
         tput = _config_throughput(json.dumps(config, sort_keys=True, default=str))
-        row = cost(config, pretrain_jobs(config, Dag(config), study, [run], Defaults()), tput)[0]
+        row = cost(config, pretrain_jobs(config, dag, study, [run], Defaults()), tput)[0]
     except ScaleDAGError as exc:
         return {"error": str(exc)}
     return {"flops": row["flops"], "devices": row["devices"], "seconds": row["hours"] * 3600, "basis": tput.source}
@@ -506,7 +507,7 @@ def planned_pretrain_spec(dag: Dag, wildcards) -> str:
     """Rule pretrain's spec: the run's spec (Dag.pretrain_spec) with its plan prediction, which the
     trainer prints first. Here rather than in Dag, which this module builds on."""
     spec = json.loads(dag.pretrain_spec(wildcards))
-    return json.dumps(dict(spec, plan=run_prediction(dag.config, wildcards.study, wildcards.run)))
+    return json.dumps(dict(spec, plan=run_prediction(dag, wildcards.study, wildcards.run)))
 
 
 def plan(
