@@ -47,12 +47,12 @@ def stage_table(bench_root: str | Path) -> str:
     return "\n".join(lines)
 
 
-def _median(values: list[float]) -> float | None:
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+def _median(values: list[float | None]) -> float | None:
+    """statistics.median of the measured values (None: not measured); None when there are none."""
+    import statistics
+
+    measured = [v for v in values if v is not None]
+    return statistics.median(measured) if measured else None
 
 
 def fixed_costs(bench_root: str | Path, logs_root: str | Path, timings: str | Path, results_root: str | Path) -> dict:
