@@ -463,13 +463,13 @@ def start(directory: str, parent: int | None = None):
 
 
 def stop(proc) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except Exception:
-        proc.kill()
+    """Stop the server and remove its socket's directory (also when it had already exited)."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except Exception:
+            proc.kill()
     sock = os.environ.get(ENV, "").partition(":")[2]
     if sock:
         try:
