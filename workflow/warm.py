@@ -464,18 +464,18 @@ def start(directory: str, parent: int | None = None):
 
 def stop(proc) -> None:
     """Stop the server and remove its socket's directory (also when it had already exited)."""
-    if proc is not None and proc.poll() is None:
+    if proc is None:
+        return
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except Exception:
             proc.kill()
-    sock = os.environ.get(ENV, "").partition(":")[2]
-    if sock:
-        try:
-            os.rmdir(os.path.dirname(sock))
-        except OSError:
-            pass
+    try:  # the socket's directory, from the command start() gave the server
+        os.rmdir(os.path.dirname(proc.args[proc.args.index("--socket") + 1]))
+    except OSError:
+        pass
 
 
 def main(argv: list[str]) -> int:
