@@ -5,7 +5,7 @@ Both train the same weights (the Megatron model exported to HF `LlamaForCausalLM
 gradient accumulation, AdamW, gradient clipping and thread count, in one process. The CPU is
 shared with other work, so the two alternate step by step and the ratio is taken per round
 (median reported), beside the ratio of thread CPU time (robust to other load). The CPU shim is switched off while the plain loop runs, so it pays nothing for
-Megatron's needs. Writes benchmarks/results/train_cpu.json; a measurement, not a test. Goal >= 0.9x.
+Megatron's needs. Writes benchmarks/results/train_cpu.json; a measurement, not a test. Goal >= 1.0x (issue #20).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+GOAL = 1.0  # issue #20: the Megatron loop must be at least as fast as a plain PyTorch loop
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
@@ -182,9 +183,9 @@ def main() -> None:
         "ratio_max": max(ratios),
         # CPU time of this (single-threaded) process: what each loop costs, whatever else runs on the machine
         "cpu_time_ratio_median": statistics.median(r["cpu_time_ratio"] for r in rows),
-        "goal": 0.9,
-        "meets_goal_wall": statistics.median(ratios) >= 0.9,
-        "meets_goal_cpu_time": statistics.median(r["cpu_time_ratio"] for r in rows) >= 0.9,
+        "goal": GOAL,
+        "meets_goal_wall": statistics.median(ratios) >= GOAL,
+        "meets_goal_cpu_time": statistics.median(r["cpu_time_ratio"] for r in rows) >= GOAL,
         "load_average_1min": os.getloadavg()[0],
         "per_round": rows,
         "device": platform.processor() or platform.machine(),

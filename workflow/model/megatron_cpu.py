@@ -33,6 +33,10 @@ class CudaToCpuMode(TorchFunctionMode):
     """Rewrites CUDA placement requests made inside Megatron into CPU ones."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        # Every torch call of forward and backward passes through here; almost none carries a
+        # device, so those go straight through without building a kwargs dict.
+        if not kwargs and func not in _REWRITTEN:
+            return func(*args)
         kwargs = dict(kwargs or {})
         if func is torch.Tensor.cuda:
             return args[0]
@@ -45,6 +49,9 @@ class CudaToCpuMode(TorchFunctionMode):
         if func in (torch.Tensor.to,) and args and len(args) > 1 and _is_cuda(args[1]):
             args = (args[0], "cpu") + tuple(args[2:])
         return func(*args, **kwargs)
+
+
+_REWRITTEN = frozenset({torch.Tensor.cuda, torch.Tensor.type, torch.Tensor.to})
 
 
 def cpu_mode_needed() -> bool:
