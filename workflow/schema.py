@@ -14,7 +14,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
 @functools.cache
-def _schema() -> dict:
+def schema() -> dict:
     import yaml
 
     # Read at every DAG parse (config validation normalises each corpus): libyaml's loader takes
@@ -24,5 +24,5 @@ def _schema() -> dict:
 
 def defaults(definition: str) -> dict:
     """`default:` of each property of `$defs.<definition>` (a fresh dict each call)."""
-    props = _schema()["$defs"][definition]["properties"]
+    props = schema()["$defs"][definition]["properties"]
     return {k: v["default"] for k, v in props.items() if "default" in v}

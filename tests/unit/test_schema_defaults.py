@@ -49,7 +49,7 @@ def _is_value(node) -> bool:
 
 
 def test_no_module_restates_a_config_default():
-    keys = _property_names(schema._schema(), set())
+    keys = _property_names(schema.schema(), set())
     found = []
     for path in sorted([*(REPO / "workflow").rglob("*.py"), *(REPO / "analysis").rglob("*.py")]):
         rel = str(path.relative_to(REPO))

@@ -13,7 +13,16 @@ from workflow.config import corpus_tokenizer, load_config, pretrain_spec, study_
 from workflow.errors import ScaleDAGError
 from workflow.model.flops import Shape, chinchilla_training_flops_per_token
 from workflow.model.gpt import make_model_spec
-from workflow.studies.isoflop import analysis_settings, budget_tag, counts, isoflop_plan
+from workflow.studies.isoflop import (
+    ShapeIndex,
+    analysis_settings,
+    budget_tag,
+    candidate_shapes,
+    counts,
+    isoflop_plan,
+    shape_rule,
+    study_iso,
+)
 
 RUN_WILDCARD = re.compile(r"^[A-Za-z0-9.-]+_[A-Za-z0-9.-]+$")  # rules/common.smk's `run` constraint
 CHINCHILLA_BUDGETS = [6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21]
@@ -95,6 +104,30 @@ def test_sizes_map_to_the_nearest_shape(base_config):
     for p in plan:
         assert abs(math.log(p["params"] / p["target_params"])) < 0.1
         assert p["params_non_embedding"] < p["params"]
+
+
+def test_shape_index_picks_what_a_full_scan_picks(base_config):
+    """ShapeIndex bisects instead of scoring every candidate; it must choose exactly the candidate
+    the full scan's key does, also at exact distance ties (a target at the geometric mean of two
+    neighbours) where the aspect ratio decides."""
+    cfg = with_scale(base_config, "paper")
+    iso = study_iso(cfg, "chinchilla")
+    rule = shape_rule(iso, "paper")
+    cands = candidate_shapes(iso, rule, 32000, 2048, 3e9, 2)
+    mid = math.log(math.sqrt(rule["aspect_ratio"][0] * rule["aspect_ratio"][1]))
+
+    def scan(target):
+        return min(
+            cands, key=lambda c: (round(abs(math.log(c["params"] / target)), 9), abs(math.log(c["aspect"]) - mid))
+        )
+
+    index = ShapeIndex(cands, rule)
+    sizes = sorted(c["params"] for c in cands)
+    targets = [10 ** (6 + 0.013 * i) for i in range(300)]  # 1e6 .. 8e9, past both ends too
+    targets += [math.sqrt(a * b) for a, b in zip(sizes, sizes[1:])][::25]  # the ties
+    targets += sizes[::40]  # exactly on a candidate
+    for t in targets:
+        assert index.pick(t) == scan(t), t
 
 
 def test_size_forms_grid_per_budget_and_count_range(base_config):

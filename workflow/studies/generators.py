@@ -1,7 +1,8 @@
 """Study kinds whose runs are derived in code rather than listed (`studies.<s>.kind` in config).
 
 Each generator maps (config, study) -> {run name: run dict} in the shape `workflow.config.study_runs`
-returns; the `pretrain` rule then treats generated runs exactly like listed ones.
+returns; the `pretrain` rule then treats generated runs exactly like listed ones. A generator may
+offer `.shared(config, study)`, the same answer uncopied, for read-only lookups of one run.
 """
 
 from __future__ import annotations
@@ -13,12 +14,7 @@ from workflow.studies.proxy import proxy_runs
 
 GENERATORS: dict[str, Callable[[dict, str], dict[str, dict]]] = {}
 
-
-def _isoflop(config: dict, study: str) -> dict[str, dict]:
-    return isoflop_runs(config, study)  # Chinchilla IsoFLOP sweeps
-
-
-GENERATORS["isoflop"] = _isoflop
+GENERATORS["isoflop"] = isoflop_runs  # Chinchilla IsoFLOP sweeps (memoised, with .shared)
 
 
 def _proxy(config: dict, study: str) -> dict[str, dict]:
