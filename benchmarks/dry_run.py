@@ -148,7 +148,7 @@ def main() -> None:
     result = {
         "what": "snakemake -n --profile profiles/frontier --config scale=paper: child CPU seconds (median of "
         f"{args.repeats}), beside a trivial two-rule Snakefile of the same job count (Snakemake's own floor) "
-        "and an empty one (start-up); 'paper xK' makes the Chinchilla paper IsoFLOP sweep ~K x denser",
+        "and an empty one (start-up); 'paper xK' gives the Chinchilla paper IsoFLOP sweep K x the budgets (K x its runs)",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_1min_at_end": os.getloadavg()[0]},
         "rows": rows,
         "marginal_ms_per_job": slopes,
