@@ -104,29 +104,40 @@ def reference(tmp_path_factory):
 
 
 class Watcher(threading.Thread):
-    """Polls squeue while a workflow runs: cancels the first running pretrain job once, and records
+    """Polls squeue while a workflow runs: cancels one running job once (the first whose Slurm comment
+    contains `cancel`, once `after` = (log file, text) shows that text, i.e. mid-training), and records
     how many Parsl pilot jobs ran at the same time."""
 
-    def __init__(self, cluster, cancel_rule=None):
+    def __init__(self, cluster, cancel=None, after=None):
         super().__init__(daemon=True)
-        self.cluster, self.cancel_rule = cluster, cancel_rule
+        self.cluster, self.cancel, self.after = cluster, cancel, after
         self.cancelled, self.max_pilots, self.stop = None, 0, threading.Event()
+
+    def _ready(self) -> bool:
+        if self.after is None:
+            return True
+        path, text = self.after
+        return path.exists() and text in path.read_text(errors="replace")
 
     def run(self):
         while not self.stop.wait(0.3):
             rows = squeue(self.cluster, "%i|%j|%T|%k")
             pilots = [r for r in rows if r[1].startswith("parsl.") and r[2] == "RUNNING"]
             self.max_pilots = max(self.max_pilots, len(pilots))
-            if self.cancel_rule and self.cancelled is None:
+            if self.cancel and self.cancelled is None and self._ready():
                 for jobid, _, state, comment in rows:
-                    if state == "RUNNING" and f"rule_{self.cancel_rule}" in comment:
+                    if state == "RUNNING" and self.cancel in comment:
                         subprocess.run(["scancel", jobid], env=dict(os.environ, **self.cluster), timeout=30)
                         self.cancelled = jobid
                         break
 
 
 def test_subset_through_the_slurm_profile_with_a_cancelled_job_retried(cluster, reference, tmp_path):
-    watcher = Watcher(cluster, cancel_rule="pretrain")
+    # Cancelled after its second step: the retry must resume from the checkpoint the SIGTERM wrote
+    # (save_interval is 4, so that one comes from the signal) and still equal the local run.
+    run = "llama_tiny-1m"
+    log_file = tmp_path / f"logs/tiny/pretrain/matgpt/{run}.log"
+    watcher = Watcher(cluster, cancel=f"rule_pretrain_wildcards_matgpt_{run}", after=(log_file, "step 2/12"))
     watcher.start()
     try:
         proc = run_snakemake(
@@ -166,6 +177,7 @@ def test_subset_through_the_slurm_profile_with_a_cancelled_job_retried(cluster, 
     assert watcher.cancelled in states and states[watcher.cancelled] == "CANCELLED"
     assert sum(s == "COMPLETED" for s in states.values()) == len(jobids) - 1
     assert "Trying to restart job" in log
+    assert "resumed from checkpoint at iteration" in log_file.read_text(errors="replace")
     assert_same_outputs(tmp_path, reference)
 
 

@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from workflow.errors import ScaleDAGError
 from workflow.train.metrics import MetricsLog, Throughput, read_metrics
 
 
@@ -38,3 +41,10 @@ def test_throughput_counts_only_timed_spans():
     meter.start()
     meter.stop(1000)
     assert meter.rate_and_reset() > 0 and meter.tokens == 0
+
+
+def test_resume_whose_log_vanished_fails_instead_of_finishing_an_empty_log(tmp_path):
+    # A checkpoint to resume from but no partial log: finishing would leave only the later rows.
+    with pytest.raises(ScaleDAGError, match=r"m\.jsonl\.partial: the metrics log vanished while resuming from step 4"):
+        MetricsLog(tmp_path / "m.jsonl", resume_step=4)
+    assert not (tmp_path / "m.jsonl").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,53 @@ def test_progress_lines_give_elapsed_time_and_eta():
     assert progress_eta(65, 10, 30) == "elapsed 0:01:05 eta 0:03:15"  # 6.5 s/step x 30 steps left
     assert progress_eta(3725, 1, 0) == "elapsed 1:02:05 eta 0:00:00"
     assert progress_eta(2, 0, 5) == "elapsed 0:00:02 eta ?"  # no pace yet
+
+
+def test_a_retry_started_while_the_old_attempt_still_finishes_waits_for_it(tiny_corpus, reference_run, tmp_path):
+    """What Slurm does when a cancelled job's training process outlives the job: the retry starts
+    while the old attempt sits between its final checkpoint and renaming its metrics log. Resuming
+    next to it ended with an empty metrics.jsonl; the retry must wait, then train a complete run."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    spec = make_run_spec(tiny_corpus, tmp_path / "run", steps=STEPS)
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    until = tmp_path / "release"
+    cmd = [sys.executable, "-m", "workflow.train.pretrain", "--spec-file", str(spec_path)]
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    env["TOKENIZERS_PARALLELISM"] = "false"
+
+    def start(name, **extra):
+        out = (tmp_path / f"{name}.log").open("w")
+        return subprocess.Popen(cmd, cwd=REPO, env={**env, **extra}, stdout=out, stderr=subprocess.STDOUT)
+
+    def wait_for(what, done):  # a guard against a hang, not a timing assertion
+        deadline = time.monotonic() + 600
+        while not done():
+            assert time.monotonic() < deadline, f"never happened: {what}"
+            time.sleep(0.1)
+
+    old = start("old", SCALEDAG_FAULT_PAUSE_AT_STEP=str(STEPS), SCALEDAG_FAULT_PAUSE_UNTIL=str(until))
+    new = None
+    try:
+        wait_for("the old attempt reached its last checkpoint", lambda: Path(f"{until}.reached").exists())
+        new = start("new")
+        wait_for(
+            "the retry waits or ends",
+            lambda: "still holds" in (tmp_path / "new.log").read_text() or new.poll() is not None,
+        )
+        assert new.poll() is None, "the retry did not wait: " + (tmp_path / "new.log").read_text()[-2000:]
+        assert not (tmp_path / "run" / "summary.json").exists()
+        until.touch()
+        assert old.wait(timeout=600) == 0 and new.wait(timeout=600) == 0, (tmp_path / "new.log").read_text()
+    finally:
+        for proc in (old, new):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    log = (tmp_path / "new.log").read_text()
+    assert f"pid {old.pid} on " in log and "the other attempt has exited" in log
+    assert _train_rows(tmp_path / "run") == _train_rows(reference_run)  # complete, and the same curve

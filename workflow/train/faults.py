@@ -8,6 +8,9 @@ Inert unless one of these environment variables names a 1-based step:
   SCALEDAG_FAULT_NONFINITE_GRAD_AT_STEP one gradient becomes NaN after the backward pass, the loss stays finite
   SCALEDAG_FAULT_OOM_AT_STEP            the step's last micro-batch raises torch.OutOfMemoryError (the GPU
                                         out-of-memory report, exercised on CPU)
+  SCALEDAG_FAULT_PAUSE_AT_STEP          after the step (and its checkpoint) touch `<SCALEDAG_FAULT_PAUSE_UNTIL>.reached`
+                                        and wait until SCALEDAG_FAULT_PAUSE_UNTIL exists: an attempt still
+                                        finishing when its retry starts
 It lives in the package, not under tests/, because the faults must fire inside the training
 process that the tests start as a plain `python -m workflow.train.pretrain`.
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 
 def fault_step(name: str) -> int | None:
@@ -28,3 +33,8 @@ def after_step(step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if fault_step("SIGNAL") == step:
         os.kill(os.getpid(), signal.SIGUSR1)
+    if fault_step("PAUSE") == step:
+        until = Path(os.environ["SCALEDAG_FAULT_PAUSE_UNTIL"])
+        Path(f"{until}.reached").touch()
+        while not until.exists():
+            time.sleep(0.05)

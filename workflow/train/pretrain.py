@@ -33,9 +33,12 @@ if __name__ == "__main__":  # before the imports below (seconds): a signal durin
     STOP.install()
 
 import argparse  # noqa: E402
+import errno  # noqa: E402
+import fcntl  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -180,6 +183,51 @@ def _peak_memory_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+ATTEMPT_LOCK = "attempt.lock"
+
+
+def hold_attempt_lock(out_dir: Path, stop: _StopFlag, say, poll_s: float = 1.0):
+    """Wait until no other attempt of this run is alive, then hold the run directory until exit.
+
+    A retried job can start while the attempt it replaces is still running: a scheduler marks a
+    cancelled job done once the processes it tracks are gone, and a training process whose shell
+    died first is no longer among them (Slurm's proctrack/linuxproc) while it still checkpoints and
+    writes its metrics log. Resuming next to it would read a log the other process is about to
+    rename away. The lock (POSIX, so it also holds on NFS, and is not inherited by forked children)
+    is released by the kernel when its holder exits, however it exits; nothing else in the process
+    may open the file, since closing any descriptor of it drops a POSIX lock. A signal while
+    waiting exits 75 with nothing written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ATTEMPT_LOCK
+    fh = open(path, "a+", encoding="utf-8")
+    waited = False
+    while True:
+        try:
+            fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as exc:
+            if exc.errno not in (
+                errno.EAGAIN,
+                errno.EACCES,
+            ):  # no locks on this filesystem (e.g. Lustre without -o flock)
+                say(f"warning: cannot lock {path} ({exc.strerror}): not checking for another live attempt")
+                return fh
+            if not waited:
+                fh.seek(0)
+                say(f"another attempt of this run ({fh.read().strip() or 'unknown'}) still holds {path}: waiting")
+                waited = True
+            if stop.signum:
+                say(f"signal {stop.signum} while waiting for {path}: exit {EXIT_RESUME} to resume")
+                raise SystemExit(EXIT_RESUME) from None
+            time.sleep(poll_s)
+    if waited:
+        say("the other attempt has exited: resuming from what it left")
+    fh.truncate(0)
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    fh.flush()
+    return fh
 
 
 class Trainer:
@@ -372,6 +420,15 @@ class Trainer:
 
     def run(self) -> dict:
         self.stop.install()
+        # Rank 0 holds the run directory; the other ranks wait for it in _resume's all-reduce.
+        lock = hold_attempt_lock(self.out_dir, self.stop, self._print) if self.rank == 0 else None
+        try:
+            return self._run()
+        finally:
+            if lock is not None:
+                lock.close()  # releases it; exiting would too
+
+    def _run(self) -> dict:
         start = self._resume()
         if start:
             self._print(f"resumed from checkpoint at iteration {start}")
