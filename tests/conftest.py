@@ -96,6 +96,15 @@ def make_run_spec(corpus: dict, out_dir: Path, arch: str = "llama", steps: int =
     }
 
 
+def module_env(env: dict | None = None) -> dict:
+    """The environment a test's child `python -m ...` gets: ours, plus `env`."""
+    full_env = dict(os.environ, TOKENIZERS_PARALLELISM="false", **(env or {}))
+    # An in-process W&B test leaves WANDB_SERVICE set: a child would write through that shared,
+    # longer-lived service, which keeps flushing a SIGKILLed child's run after the child is gone.
+    full_env.pop("WANDB_SERVICE", None)
+    return full_env
+
+
 def run_module(
     module: str,
     args: list[str],
@@ -107,10 +116,7 @@ def run_module(
     """Run `python -m module` the way a rule does; on failure show its output."""
     import tempfile
 
-    full_env = dict(os.environ, TOKENIZERS_PARALLELISM="false", **(env or {}))
-    # An in-process W&B test leaves WANDB_SERVICE set: a child would write through that shared,
-    # longer-lived service, which keeps flushing a SIGKILLed child's run after the child is gone.
-    full_env.pop("WANDB_SERVICE", None)
+    full_env = module_env(env)
     cmd = (launcher or [sys.executable]) + ["-m", module, *args]
     # Files, not pipes: a process killed with SIGKILL may leave helper children (dist_checkpointing
     # workers) holding a pipe open, and waiting for its EOF would hang the test.
@@ -126,11 +132,16 @@ def run_module(
     return proc
 
 
-def train_run(spec: dict, env: dict | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+def train_args(spec: dict) -> list[str]:
+    """`workflow.train.pretrain`'s arguments for `spec`, written beside its run directory."""
     spec_path = Path(spec["out_dir"]).with_suffix(".spec.json")
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(spec))
-    return run_module("workflow.train.pretrain", ["--spec-file", str(spec_path)], env=env, check=check, **kw)
+    return ["--spec-file", str(spec_path)]
+
+
+def train_run(spec: dict, env: dict | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    return run_module("workflow.train.pretrain", train_args(spec), env=env, check=check, **kw)
 
 
 TRAINED_STEPS = 30

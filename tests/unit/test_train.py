@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -191,19 +190,15 @@ def test_a_retry_started_while_the_old_attempt_still_finishes_waits_for_it(tiny_
     import sys
     import time
 
-    from conftest import REPO
+    from conftest import REPO, module_env, train_args
 
     spec = make_run_spec(tiny_corpus, tmp_path / "run", steps=STEPS)
-    spec_path = tmp_path / "spec.json"
-    spec_path.write_text(json.dumps(spec))
     until = tmp_path / "release"
-    cmd = [sys.executable, "-m", "workflow.train.pretrain", "--spec-file", str(spec_path)]
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
-    env["TOKENIZERS_PARALLELISM"] = "false"
+    cmd = [sys.executable, "-m", "workflow.train.pretrain", *train_args(spec)]
 
     def start(name, **extra):
         out = (tmp_path / f"{name}.log").open("w")
-        return subprocess.Popen(cmd, cwd=REPO, env={**env, **extra}, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(cmd, cwd=REPO, env=module_env(extra), stdout=out, stderr=subprocess.STDOUT)
 
     def wait_for(what, done):  # a guard against a hang, not a timing assertion
         deadline = time.monotonic() + 600

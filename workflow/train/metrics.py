@@ -25,13 +25,13 @@ class MetricsLog:
             return
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         kept = []  # the earlier attempts' rows this one continues from (also parsed, in kept_rows)
-        if resume_step is not None and not self.partial.exists():
-            # Resuming from a checkpoint whose log is gone would finish with the rows after it only.
-            raise ScaleDAGError(
-                f"{self.partial}: the metrics log vanished while resuming from step {resume_step} "
-                "(another process removed or finalized it); rerun the job"
-            )
         if resume_step is not None:
+            if not self.partial.exists():
+                # Resuming from a checkpoint whose log is gone would finish with the rows after it only.
+                raise ScaleDAGError(
+                    f"{self.partial}: the metrics log vanished while resuming from step {resume_step} "
+                    "(another process removed or finalized it); rerun the job"
+                )
             for line in self.partial.read_text().splitlines():
                 try:
                     row = json.loads(line)

@@ -195,10 +195,12 @@ def hold_attempt_lock(out_dir: Path, stop: _StopFlag, say, poll_s: float = 1.0):
     cancelled job done once the processes it tracks are gone, and a training process whose shell
     died first is no longer among them (Slurm's proctrack/linuxproc) while it still checkpoints and
     writes its metrics log. Resuming next to it would read a log the other process is about to
-    rename away. The lock (POSIX, so it also holds on NFS, and is not inherited by forked children)
-    is released by the kernel when its holder exits, however it exits; nothing else in the process
-    may open the file, since closing any descriptor of it drops a POSIX lock. A signal while
-    waiting exits 75 with nothing written."""
+    rename away. The lock is POSIX (lockf), unlike the flock of the dataset and download caches: it
+    also holds on NFS, and forked helpers (dist_checkpointing's workers) do not inherit it, so a
+    SIGKILLed attempt's leftover children cannot keep a retry waiting. The kernel releases it when
+    its holder exits, however it exits; nothing else in the process may open the file, since
+    closing any descriptor of it drops a POSIX lock. A signal while waiting exits 75 with nothing
+    written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ATTEMPT_LOCK
     fh = open(path, "a+", encoding="utf-8")
@@ -208,10 +210,8 @@ def hold_attempt_lock(out_dir: Path, stop: _StopFlag, say, poll_s: float = 1.0):
             fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except OSError as exc:
-            if exc.errno not in (
-                errno.EAGAIN,
-                errno.EACCES,
-            ):  # no locks on this filesystem (e.g. Lustre without -o flock)
+            held = exc.errno in (errno.EAGAIN, errno.EACCES)
+            if not held:  # no locks on this filesystem (e.g. Lustre mounted without -o flock)
                 say(f"warning: cannot lock {path} ({exc.strerror}): not checking for another live attempt")
                 return fh
             if not waited:
