@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from workflow import smoke
 from workflow.data.spec import normalise_spec
 from workflow.errors import ScaleDAGError
 from workflow.hpc.resources import rule_resource_spec
@@ -273,6 +274,7 @@ def check_run_shapes(config: dict) -> None:
 
 def validate_config(config: dict) -> dict:
     schema_validate(config)
+    smoke.apply(config)  # before the reference checks: they then check what a smoke run will read
     check_references(config)
     return config
 
@@ -410,10 +412,11 @@ def run_corpus(config: dict, study: str, run: str) -> str:
 
 def corpus_spec(config: dict, corpus: str) -> dict:
     """The spec `workflow.data.corpus` prepares a corpus from (its config entry plus its name; its
-    `tokenizer` keys belong to train_tokenizer, not to preparing the text)."""
+    `tokenizer` keys belong to train_tokenizer and `offline_stand_in` to workflow.smoke, not to
+    preparing the text)."""
     if corpus not in config["corpora"]:
         raise ScaleDAGError(f"config: corpora: unknown corpus {corpus!r}")
-    entry = {k: v for k, v in config["corpora"][corpus].items() if k != "tokenizer"}
+    entry = {k: v for k, v in config["corpora"][corpus].items() if k not in ("tokenizer", "offline_stand_in")}
     return {"name": corpus, **copy.deepcopy(entry)}
 
 
@@ -442,7 +445,7 @@ def pretrain_spec(config: dict, study: str, run: str) -> dict:
             "valid_prefix": f"{ddir}/tokens/valid",
         },
         # scale's train block < the study's per-scale overrides < the run's own (generators)
-        "train": {**study_train(config, study), **r.get("train", {})},
+        "train": smoke.cap_train(config, {**study_train(config, study), **r.get("train", {})}, shape["seq_length"]),
         "parallel": dict(sc["parallel"]),
         "bf16": sc["device"] == "gpu",
         "threads": sc["threads_per_run"],

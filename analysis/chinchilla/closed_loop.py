@@ -62,11 +62,24 @@ def optimal_params(fit: dict, budget: float) -> dict[str, float]:
     return {k: v for k, v in out.items() if np.isfinite(v) and v > 0}
 
 
+def smoke_held(settings: dict, n_opt: dict[str, float], where: str, notes: list[str]) -> dict[str, float]:
+    """A smoke run's optima held to the sweep's sampled sizes (its fit is of two-step models), each
+    change noted; outside a smoke run, `n_opt` unchanged."""
+    bounds = settings.get("smoke_params_range")
+    if not bounds:
+        return n_opt
+    held = {k: min(max(n, bounds[0]), bounds[1]) for k, n in n_opt.items()}
+    for k, n in n_opt.items():
+        if held[k] != n:
+            notes.append(f"smoke: {where}: {k}'s {n:.3g} parameters held to {held[k]:.3g}, inside the sweep's sizes")
+    return held
+
+
 def plan_runs(settings: dict, fit: dict) -> dict:
     """The closed-loop runs: one per distinct shape, with every role it plays."""
     targets, notes = [], []
     for budget in settings["budgets"]:
-        n_opt = optimal_params(fit, budget)
+        n_opt = smoke_held(settings, optimal_params(fit, budget), f"budget {budget:.3g}", notes)
         if not n_opt:
             notes.append(f"budget {budget:.3g}: no approach has a finite optimum; nothing to train")
             continue
@@ -147,7 +160,7 @@ def size_choice(settings: dict, fit: dict) -> tuple[pd.DataFrame, str]:
     f3 = _fit3(fit)
     for hours in choice["gpu_hours"]:
         c = float(hours) * 3600.0 * rate
-        n_opt = optimal_params(fit, c)
+        n_opt = smoke_held(settings, optimal_params(fit, c), f"{hours:g} GPU-hours", [])
         candidates = loop_candidates(settings, max(n_opt.values())) if n_opt else []
         for approach, n in n_opt.items():
             run = loop_run(settings, c, n, candidates)

@@ -519,7 +519,15 @@ def closed_loop_settings(config: dict, study: str) -> dict:
         "evals_per_run": int(iso["evals_per_run"]),
         "size_choice": per.get("size_choice"),
         "device_peaks": config.get("device_peaks", {}),
+        # a smoke run's fit is of two-step models and predicts nothing: its targets are held to the
+        # sweep's own sizes, so the loop's jobs still run (workflow/smoke.py)
+        "smoke_params_range": _sweep_range(config, study) if config.get("smoke") else None,
     }
+
+
+def _sweep_range(config: dict, study: str) -> list[float]:
+    sizes = [float(e["target_params"]) for e in isoflop_plan(config, study)]
+    return [min(sizes), max(sizes)]
 
 
 def loop_run(settings: dict, budget: float, target_params: float, candidates: list[dict]) -> dict:
