@@ -5,7 +5,9 @@ Everything a job's code path depends on stays as `small` declares it: the corpus
 what sets how long a job runs is capped:
 
 - training: `STEPS` optimizer steps of one sequence each (micro-batch 1, global batch 1), one
-  evaluation iteration, a checkpoint only at the end;
+  evaluation iteration, a checkpoint only at the end and of the weights only (fp32 AdamW's two
+  moments are 2/3 of a checkpoint: the small DAG's 54 GB of them would not fit a CI disk, and
+  every reader of a final checkpoint, evaluation and export, loads only the weights);
 - evaluation: one sequence of the longest shape's length of held-out text per evaluated split (2,048
   tokens: two GPT-2 sequences, one GenSLM one), `ZEROSHOT_ITEMS` items per zero-shot task,
   `BANDGAP_ROWS` band-gap rows;
@@ -59,6 +61,7 @@ def apply(config: dict, say=None) -> dict:
         res.pop("gpus_per_task", None)
     sc["train"].update(micro_batch_size=1, global_batch_size=1, log_interval=1, eval_interval=1, eval_iters=1)
     sc["train"]["save_interval"] = STEPS
+    sc["train"]["checkpoint_optimizer"] = False
     sc["eval"]["max_tokens"] = max_seq_length(config)
     for st in config["studies"].values():
         st.get("eval_tokens", {}).pop("small", None)
@@ -92,6 +95,7 @@ def cap_train(config: dict, train: dict, seq_length: int) -> dict:
     out = dict(train, micro_batch_size=1, global_batch_size=1, log_interval=1, eval_iters=1)
     out["tokens"] = min(int(train["tokens"]), STEPS * int(seq_length))
     out["save_interval"] = STEPS
+    out["checkpoint_optimizer"] = False
     out["eval_interval"] = min(int(train["eval_interval"]), STEPS)
     return out
 

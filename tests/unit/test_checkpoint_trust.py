@@ -78,6 +78,7 @@ def test_tampered_metadata_never_runs_code_on_resume(killed, trained_run, tmp_pa
     _plant_payload(out / "checkpoints" / "iter_0000020", marker, fix_manifest)
     proc = train_run(spec)
     assert not marker.exists()
+    print(proc.stdout[-3000:], proc.stderr[-3000:])
     [warning] = _warnings(proc.stdout)
     assert warning.startswith("warning: skipped checkpoint iter_0000020: ") and ".metadata" in warning
     assert ("refused to load posix.system" if fix_manifest else "the manifest says") in warning
@@ -126,6 +127,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(killed, traine
     out, spec = killed
     damage(out / "checkpoints" / "iter_0000020" / name)
     proc = train_run(spec)
+    print(proc.stdout[-3000:], proc.stderr[-3000:])
     [warning] = _warnings(proc.stdout)
     assert warning.startswith("warning: skipped checkpoint iter_0000020: ") and f"iter_0000020/{name}" in warning
     assert "resumed from checkpoint at iteration 10" in proc.stdout
@@ -141,6 +143,7 @@ def test_a_bad_pointer_loses_no_checkpoint(killed, trained_run, pointer):
     else:
         (root / LATEST).write_text(pointer)
     proc = train_run(spec)
+    print(proc.stdout[-3000:], proc.stderr[-3000:])
     [warning] = _warnings(proc.stdout)
     assert (
         warning.startswith(f"warning: {root / LATEST} ")
@@ -231,3 +234,32 @@ def test_a_signal_during_start_up_exits_75_and_writes_nothing(tiny_corpus, tmp_p
     # Only the attempt lock (who held the run directory, see hold_attempt_lock): no checkpoint, no log.
     written = sorted(p for p in out.rglob("*") if p.name != ATTEMPT_LOCK) if out.exists() else []
     assert written == [], written
+
+
+def test_a_weights_only_checkpoint_serves_evaluation_and_a_resume_starts_over(tiny_corpus, trained_run, tmp_path):
+    """train.checkpoint_optimizer false (the smoke setting): the fp32 AdamW moments, 2/3 of a
+    checkpoint, are not saved; evaluation reads the weights, and a retry says why it starts over."""
+    out = tmp_path / "run"
+    spec = make_run_spec(tiny_corpus, out, steps=20, checkpoint_optimizer=False)
+    proc = train_run(spec, env={"SCALEDAG_FAULT_KILL_AT_STEP": "10"}, check=False)
+    assert proc.returncode == -9
+    manifest = verify_checkpoint(out / "checkpoints" / "iter_0000010")
+    full = verify_checkpoint(trained_run / "checkpoints" / f"iter_{STEPS:07d}")
+    assert manifest["optimizer"] is False and full["optimizer"] is True
+
+    def size(m):
+        return sum(f["size"] for f in m["files"].values())
+
+    assert size(manifest) < 0.5 * size(full), (size(manifest), size(full))  # weights vs weights + 2 moments
+    result = tmp_path / "eval.json"
+    run_module("workflow.evaluate.loss", ["--spec", json.dumps(spec), "--max-tokens", "4000", "--out", str(result)])
+    evaluated = json.loads(result.read_text())
+    # the trained weights, not a fresh init: ln 512 = 6.24 untrained, ~5.6 after 10 steps
+    assert evaluated["iteration"] == 10 and evaluated["loss"] < 5.9, evaluated
+
+    proc = train_run(spec)  # the retry: the step-10 checkpoint cannot restore AdamW, so it starts over
+    [warning] = _warnings(proc.stdout)
+    assert "saved without optimizer state (train.checkpoint_optimizer: false)" in warning, warning
+    assert (out / "checkpoints" / "iter_0000010.rejected" / "REJECTED.txt").is_file()  # kept, never retried
+    assert [i for i, _ in checkpoint_dirs(out / "checkpoints")] == [20, 10]  # the new run's own two
+    assert [r["step"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"] == list(range(1, 21))

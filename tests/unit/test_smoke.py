@@ -54,6 +54,7 @@ def test_every_pretrain_run_is_two_steps_of_one_sequence(raw):
             assert train["micro_batch_size"] == train["global_batch_size"] == 1, (study, run)
             assert train["tokens"] <= smoke.STEPS * seq, (study, run, train["tokens"])
             assert train["save_interval"] == smoke.STEPS and train["eval_iters"] == 1
+            assert train["checkpoint_optimizer"] is False  # weights only: 1/3 of the disk
             assert spec["bf16"] is False
             seen += 1
     assert seen >= 20  # matgpt, bloom, chinchilla's sweep, arch_proxy and genslm all resolve
@@ -63,6 +64,7 @@ def test_real_small_is_untouched_without_smoke(raw):
     real = small(raw)
     spec = pretrain_spec(real, "matgpt", next(iter(trainable_runs(real, "matgpt"))))
     assert spec["train"]["global_batch_size"] == 256 and spec["bf16"] is True
+    assert spec["train"].get("checkpoint_optimizer", True) is True
     assert real["results"] == "results"
     assert smoke.cap_train(real, {"tokens": 10**9}, 1024) == {"tokens": 10**9}
 

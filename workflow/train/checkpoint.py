@@ -109,13 +109,22 @@ def _hash_all(folder: Path, names: list[str]) -> list[str]:
         return list(pool.map(lambda name: _sha256(folder / name), names))
 
 
-def write_manifest(folder: Path, iteration: int, finite: bool) -> None:
+def write_manifest(folder: Path, iteration: int, finite: bool, optimizer: bool = True) -> None:
     names = _files(folder)
     files = {
         name: {"size": (folder / name).stat().st_size, "sha256": digest}
         for name, digest in zip(names, _hash_all(folder, names))
     }
-    atomic_write_json(folder / MANIFEST, {"iteration": iteration, "finite": finite, "files": files})
+    manifest = {"iteration": iteration, "finite": finite, "optimizer": optimizer, "files": files}
+    atomic_write_json(folder / MANIFEST, manifest)
+
+
+def _manifest(folder: Path) -> dict:
+    """The manifest as saved, or {} when unreadable (`verify_checkpoint` then says why)."""
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def verify_checkpoint(folder: str | Path) -> dict:
@@ -267,6 +276,8 @@ def _set_rng_state(state: dict) -> None:
 
 def _sharded_state(model, optimizer, is_loading: bool) -> dict:
     model_sd = model.sharded_state_dict()
+    if optimizer is None:  # a weights-only checkpoint (train.checkpoint_optimizer: false)
+        return {"model": model_sd}
     return {"model": model_sd, "optimizer": optimizer.sharded_state_dict(model_sd, is_loading=is_loading)}
 
 
@@ -320,7 +331,8 @@ def save_checkpoint(
 ) -> Path:
     """Save model, optimizer, scheduler, data position (`progress`) and RNG states, then publish.
     `finite` is what the manifest records; checked here (every parameter, all ranks) unless the
-    caller already did.
+    caller already did. `optimizer=None` saves the weights without the optimizer state: evaluation
+    and export can read such a checkpoint, a resume cannot (the manifest says which it is).
 
     A failed write (full disk, I/O error) removes the half-written folder and raises one
     CheckpointWriteError line; every earlier checkpoint stays as it was."""
@@ -341,7 +353,7 @@ def save_checkpoint(
         dist_checkpointing.save(state, str(tmp))
         _barrier()
         if _rank() == 0:
-            write_manifest(tmp, iteration, finite)
+            write_manifest(tmp, iteration, finite, optimizer=optimizer is not None)
             _publish(root, tmp, final, iteration)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -428,6 +440,10 @@ def reject(folder: Path, reason: str) -> Path:
 def load_checkpoint(root: str | Path, iteration: int, model, optimizer, scheduler) -> dict:
     """Verify, then restore every state saved by `save_checkpoint`; returns the saved `progress`."""
     path = iteration_dir(root, iteration)
+    if _manifest(path).get("optimizer") is False:  # no key: a checkpoint with its optimizer
+        raise CheckpointError(
+            f"{path}: saved without optimizer state (train.checkpoint_optimizer: false), so training cannot resume from it"
+        )
     state = _sharded_state(model, optimizer, is_loading=True)
     state.update(scheduler=None, progress=None, rng=None)
     loaded = _load_verified(path, state)

@@ -271,6 +271,7 @@ class Trainer:
         self.log_interval = int(train["log_interval"])
         self.save_interval = int(train.get("save_interval") or self.train_iters)  # unset: only the final one
         self.keep_checkpoints = int(train["keep_checkpoints"])
+        self.checkpoint_optimizer = bool(train["checkpoint_optimizer"])
 
         # Transformer Engine (flash attention, fused kernels) on a GPU that has it; local spec otherwise
         use_te = spec.get("use_te")
@@ -402,7 +403,7 @@ class Trainer:
             self.ckpt_root,
             iteration,
             self.model.module,
-            self.optimizer,
+            self.optimizer if self.checkpoint_optimizer else None,
             self.scheduler,
             {"consumed_samples": iteration * self.global_batch},
             finite=True,
