@@ -114,7 +114,7 @@ def test_size_choice_converts_gpu_hours_to_a_shape(settings):
     assert set(table["approach"]) == {"approach1", "approach2", "approach3"}
     assert table["flops"].iloc[0] == pytest.approx(hours * 3600 * settings["size_choice"]["achieved_tflops"] * 1e12)
     row = table.set_index("approach").loc["approach3"]
-    assert math.isfinite(row["predicted_loss"]) and row["hidden"] % 64 == 0
+    assert math.isfinite(row["predicted_loss"]) and row["hidden"] % settings["rule"]["hidden_multiple"] == 0
     assert f"chinchilla-{hours:g}gpuh-approach3: {{layers: {row['layers']}, hidden: {row['hidden']}" in snippet
     paper = copy.deepcopy(settings)
     paper["size_choice"] = {"gpu_hours": [1e-3], "device": "MI250X GCD", "dtype": "bf16", "mfu": 0.3}

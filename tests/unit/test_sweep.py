@@ -40,12 +40,22 @@ def with_scale(config: dict, scale: str, **iso_scale) -> dict:
     return cfg
 
 
+def word_level_tiny(config: dict, **iso_scale) -> dict:
+    """Tiny with the scale's own 2,048-token vocabulary, untied, and d a multiple of 64: the shape
+    arithmetic below is worked out there (tiny's sweep itself trains tied byte-level models)."""
+    cfg = with_scale(config, "tiny", **iso_scale)
+    per = cfg["studies"]["chinchilla"]["isoflop"]["tiny"]
+    per.pop("corpus"), per.pop("overrides")
+    per["shape_rule"] = {"aspect_ratio": [16, 128], "head_size": 32}
+    return cfg
+
+
 @pytest.mark.parametrize("scale", ["tiny", "small", "paper"])
 def test_runs_have_valid_shapes_and_token_budgets(base_config, scale):
     cfg = with_scale(base_config, scale)
     iso = cfg["studies"]["chinchilla"]["isoflop"]
     per = iso[scale]
-    rule = {**iso.get("shape_rule", {}), **per.get("shape_rule", {})}
+    rule = shape_rule(study_iso(cfg, "chinchilla"), scale)
     tp = cfg["scales"][scale]["parallel"]["tp"]
     runs = study_runs(cfg, "chinchilla")
     gbs = cfg["scales"][scale]["train"]["global_batch_size"]
@@ -53,7 +63,9 @@ def test_runs_have_valid_shapes_and_token_budgets(base_config, scale):
         assert RUN_WILDCARD.match(name), name
         assert name == f"{run['variant']}_{run['shape_name']}"
         s = run["shape"]
-        assert s["hidden"] % 64 == 0 and s["hidden"] % s["heads"] == 0 and s["heads"] % tp == 0, name
+        assert s["hidden"] % rule["hidden_multiple"] == 0 and s["hidden"] % s["heads"] == 0 and s["heads"] % tp == 0, (
+            name
+        )
         assert s["hidden"] // s["heads"] == rule["head_size"]
         lo, hi = rule["aspect_ratio"]
         assert lo <= s["hidden"] / s["layers"] <= hi, name
@@ -98,7 +110,7 @@ def counting_all(cfg: dict) -> dict:
 
 
 def test_sizes_map_to_the_nearest_shape(base_config):
-    cfg = counting_all(with_scale(base_config, "tiny", budgets=[1e12], sizes=[3.2e5, 7.1e5]))
+    cfg = counting_all(word_level_tiny(base_config, budgets=[1e12], sizes=[3.2e5, 7.1e5]))
     plan = isoflop_plan(cfg, "chinchilla")
     assert [p["shape_name"] for p in plan] == ["l1-h64", "l1-h128"]
     for p in plan:
@@ -132,7 +144,7 @@ def test_shape_index_picks_what_a_full_scan_picks(base_config):
 
 def test_size_forms_grid_per_budget_and_count_range(base_config):
     per_budget = isoflop_plan(
-        counting_all(with_scale(base_config, "tiny", budgets=[1e12, 2e12], sizes=[[3e5, 7e5], [7e5, 1.3e6, 2.5e6]])),
+        counting_all(word_level_tiny(base_config, budgets=[1e12, 2e12], sizes=[[3e5, 7e5], [7e5, 1.3e6, 2.5e6]])),
         "chinchilla",
     )
     assert [p["run"] for p in per_budget] == [
@@ -143,7 +155,7 @@ def test_size_forms_grid_per_budget_and_count_range(base_config):
         "c2e12_l4-h192",
     ]
     ranged = isoflop_plan(
-        counting_all(with_scale(base_config, "tiny", budgets=[2e12], sizes={"count": 3, "min": 3e5, "max": 2.5e6})),
+        counting_all(word_level_tiny(base_config, budgets=[2e12], sizes={"count": 3, "min": 3e5, "max": 2.5e6})),
         "chinchilla",
     )
     assert [p["shape_name"] for p in ranged] == ["l1-h64", "l2-h128", "l4-h192"]  # 3e5, 8.7e5, 2.5e6
@@ -184,7 +196,7 @@ def test_analysis_settings(base_config):
     ],
 )
 def test_bad_sweeps_fail_at_load_with_one_line(base_config, change, fragment):
-    cfg = counting_all(with_scale(base_config, "tiny", budgets=[1e12], sizes=[3e5, 7e5]))
+    cfg = counting_all(word_level_tiny(base_config, budgets=[1e12], sizes=[3e5, 7e5]))
     cfg["studies"]["chinchilla"]["isoflop"]["tiny"].update(change)
     with pytest.raises(ScaleDAGError) as exc:
         validate_config(cfg)
@@ -239,7 +251,7 @@ def _chinchilla_targets(scale: str) -> list[str]:
 
 
 # paper: 81 IsoFLOP runs + approach 1's 6 sizes x 4 cosine horizons
-@pytest.mark.parametrize("scale, runs", [("tiny", 12), ("paper", 81 + 24)])
+@pytest.mark.parametrize("scale, runs", [("tiny", 15), ("paper", 81 + 24)])
 def test_dag_lists_one_pretrain_per_budget_and_size(tmp_path, scale, runs):
     proc = snakemake(
         "-n",
@@ -285,11 +297,11 @@ def test_chinchilla_counts_one_vocabulary_matrix(base_config):
     1-layer model's 316k) is left out, so the same target picks a larger shape than under `all`."""
     from workflow.studies.isoflop import fit_params
 
-    cfg = with_scale(base_config, "tiny", budgets=[1e12], sizes=[3.2e5])
+    cfg = word_level_tiny(base_config, budgets=[1e12], sizes=[3.2e5])
     (one,) = isoflop_plan(cfg, "chinchilla")
     assert one["params_one_embedding"] == one["params"] - 2048 * one["shape"]["hidden"]
     assert abs(math.log(one["params_one_embedding"] / 3.2e5)) < abs(math.log(one["params"] / 3.2e5))
-    (every,) = isoflop_plan(counting_all(with_scale(base_config, "tiny", budgets=[1e12], sizes=[3.2e5])), "chinchilla")
+    (every,) = isoflop_plan(counting_all(word_level_tiny(base_config, budgets=[1e12], sizes=[3.2e5])), "chinchilla")
     assert one["shape_name"] != every["shape_name"] == "l1-h64"
     summary = {"parameters": 315584, "model": {"vocab_size": 2048, "hidden": 64, "tied_embeddings": False}}
     assert fit_params(summary, "one_embedding") == 184512 and fit_params(summary, "all") == 315584
@@ -320,6 +332,6 @@ def test_widen_adds_sizes_beyond_each_end_at_the_grids_spacing(base_config):
     assert widen_grid([1e5, 2e5, 4e5], 0, "w") == [1e5, 2e5, 4e5]
     with pytest.raises(ScaleDAGError, match="widen: needs at least 2 sizes"):
         widen_grid([1e5], 1, "w")
-    cfg = counting_all(with_scale(base_config, "tiny", budgets=[2e12], sizes=[7e5, 1.3e6], widen=1))
+    cfg = counting_all(word_level_tiny(base_config, budgets=[2e12], sizes=[7e5, 1.3e6], widen=1))
     names = [p["shape_name"] for p in isoflop_plan(cfg, "chinchilla")]
     assert len(names) == 4 and names[1:3] == ["l1-h128", "l4-h128"]
