@@ -19,7 +19,6 @@ residual x' = x + attn(ln1(x)); x'' = x' + mlp(ln2(x')).
 from __future__ import annotations
 
 import dataclasses
-import types
 from typing import Any
 
 from workflow.errors import ScaleDAGError
@@ -284,19 +283,4 @@ def build_gpt_model(spec: ModelSpec, tp: int = 1, pp: int = 1, bf16: bool = Fals
         position_embedding_type=_POSITION_EMBEDDINGS[spec.position_embedding],
         rotary_percent=spec.rotary_percent,
     )
-    if tp == 1 and not use_te:
-        # Megatron's vocab_parallel_cross_entropy is written for a vocabulary split over ranks: at
-        # TP=1 it still runs its max / exp / sum / gather steps as separate ops with their own
-        # autograd Function, where torch's fused log_softmax + nll does one pass each way. Same
-        # loss to fp32 rounding (tested); TP>1 and the TE path keep Megatron's own loss.
-        model.compute_language_model_loss = types.MethodType(_dense_cross_entropy, model)
     return model
-
-
-def _dense_cross_entropy(self, labels, logits):
-    """Per-token loss [b, s] from logits [s, b, v] and labels [b, s], in fp32 as Megatron's is."""
-    import torch.nn.functional as F  # torch: not at DAG parse
-
-    s, b, v = logits.shape
-    loss = F.cross_entropy(logits.float().view(s * b, v), labels.t().reshape(s * b), reduction="none")
-    return loss.view(s, b).t().contiguous()
