@@ -268,3 +268,34 @@ def test_ctrl_c_cancels_the_parsl_pilot_jobs(cluster, tmp_path):
         time.sleep(1)
     assert states and all(s in ("CANCELLED", "COMPLETED") for s in states.values()), (states, log.read_text()[-3000:])
     assert not (tmp_path / "slow.txt").exists()
+
+
+def test_a_rule_without_cluster_resources_runs_in_the_jobsteps_srun(cluster, tmp_path):
+    # Rules that take no `dag.resources` (tables, figures, zero-shot prep) have no `mpi` resource,
+    # so the jobstep plugin wraps them in `srun` with SLURM_CONF removed: srun must still find the
+    # cluster (start.sh links its slurm.conf at the default path, as a real cluster has it).
+    (tmp_path / "Snakefile").write_text(
+        'rule step:\n    output: "step.txt"\n    shell: "echo $SLURM_JOB_ID $SLURM_STEP_ID > {output}"\n'
+    )
+    proc = run_snakemake(
+        [
+            "--profile",
+            str(REPO / "profiles/slurm"),
+            "--slurm-status-command",
+            "squeue",
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+            "--seconds-between-status-checks",
+            "2",
+            "--default-resources",
+            "mem_mb=200",
+            "runtime=5",
+        ],
+        cwd=tmp_path,
+        env=cluster,
+        timeout=180,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    job, step = (tmp_path / "step.txt").read_text().split()
+    assert re.search(rf"submitted with SLURM jobid {job}\b", proc.stdout + proc.stderr)
+    assert step.isdigit()  # an srun job step, not the batch script itself

@@ -23,10 +23,22 @@ mkdir -p "$DIR"/{ctld,spool,log}
 CONF=$DIR/slurm.conf
 export SLURM_CONF=$CONF
 
+# Inside a job, Snakemake's jobstep plugin wraps each single-task job in `srun` with every SLURM_*
+# variable removed, SLURM_CONF included, so that srun finds the cluster only at the compiled-in
+# default path, as on a real cluster. Link ours there; a site's own file (not a link) is left alone.
+link_conf() {
+    if [[ -L /etc/slurm/slurm.conf || ! -e /etc/slurm/slurm.conf ]]; then
+        mkdir -p /etc/slurm && ln -sfn "$CONF" /etc/slurm/slurm.conf
+    else
+        echo "tests/slurm/start.sh: /etc/slurm/slurm.conf is a site file; srun inside jobs will use it, not $CONF" >&2
+    fi
+}
+
 # Already running (same directory) and answering: nothing to do (its node may be busy).
 if [[ -f $DIR/slurmctld.pid ]] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2>/dev/null \
         && [[ -f $DIR/slurmd.pid ]] && kill -0 "$(cat "$DIR/slurmd.pid")" 2>/dev/null \
         && sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mix|mixed|alloc|allocated|completing)$'; then
+    link_conf
     echo "export SLURM_CONF=$CONF"
     exit 0
 fi
@@ -75,6 +87,8 @@ InactiveLimit=0
 $NODE State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
+
+link_conf
 
 # munged: Debian's package ships a key; make one if it is missing.
 if [[ ! -s /etc/munge/munge.key ]]; then

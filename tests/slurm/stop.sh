@@ -13,3 +13,7 @@ for name in slurmd slurmctld munge/munged; do
     fi
     rm -f "$pidfile"
 done
+# The default-path link start.sh made, if it still points into this directory.
+if [[ -L /etc/slurm/slurm.conf && $(readlink /etc/slurm/slurm.conf) == "$DIR"/* ]]; then
+    rm -f /etc/slurm/slurm.conf
+fi
