@@ -32,6 +32,20 @@ SLURM_DIR = Path(os.environ.get("SCALEDAG_SLURM_DIR", "/tmp/scaledag-slurm"))
 SUBSET = REPO / "tests" / "slurm" / "subset.yaml"
 RUNS = ["gpt-neox_tiny-1m", "llama_tiny-1m"]
 TARGETS = [f"results/tiny/matgpt/runs/{run}/summary.json" for run in RUNS]
+# The slurm profile as this cluster needs it: no slurmdbd here, so sacct cannot answer and squeue
+# can (MinJobAge=600); status checks every 2 s, not the profile's 20 s, for short test jobs.
+SLURM_PROFILE = [
+    "--profile",
+    str(REPO / "profiles/slurm"),
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--seconds-between-status-checks",
+    "2",
+    "--max-status-checks-per-second",
+    "2",
+]
 # Outputs compared byte for byte with the local run; metrics are compared on their losses (the
 # rows also carry tokens/s, which differ run to run).
 SAME_FILES = [
@@ -143,17 +157,7 @@ def test_subset_through_the_slurm_profile_with_a_cancelled_job_retried(cluster, 
         proc = run_snakemake(
             [
                 *common_args(tmp_path),
-                "--profile",
-                str(REPO / "profiles/slurm"),
-                # no slurmdbd here: sacct cannot answer, squeue can (MinJobAge=600)
-                "--slurm-status-command",
-                "squeue",
-                "--slurm-init-seconds-before-status-checks",
-                "2",
-                "--seconds-between-status-checks",
-                "2",
-                "--max-status-checks-per-second",
-                "2",
+                *SLURM_PROFILE,
                 "--jobs",
                 "4",
                 "--default-resources",
@@ -279,14 +283,7 @@ def test_a_rule_without_cluster_resources_runs_in_the_jobsteps_srun(cluster, tmp
     )
     proc = run_snakemake(
         [
-            "--profile",
-            str(REPO / "profiles/slurm"),
-            "--slurm-status-command",
-            "squeue",
-            "--slurm-init-seconds-before-status-checks",
-            "2",
-            "--seconds-between-status-checks",
-            "2",
+            *SLURM_PROFILE,
             "--default-resources",
             "mem_mb=200",
             "runtime=5",
