@@ -28,14 +28,7 @@ EXECUTORS = {
     "slurm": [
         "--profile",
         str(REPO / "profiles/slurm"),
-        "--slurm-status-command",
-        "squeue",
-        "--slurm-init-seconds-before-status-checks",
-        "2",
-        "--seconds-between-status-checks",
-        "2",
-        "--max-status-checks-per-second",
-        "2",
+        *(REPO / "tests" / "slurm" / "status_args").read_text().split(),  # squeue, 2-s checks: the test cluster
         "--jobs",
         "4",
         "--default-resources",

@@ -32,20 +32,10 @@ SLURM_DIR = Path(os.environ.get("SCALEDAG_SLURM_DIR", "/tmp/scaledag-slurm"))
 SUBSET = REPO / "tests" / "slurm" / "subset.yaml"
 RUNS = ["gpt-neox_tiny-1m", "llama_tiny-1m"]
 TARGETS = [f"results/tiny/matgpt/runs/{run}/summary.json" for run in RUNS]
-# The slurm profile as this cluster needs it: no slurmdbd here, so sacct cannot answer and squeue
-# can (MinJobAge=600); status checks every 2 s, not the profile's 20 s, for short test jobs.
-SLURM_PROFILE = [
-    "--profile",
-    str(REPO / "profiles/slurm"),
-    "--slurm-status-command",
-    "squeue",
-    "--slurm-init-seconds-before-status-checks",
-    "2",
-    "--seconds-between-status-checks",
-    "2",
-    "--max-status-checks-per-second",
-    "2",
-]
+# The slurm profile as this cluster needs it (tests/slurm/status_args, shared with
+# benchmarks/hpc_executors.py): no slurmdbd here, so sacct cannot answer and squeue can
+# (MinJobAge=600); status checks every 2 s, not the profile's 20 s, for short test jobs.
+SLURM_PROFILE = ["--profile", str(REPO / "profiles/slurm"), *(REPO / "tests/slurm/status_args").read_text().split()]
 # Outputs compared byte for byte with the local run; metrics are compared on their losses (the
 # rows also carry tokens/s, which differ run to run).
 SAME_FILES = [
