@@ -8,9 +8,22 @@ megatron-core assumes CUDA in a few spots (measured, see ../shared/notes/megatro
 (a) and (b) are patched on ``torch.cuda``; (c) is a ``TorchFunctionMode`` that rewrites device
 arguments, so no Megatron source is touched.  On a machine with a GPU ``activate()`` does nothing
 and the code path is Megatron's own.
+
+Two costs of the CPU path are removed here too, because the training loop must keep up with a plain
+PyTorch loop (issue #20, benchmarks/train_cpu.py):
+  - the mode is a Python hop on every torch call. The model's forward makes no CUDA placement
+    request (its only one, ``torch.cuda.current_device()``, is (a)), so ``model_compute()`` lifts the
+    mode there; backward ops never pass through it. Measured: 129.7 -> 126.6 ms per tiny micro-batch.
+  - Megatron's unfused RoPE (the path without Transformer Engine) ends with
+    ``cat((rotated, pass_through))`` even when the pass-through slice is empty (rotary_percent 1),
+    one full copy of q and of k per layer, forward and backward. ``_rope_bshd`` is the same
+    arithmetic without that copy when nothing passes through, and Megatron's own function
+    otherwise. Measured: 126.6 -> 124.7 ms per micro-batch (HF LLaMA, same weights: 126.1).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -54,6 +67,16 @@ class CudaToCpuMode(TorchFunctionMode):
 _REWRITTEN = frozenset({torch.Tensor.cuda, torch.Tensor.type, torch.Tensor.to})
 
 
+def _rope_bshd(t, freqs, rotary_interleaved=False, multi_latent_attention=False, mscale=1.0):
+    """Megatron's ``_apply_rotary_pos_emb_bshd`` without concatenating an empty pass-through slice."""
+    if rotary_interleaved or multi_latent_attention or freqs.shape[-1] != t.shape[-1]:
+        return _ORIGINALS["rope_bshd"](t, freqs, rotary_interleaved, multi_latent_attention, mscale)
+    cos_ = (torch.cos(freqs) * mscale).to(t.dtype)
+    sin_ = (torch.sin(freqs) * mscale).to(t.dtype)
+    x1, x2 = torch.chunk(t, 2, dim=-1)
+    return t * cos_ + torch.cat((-x2, x1), dim=-1) * sin_
+
+
 def cpu_mode_needed() -> bool:
     return not torch.cuda.is_available()
 
@@ -69,6 +92,10 @@ def activate() -> bool:
     _ORIGINALS["synchronize"] = torch.cuda.synchronize
     torch.cuda.current_device = lambda: torch.device("cpu")
     torch.cuda.synchronize = lambda *a, **k: None
+    from megatron.core.models.common.embeddings import rope_utils
+
+    _ORIGINALS["rope_bshd"] = rope_utils._apply_rotary_pos_emb_bshd
+    rope_utils._apply_rotary_pos_emb_bshd = _rope_bshd
     _ACTIVE_MODE = CudaToCpuMode()
     _ACTIVE_MODE.__enter__()
     return True
@@ -83,6 +110,23 @@ def deactivate() -> None:
     _ACTIVE_MODE = None
     torch.cuda.current_device = _ORIGINALS.pop("current_device")
     torch.cuda.synchronize = _ORIGINALS.pop("synchronize")
+    from megatron.core.models.common.embeddings import rope_utils
+
+    rope_utils._apply_rotary_pos_emb_bshd = _ORIGINALS.pop("rope_bshd")
+
+
+@contextlib.contextmanager
+def model_compute():
+    """Run a model forward without the device-rewriting mode (see the module docstring); a no-op
+    when the shims are not active. A CUDA request inside would fail loudly, not run on a GPU."""
+    if _ACTIVE_MODE is None:
+        yield
+        return
+    _ACTIVE_MODE.__exit__(None, None, None)
+    try:
+        yield
+    finally:
+        _ACTIVE_MODE.__enter__()
 
 
 def is_active() -> bool:

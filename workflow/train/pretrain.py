@@ -126,7 +126,8 @@ class _MicroBatches:
 def _forward_step(data_iterator, model):
     batch = next(data_iterator)
     poison = getattr(data_iterator, "poison", False)
-    output = model(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
+    with megatron_cpu.model_compute():
+        output = model(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
 
     def loss_func(per_token_loss):
         mask = batch["loss_mask"].reshape(-1).float()
