@@ -30,3 +30,15 @@ rule all:
     default_target: True
     input:
         dag.final_targets(),
+
+
+# One target per study, named after it: `snakemake chinchilla --config scale=mini` runs that study
+# alone, up to its tables, figures and report spec; a study the scale does not declare says so.
+for _study in config["studies"]:
+
+    rule:
+        name:
+            _study
+        input:
+            dag.study_target(_study),
+        localrule: True

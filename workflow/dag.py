@@ -19,6 +19,7 @@ import shlex
 import sys
 
 from workflow import config as cfg
+from workflow.errors import ScaleDAGError
 from workflow.evaluate import settings as ds
 from workflow.evaluate.zeroshot_tasks import task_files
 from workflow.export.hf_classes import exportable_runs
@@ -552,6 +553,20 @@ class Dag:
         if report and self.has_report(study):  # a W&B report spec (published later, see README)
             targets.append(self.layout.study_file(study, "report/wandb_report.json"))
         return targets
+
+    def study_target(self, study: str):
+        """Input function of the rule named after a study (`snakemake chinchilla`): its targets, or one
+        line saying why it has none at this scale. Evaluated only when that rule is asked for."""
+
+        def inputs(wildcards=None) -> list[str]:
+            if study not in cfg.enabled_studies(self.config):
+                raise ScaleDAGError(
+                    f"study {study!r} has nothing to run at scale {self.config['scale']!r}: it is disabled or "
+                    f"this scale declares no runs for it (config.yaml: studies.{study})"
+                )
+            return self.study_targets(study)
+
+        return inputs
 
     def has_report(self, study: str) -> bool:
         """Whether the study gets a W&B report spec: it trains runs, or it is a benchmarks study (whose

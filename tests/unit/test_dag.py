@@ -197,3 +197,11 @@ def test_hf_export_notes_one_line_per_variant_not_per_seed(raw, capsys):
     err = capsys.readouterr().err
     assert err.count("bloom_ablations/swiglu_tiny-1m (seeds 1234, 1235, 1236) is not exported") == 1
     assert "swiglu_tiny-1m_s1234" not in err
+
+
+def test_study_named_target_is_its_outputs_or_one_line_why_not(raw):
+    dag = Dag(config_at(raw, "mini"))
+    assert dag.study_target("chinchilla")() == dag.study_targets("chinchilla")
+    assert "results/mini/arch_proxy/tables/proxy.csv" in dag.study_target("arch_proxy")()
+    with pytest.raises(ScaleDAGError, match="study 'genslm' has nothing to run at scale 'mini'"):
+        dag.study_target("genslm")()
