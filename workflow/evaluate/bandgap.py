@@ -111,6 +111,8 @@ def mean_pooled(model, token_lists: list[list[int]], layer: int, seq_length: int
     """Mean over each text's tokens of hidden-state `layer` (HF's hidden_states indexing; -1 = last)."""
     import torch
 
+    from workflow.model import megatron_cpu
+
     modules = _hidden_layers(model)
     if not -len(modules) <= layer < len(modules):
         raise ScaleDAGError(f"bandgap.layer {layer}: the model has hidden states 0..{len(modules) - 1}")
@@ -134,7 +136,8 @@ def mean_pooled(model, token_lists: list[list[int]], layer: int, seq_length: int
                     tokens[j, : len(t)] = torch.tensor(t)
                     mask[j, : len(t)] = 1.0
                 pos = torch.arange(width).unsqueeze(0).expand_as(tokens)
-                model(tokens, pos, None)
+                with megatron_cpu.model_compute():  # a plain forward: no device rewriting needed
+                    model(tokens, pos, None)
                 h = captured["h"].transpose(0, 1).float().cpu()  # Megatron is [s, b, h]
                 pooled = (h * mask).sum(1) / mask.sum(1)
                 for j, i in enumerate(order[start : start + batch_size]):

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from workflow.errors import ScaleDAGError
 from workflow.evaluate.loss import load_model_for_eval
+from workflow.model import megatron_cpu
 
 
 def load_run_tokenizer(path: str | Path):
@@ -108,7 +109,8 @@ class MegatronLM(TemplateLM):
             tokens[i, : len(x)] = torch.tensor(x, dtype=torch.long)
         tokens = tokens.to(self._device)
         pos = torch.arange(width, device=self._device).unsqueeze(0).expand_as(tokens)
-        logits = self.model(tokens, pos, None)
+        with megatron_cpu.model_compute():  # a plain forward: no device rewriting needed
+            logits = self.model(tokens, pos, None)
         logp = F.log_softmax(logits.float(), dim=-1).cpu()
         return [logp[i, : len(x)] for i, x in enumerate(inputs)]
 

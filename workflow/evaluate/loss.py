@@ -132,7 +132,9 @@ def token_losses(model, windows: np.ndarray, batch_size: int = 8) -> np.ndarray:
         w = torch.from_numpy(windows[start : start + batch_size]).to(device)
         tokens, labels = w[:, :-1], w[:, 1:]
         pos = torch.arange(seq, device=device).unsqueeze(0).expand_as(tokens)
-        out.append(model(tokens, pos, None, labels=labels).double().cpu().numpy().reshape(-1))
+        with megatron_cpu.model_compute():  # a plain forward: no device rewriting needed
+            nats = model(tokens, pos, None, labels=labels)
+        out.append(nats.double().cpu().numpy().reshape(-1))
     return np.concatenate(out)
 
 

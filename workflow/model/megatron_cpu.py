@@ -68,13 +68,15 @@ _REWRITTEN = frozenset({torch.Tensor.cuda, torch.Tensor.type, torch.Tensor.to})
 
 
 def _rope_bshd(t, freqs, rotary_interleaved=False, multi_latent_attention=False, mscale=1.0):
-    """Megatron's ``_apply_rotary_pos_emb_bshd`` without concatenating an empty pass-through slice."""
-    if rotary_interleaved or multi_latent_attention or freqs.shape[-1] != t.shape[-1]:
+    """Megatron's ``_apply_rotary_pos_emb_bshd`` without concatenating an empty pass-through slice.
+
+    The rotation itself is Megatron's ``_rotate_half``; only partial RoPE (a non-empty pass-through
+    slice) and MLA's re-ordering go to Megatron's own function."""
+    if multi_latent_attention or freqs.shape[-1] != t.shape[-1]:
         return _ORIGINALS["rope_bshd"](t, freqs, rotary_interleaved, multi_latent_attention, mscale)
     cos_ = (torch.cos(freqs) * mscale).to(t.dtype)
     sin_ = (torch.sin(freqs) * mscale).to(t.dtype)
-    x1, x2 = torch.chunk(t, 2, dim=-1)
-    return t * cos_ + torch.cat((-x2, x1), dim=-1) * sin_
+    return t * cos_ + _ORIGINALS["rotate_half"](t, rotary_interleaved) * sin_
 
 
 def cpu_mode_needed() -> bool:
@@ -95,6 +97,7 @@ def activate() -> bool:
     from megatron.core.models.common.embeddings import rope_utils
 
     _ORIGINALS["rope_bshd"] = rope_utils._apply_rotary_pos_emb_bshd
+    _ORIGINALS["rotate_half"] = rope_utils._rotate_half
     rope_utils._apply_rotary_pos_emb_bshd = _rope_bshd
     _ACTIVE_MODE = CudaToCpuMode()
     _ACTIVE_MODE.__enter__()
@@ -113,6 +116,7 @@ def deactivate() -> None:
     from megatron.core.models.common.embeddings import rope_utils
 
     rope_utils._apply_rotary_pos_emb_bshd = _ORIGINALS.pop("rope_bshd")
+    _ORIGINALS.pop("rotate_half")
 
 
 @contextlib.contextmanager
