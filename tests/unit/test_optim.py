@@ -144,3 +144,57 @@ def test_unknown_optimizer_is_one_line_error(megatron_dist):
         ScaleDAGError, match=r"train.optimizer: 'sgd' is not supported; expected one of \['adamw', 'lamb'\]"
     ):
         build_optimizer([], {"lr": 1e-3, "optimizer": "sgd"})
+
+
+def test_cpu_adamw_is_torchs_fused_kernel_with_the_loops_update(megatron_dist, tmp_path):
+    """Megatron's fallback AdamW runs fused on CPU; its update equals torch's per-tensor loop to fp32
+    rounding, and a checkpoint written by it resumes exactly."""
+    from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
+
+    from workflow.model.gpt import build_gpt_model, make_model_spec
+    from workflow.train.checkpoint import load_checkpoint, save_checkpoint
+    from workflow.train.optim import build_optimizer, build_scheduler
+
+    spec = make_model_spec("llama", {"layers": 1, "hidden": 32, "heads": 2, "seq_length": 16}, 64)
+    train = {"lr": 0.01, "optimizer": "adamw", "weight_decay": 0.1, "grad_clip": 1.0}
+    tokens = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(1))
+    pos = torch.arange(16).expand(2, 16)
+
+    def build(fused: bool):
+        torch.manual_seed(0)
+        model = build_gpt_model(spec)
+        ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
+        opt = build_optimizer([ddp], train)
+        if not fused:  # the loop torch runs by default on CPU
+            for group in (g for w in opt.chained_optimizers for g in w.optimizer.param_groups):
+                group.update(fused=False, foreach=False)
+        return ddp, opt, build_scheduler(opt, train, 100)
+
+    def step(ddp, opt, sched):
+        ddp.zero_grad_buffer()
+        opt.zero_grad()
+        ddp(tokens, pos, None, labels=tokens).mean().backward()
+        ddp.finish_grad_sync()
+        opt.step()
+        sched.step(increment=2)
+
+    fused = build(True)
+    inner = [w.optimizer for w in fused[1].chained_optimizers]
+    assert all(type(o) is torch.optim.AdamW and o.defaults["fused"] for o in inner)
+    assert all(g["fused"] for o in inner for g in o.param_groups)
+    loop = build(False)
+    for _ in range(5):
+        step(*fused)
+        step(*loop)
+    for a, b in zip(fused[0].module.parameters(), loop[0].module.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+    save_checkpoint(tmp_path / "ck", 5, fused[0].module, fused[1], fused[2], {"consumed_samples": 10})
+    for _ in range(2):
+        step(*fused)
+    resumed = build(True)
+    load_checkpoint(tmp_path / "ck", 5, resumed[0].module, resumed[1], resumed[2])
+    for _ in range(2):
+        step(*resumed)
+    for a, b in zip(fused[0].module.parameters(), resumed[0].module.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -36,7 +36,29 @@ def build_optimizer(model_chunks, train: dict, bf16: bool = False):
     optimizer = get_megatron_optimizer(config, model_chunks)
     if name == "lamb":
         _use_lamb(optimizer, config)
+    else:
+        _fuse_cpu_adamw(optimizer)
     return optimizer
+
+
+def _fuse_cpu_adamw(optimizer) -> None:
+    """Switch torch's AdamW inside Megatron's wrappers to torch's fused CPU kernel.
+
+    Without apex or Transformer Engine, Megatron falls back to ``torch.optim.AdamW``, which on CPU
+    defaults to its per-tensor Python loop (about 6 torch calls per parameter tensor). The fused
+    kernel is the same update in one call per group, equal to the loop to fp32 rounding (2e-7 after
+    20 steps); measured on the tiny LLaMA (27 tensors, 1.3M parameters): 15.9 -> 5.6 ms per step,
+    about 2.5 % of a 2-micro-batch step. GPU runs keep Megatron's own choice (TE/apex fused Adam)."""
+    for wrapper in getattr(optimizer, "chained_optimizers", [optimizer]):
+        inner = getattr(wrapper, "optimizer", None)
+        if type(inner) is not torch.optim.AdamW:
+            continue
+        params = [p for group in inner.param_groups for p in group["params"]]
+        if not params or any(p.device.type != "cpu" or not p.dtype.is_floating_point for p in params):
+            continue
+        inner.defaults.update(fused=True, foreach=False)
+        for group in inner.param_groups:
+            group.update(fused=True, foreach=False)
 
 
 def _use_lamb(optimizer, config) -> None:
