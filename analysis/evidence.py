@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import seeds
-from workflow.errors import main_guard
+from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import atomic_write_text, write_csv
 
 MIN_SEEDS = 3
@@ -306,14 +306,35 @@ def _difference(t: pd.DataFrame, variant: str, other: str | None, metric: str) -
     }
 
 
-def bloom_rows(table: pd.DataFrame) -> list[dict]:
-    """BLOOM's findings from the per-run ablation table (tables/downstream.csv), one row per seed."""
+def bloom_rows(table: pd.DataFrame, skipped: dict[str, str] | None = None) -> list[dict]:
+    """BLOOM's findings from the per-run ablation table (tables/downstream.csv), one row per seed.
+
+    A finding whose variant has no result still gets its row, marked not measured and why (`skipped`:
+    variant -> the config's `skip.<scale>` reason), so a reader sees a finding was not tested rather
+    than miss it."""
     rows = []
     chance = table.loc[table["run"] == "random", "zeroshot_avg"]
     chance = float(chance.iloc[0]) if len(chance) else math.nan
     for finding, variant, other, metric, expect, *note in BLOOM_FINDINGS:
         got = _difference(table, variant, other, metric)
         if got is None or not seeds.finite(got["diff"]):
+            why = (skipped or {}).get(variant)
+            rows.append(
+                _row(
+                    "bloom_ablations",
+                    finding,
+                    BLOOM_SOURCE,
+                    f"{variant} - {other or 'baseline'} {expect}",
+                    "English bits per byte" if metric == "bpb_en" else "zero-shot average accuracy",
+                    math.nan,
+                    math.nan,
+                    math.nan,
+                    "not measured",
+                    "inconclusive",
+                    note=f"not measured at this scale: variant {variant} "
+                    + (f"is skipped ({why})" if why else "has no result in tables/downstream.csv"),
+                )
+            )
             continue
         row = _row(
             "bloom_ablations",
@@ -505,15 +526,16 @@ def proxy_rows(proxy: pd.DataFrame, replicates: int = 1000, seed: int = 0) -> li
 # -- the report ------------------------------------------------------------------------------------------------
 
 
-def evidence_table(results: Path) -> pd.DataFrame:
+def evidence_table(results: Path, skipped: dict[str, str] | None = None) -> pd.DataFrame:
     """Every finding whose study wrote its tables under `results` (one scale's results root); the
-    seeds behind a comparison are counted from its per-run table."""
+    seeds behind a comparison are counted from its per-run table. `skipped`: BLOOM variants the scale
+    does not run, with the reason (see bloom_rows)."""
     rows: list[dict] = []
     tables = {s: results / s / "tables" for s in ("chinchilla", "bloom_ablations", "matgpt", "arch_proxy")}
     if (tables["chinchilla"] / "scaling_exponents.csv").exists():
         rows += chinchilla_rows(tables["chinchilla"])
     if (tables["bloom_ablations"] / "downstream.csv").exists():
-        rows += bloom_rows(pd.read_csv(tables["bloom_ablations"] / "downstream.csv"))
+        rows += bloom_rows(pd.read_csv(tables["bloom_ablations"] / "downstream.csv"), skipped)
     if (tables["matgpt"] / "downstream.csv").exists():
         rows += matgpt_rows(pd.read_csv(tables["matgpt"] / "downstream.csv"))
     if (tables["matgpt"] / "bandgap.csv").exists():
@@ -528,13 +550,15 @@ def _fmt(x) -> str:
 
 
 def markdown(table: pd.DataFrame, scale: str) -> str:
-    counts = table["verdict"].value_counts().to_dict()
+    not_measured = int((table["interval"] == "not measured").sum())
+    counts = table.loc[table["interval"] != "not measured", "verdict"].value_counts().to_dict()
     lines = [
         f"# Evidence at scale `{scale}`",
         "",
         "Computed by `analysis/evidence.py` from this scale's tables; a verdict comes from the interval "
         "and the rules in that module's docstring, never by hand. "
         + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("agrees", "disagrees", "inconclusive"))
+        + (f"; {not_measured} not measured at this scale (their rows say why)" if not_measured else "")
         + ".",
         "",
         "| study | finding | source | paper | ours | interval | verdict | note |",
@@ -560,10 +584,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--inputs", nargs="*", default=[], help="the tables read (listed for Snakemake; found under --results)"
     )
+    p.add_argument(
+        "--skipped",
+        nargs="*",
+        default=[],
+        metavar="VARIANT=REASON",
+        help="BLOOM variants this scale does not run (the config's skip.<scale>), reported as not measured",
+    )
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True)
     args = p.parse_args(argv)
-    table = evidence_table(Path(args.results))
+    skipped = {}
+    for item in args.skipped:
+        variant, sep, reason = item.partition("=")
+        if not sep or not variant:
+            raise ScaleDAGError(f"evidence --skipped: {item!r} is not VARIANT=REASON")
+        skipped[variant] = reason
+    table = evidence_table(Path(args.results), skipped)
     write_csv(table, args.out_csv)
     atomic_write_text(args.out_md, markdown(table, args.scale))
     print(f"evidence: {len(table)} findings -> {args.out_md}: {table['verdict'].value_counts().to_dict()}", flush=True)

@@ -40,6 +40,8 @@ rule evidence:
     params:
         results=lambda wildcards, output: os.path.dirname(output.csv),
         scale=config["scale"],
+        skipped=dag.evidence_skipped(),
     shell:
         "python -m workflow.warm -m analysis.evidence --results {params.results:q} --scale {params.scale} --inputs {input.tables:q}"
+        " --skipped {params.skipped:q}"
         " --out-csv {output.csv:q} --out-md {output.md:q} > {log:q} 2>&1 && cat {log:q}"

@@ -577,6 +577,13 @@ class Dag:
         targets = [t for study in cfg.enabled_studies(self.config) for t in self.study_targets(study)]
         return targets + [self.layout.evidence("csv"), self.layout.evidence("md")]
 
+    def evidence_skipped(self, wildcards=None) -> list[str]:
+        """`VARIANT=REASON` for each BLOOM variant this scale skips, so the evidence report can say
+        which findings were not measured and why (analysis.evidence --skipped)."""
+        if "bloom_ablations" not in cfg.enabled_studies(self.config):
+            return []
+        return [f"{v}={why}" for v, why in cfg.skipped_variants(self.config, "bloom_ablations").items()]
+
     def evidence_tables(self, wildcards=None) -> list[str]:
         """Every CSV table of every enabled study at this scale: the evidence report reads the ones
         its findings need (analysis/evidence.py) and waits for all, so it is written last."""

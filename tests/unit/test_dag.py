@@ -205,3 +205,10 @@ def test_study_named_target_is_its_outputs_or_one_line_why_not(raw):
     assert "results/mini/arch_proxy/tables/proxy.csv" in dag.study_target("arch_proxy")()
     with pytest.raises(ScaleDAGError, match="study 'genslm' has nothing to run at scale 'mini'"):
         dag.study_target("genslm")()
+
+
+def test_evidence_is_told_which_bloom_variants_the_scale_skips(raw):
+    skipped = Dag(config_at(raw, "mini")).evidence_skipped()
+    assert [s.split("=", 1)[0] for s in skipped] == ["multilingual"]
+    assert "no multilingual text offline" in skipped[0]
+    assert Dag(config_at(raw, "tiny")).evidence_skipped() == []  # tiny runs every variant

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.evidence import (
+    BLOOM_FINDINGS,
     bandgap_rows,
     bloom_rows,
     evidence_table,
@@ -320,3 +321,28 @@ def test_band_gap_reads_one_row_per_variant_over_its_seeds_with_one_head():
     half = math.hypot(2 * math.hypot(0.02, 0.03), t_half)
     assert row["lo"] == pytest.approx(-0.28 - half, abs=1e-3) and row["hi"] == pytest.approx(-0.28 + half, abs=1e-3)
     assert row["verdict"] == "agrees" and "mlp[description]" in row["note"]
+
+
+def test_a_finding_whose_variant_did_not_run_is_reported_not_measured_with_why(tmp_path, capsys):
+    rows = by_key(bloom_rows(seeded_bloom_table(), {"multilingual": "no multilingual text offline"}))
+    row = rows[("multilingual is worse on English at equal compute", "English bits per byte")]
+    assert row["interval"] == "not measured" and row["verdict"] == "inconclusive" and math.isnan(row["ours"])
+    assert row["note"] == "not measured at this scale: variant multilingual is skipped (no multilingual text offline)"
+    unknown = by_key(bloom_rows(seeded_bloom_table()))[("SwiGLU beats GeLU", "zero-shot average accuracy")]
+    assert unknown["note"].endswith("variant swiglu has no result in tables/downstream.csv")
+    measured = rows[("ALiBi beats rotary (the baseline)", "English bits per byte")]
+    assert measured["verdict"] == "agrees"  # a measured row is unchanged
+
+    tables = tmp_path / "r" / "bloom_ablations" / "tables"
+    tables.mkdir(parents=True)
+    seeded_bloom_table().to_csv(tables / "downstream.csv", index=False)
+    args = ["--results", str(tmp_path / "r"), "--scale", "mini", "--out-csv", str(tmp_path / "e.csv")]
+    main([*args, "--out-md", str(tmp_path / "e.md"), "--skipped", "multilingual=no text"])
+    md = (tmp_path / "e.md").read_text()
+    n_missing = sum(1 for f in BLOOM_FINDINGS if f[1] != "alibi" or f[2] is not None)
+    assert f"; {n_missing} not measured at this scale (their rows say why)." in md
+    assert "variant multilingual is skipped (no text)" in md
+    with pytest.raises(SystemExit) as exit_:  # one stderr line naming the bad argument, exit 2
+        main([*args, "--out-md", str(tmp_path / "e.md"), "--skipped", "multilingual"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "error: evidence --skipped: 'multilingual' is not VARIANT=REASON\n"
