@@ -318,7 +318,15 @@ def bloom_rows(table: pd.DataFrame, skipped: dict[str, str] | None = None) -> li
     for finding, variant, other, metric, expect, *note in BLOOM_FINDINGS:
         got = _difference(table, variant, other, metric)
         if got is None or not seeds.finite(got["diff"]):
-            why = (skipped or {}).get(variant)
+            absent = [x for x in (variant, other) if _variant_runs(table, x).empty]
+            whys = [
+                f"variant {x or 'baseline'} is skipped ({(skipped or {})[x]})" for x in absent if x in (skipped or {})
+            ]
+            whys += [
+                f"variant {x or 'baseline'} has no runs in tables/downstream.csv"
+                for x in absent
+                if x not in (skipped or {})
+            ]
             rows.append(
                 _row(
                     "bloom_ablations",
@@ -331,8 +339,8 @@ def bloom_rows(table: pd.DataFrame, skipped: dict[str, str] | None = None) -> li
                     math.nan,
                     "not measured",
                     "inconclusive",
-                    note=f"not measured at this scale: variant {variant} "
-                    + (f"is skipped ({why})" if why else "has no result in tables/downstream.csv"),
+                    note="not measured at this scale: "
+                    + ("; ".join(whys) or f"no {metric} result for {variant} in tables/downstream.csv"),
                 )
             )
             continue
