@@ -43,6 +43,7 @@ from workflow.errors import ScaleDAGError, main_guard
 from workflow.io import atomic_write_text, write_csv
 
 MIN_SEEDS = 3
+NOT_MEASURED = "not measured"  # the interval of a finding whose runs this scale does not have
 Z95 = 1.96
 Z80 = 1.2816  # two-sided 80%: the closed loop's intervals are 10-90%
 PARITY_MARGIN = 0.02  # zero-shot accuracy points that count as "near parity" (2 points of the average)
@@ -312,7 +313,7 @@ def bloom_rows(table: pd.DataFrame, skipped: dict[str, str] | None = None) -> li
     A finding whose variant has no result still gets its row, marked not measured and why (`skipped`:
     variant -> the config's `skip.<scale>` reason), so a reader sees a finding was not tested rather
     than miss it."""
-    rows = []
+    rows, skipped = [], skipped or {}
     chance = table.loc[table["run"] == "random", "zeroshot_avg"]
     chance = float(chance.iloc[0]) if len(chance) else math.nan
     for finding, variant, other, metric, expect, *note in BLOOM_FINDINGS:
@@ -320,12 +321,9 @@ def bloom_rows(table: pd.DataFrame, skipped: dict[str, str] | None = None) -> li
         if got is None or not seeds.finite(got["diff"]):
             absent = [x for x in (variant, other) if _variant_runs(table, x).empty]
             whys = [
-                f"variant {x or 'baseline'} is skipped ({(skipped or {})[x]})" for x in absent if x in (skipped or {})
-            ]
-            whys += [
-                f"variant {x or 'baseline'} has no runs in tables/downstream.csv"
+                f"variant {x or 'baseline'} "
+                + (f"is skipped ({skipped[x]})" if x in skipped else "has no runs in tables/downstream.csv")
                 for x in absent
-                if x not in (skipped or {})
             ]
             rows.append(
                 _row(
@@ -337,7 +335,7 @@ def bloom_rows(table: pd.DataFrame, skipped: dict[str, str] | None = None) -> li
                     math.nan,
                     math.nan,
                     math.nan,
-                    "not measured",
+                    NOT_MEASURED,
                     "inconclusive",
                     note="not measured at this scale: "
                     + ("; ".join(whys) or f"no {metric} result for {variant} in tables/downstream.csv"),
@@ -557,9 +555,14 @@ def _fmt(x) -> str:
     return "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.4g}"
 
 
+def verdict_counts(table: pd.DataFrame) -> tuple[dict[str, int], int]:
+    """Verdicts of the measured findings, and how many findings were not measured at this scale."""
+    unmeasured = table["interval"] == NOT_MEASURED
+    return table.loc[~unmeasured, "verdict"].value_counts().to_dict(), int(unmeasured.sum())
+
+
 def markdown(table: pd.DataFrame, scale: str) -> str:
-    not_measured = int((table["interval"] == "not measured").sum())
-    counts = table.loc[table["interval"] != "not measured", "verdict"].value_counts().to_dict()
+    counts, not_measured = verdict_counts(table)
     lines = [
         f"# Evidence at scale `{scale}`",
         "",
@@ -611,7 +614,8 @@ def main(argv: list[str] | None = None) -> None:
     table = evidence_table(Path(args.results), skipped)
     write_csv(table, args.out_csv)
     atomic_write_text(args.out_md, markdown(table, args.scale))
-    print(f"evidence: {len(table)} findings -> {args.out_md}: {table['verdict'].value_counts().to_dict()}", flush=True)
+    counts, not_measured = verdict_counts(table)
+    print(f"evidence: {len(table)} findings -> {args.out_md}: {counts}, {not_measured} not measured", flush=True)
 
 
 if __name__ == "__main__":

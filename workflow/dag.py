@@ -577,7 +577,7 @@ class Dag:
         targets = [t for study in cfg.enabled_studies(self.config) for t in self.study_targets(study)]
         return targets + [self.layout.evidence("csv"), self.layout.evidence("md")]
 
-    def evidence_skipped(self, wildcards=None) -> list[str]:
+    def evidence_skipped(self) -> list[str]:
         """`VARIANT=REASON` for each BLOOM variant this scale skips, so the evidence report can say
         which findings were not measured and why (analysis.evidence --skipped)."""
         if "bloom_ablations" not in cfg.enabled_studies(self.config):
