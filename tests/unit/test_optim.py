@@ -55,51 +55,52 @@ def test_lamb_zero_weights_fall_back_to_trust_one():
     assert param.detach().tolist() == pytest.approx([-0.1, 0.1, -0.1])
 
 
-def test_lamb_behind_megatrons_wrappers_and_checkpoints(megatron_dist, tmp_path):
+def _one_layer_ddp(train: dict):
+    """A one-layer LLaMA behind Megatron's DDP, its optimizer and scheduler, from seed 0."""
     from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
 
     from workflow.model.gpt import build_gpt_model, make_model_spec
-    from workflow.train.checkpoint import load_checkpoint, save_checkpoint
     from workflow.train.optim import build_optimizer, build_scheduler
 
-    spec = make_model_spec("llama", {"layers": 1, "hidden": 32, "heads": 2, "seq_length": 16}, 64)
-    train = {"lr": 0.01, "optimizer": "lamb", "weight_decay": 0.1, "grad_clip": 1.0}
+    torch.manual_seed(0)
+    model = build_gpt_model(make_model_spec("llama", {"layers": 1, "hidden": 32, "heads": 2, "seq_length": 16}, 64))
+    ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
+    opt = build_optimizer([ddp], train)
+    return ddp, opt, build_scheduler(opt, train, 100)
 
-    def build():
-        torch.manual_seed(0)
-        model = build_gpt_model(spec)
-        ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
-        opt = build_optimizer([ddp], train)
-        return ddp, opt, build_scheduler(opt, train, 100)
 
+def _ddp_step(ddp, opt, sched) -> float:
+    """One training step on a fixed batch of 2 x 16 tokens; returns its loss."""
     tokens = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(1))
-    pos = torch.arange(16).expand(2, 16)
+    ddp.zero_grad_buffer()
+    opt.zero_grad()
+    loss = ddp(tokens, torch.arange(16).expand(2, 16), None, labels=tokens).mean()
+    loss.backward()
+    ddp.finish_grad_sync()
+    opt.step()
+    sched.step(increment=2)
+    return loss.item()
 
-    def step(ddp, opt, sched):
-        ddp.zero_grad_buffer()
-        opt.zero_grad()
-        loss = ddp(tokens, pos, None, labels=tokens).mean()
-        loss.backward()
-        ddp.finish_grad_sync()
-        opt.step()
-        sched.step(increment=2)
-        return loss.item()
 
-    ddp, opt, sched = build()
+def test_lamb_behind_megatrons_wrappers_and_checkpoints(megatron_dist, tmp_path):
+    from workflow.train.checkpoint import load_checkpoint, save_checkpoint
+
+    train = {"lr": 0.01, "optimizer": "lamb", "weight_decay": 0.1, "grad_clip": 1.0}
+    ddp, opt, sched = _one_layer_ddp(train)
     inner = [w.optimizer for w in opt.chained_optimizers]
     assert all(isinstance(o, Lamb) for o in inner)
     # Megatron's param groups (no weight decay on norms/biases) are kept
     assert sorted({g["wd_mult"] for o in inner for g in o.param_groups}) == [0.0, 1.0]
-    losses = [step(ddp, opt, sched) for _ in range(3)]
+    losses = [_ddp_step(ddp, opt, sched) for _ in range(3)]
     save_checkpoint(tmp_path / "ck", 3, ddp.module, opt, sched, {"consumed_samples": 6})
-    after = [step(ddp, opt, sched) for _ in range(2)]
+    after = [_ddp_step(ddp, opt, sched) for _ in range(2)]
     assert losses[-1] < losses[0]
 
-    ddp2, opt2, sched2 = build()
+    ddp2, opt2, sched2 = _one_layer_ddp(train)
     load_checkpoint(tmp_path / "ck", 3, ddp2.module, opt2, sched2)
     p2 = next(iter(opt2.chained_optimizers[0].optimizer.state.values()))
     assert float(p2["step"]) == 3 and p2["exp_avg"].abs().sum() > 0
-    assert [step(ddp2, opt2, sched2) for _ in range(2)] == after
+    assert [_ddp_step(ddp2, opt2, sched2) for _ in range(2)] == after
 
 
 LAMB_STEPS = 30
@@ -149,34 +150,16 @@ def test_unknown_optimizer_is_one_line_error(megatron_dist):
 def test_cpu_adamw_is_torchs_fused_kernel_with_the_loops_update(megatron_dist, tmp_path):
     """Megatron's fallback AdamW runs fused on CPU; its update equals torch's per-tensor loop to fp32
     rounding, and a checkpoint written by it resumes exactly."""
-    from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
-
-    from workflow.model.gpt import build_gpt_model, make_model_spec
     from workflow.train.checkpoint import load_checkpoint, save_checkpoint
-    from workflow.train.optim import build_optimizer, build_scheduler
 
-    spec = make_model_spec("llama", {"layers": 1, "hidden": 32, "heads": 2, "seq_length": 16}, 64)
     train = {"lr": 0.01, "optimizer": "adamw", "weight_decay": 0.1, "grad_clip": 1.0}
-    tokens = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(1))
-    pos = torch.arange(16).expand(2, 16)
 
     def build(fused: bool):
-        torch.manual_seed(0)
-        model = build_gpt_model(spec)
-        ddp = DistributedDataParallel(model.config, DistributedDataParallelConfig(grad_reduce_in_fp32=True), model)
-        opt = build_optimizer([ddp], train)
+        ddp, opt, sched = _one_layer_ddp(train)
         if not fused:  # the loop torch runs by default on CPU
             for group in (g for w in opt.chained_optimizers for g in w.optimizer.param_groups):
                 group.update(fused=False, foreach=False)
-        return ddp, opt, build_scheduler(opt, train, 100)
-
-    def step(ddp, opt, sched):
-        ddp.zero_grad_buffer()
-        opt.zero_grad()
-        ddp(tokens, pos, None, labels=tokens).mean().backward()
-        ddp.finish_grad_sync()
-        opt.step()
-        sched.step(increment=2)
+        return ddp, opt, sched
 
     fused = build(True)
     inner = [w.optimizer for w in fused[1].chained_optimizers]
@@ -184,17 +167,17 @@ def test_cpu_adamw_is_torchs_fused_kernel_with_the_loops_update(megatron_dist, t
     assert all(g["fused"] for o in inner for g in o.param_groups)
     loop = build(False)
     for _ in range(5):
-        step(*fused)
-        step(*loop)
+        _ddp_step(*fused)
+        _ddp_step(*loop)
     for a, b in zip(fused[0].module.parameters(), loop[0].module.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
     save_checkpoint(tmp_path / "ck", 5, fused[0].module, fused[1], fused[2], {"consumed_samples": 10})
     for _ in range(2):
-        step(*fused)
+        _ddp_step(*fused)
     resumed = build(True)
     load_checkpoint(tmp_path / "ck", 5, resumed[0].module, resumed[1], resumed[2])
     for _ in range(2):
-        step(*resumed)
+        _ddp_step(*resumed)
     for a, b in zip(fused[0].module.parameters(), resumed[0].module.parameters(), strict=True):
         assert torch.equal(a, b)
