@@ -53,12 +53,14 @@ def iter_wandb_records(path: str | os.PathLike):
 
 def read_offline_run(run_dir: str | os.PathLike) -> dict:
     """Decode `<dir>/wandb/offline-run-*/run-*.wandb`: {"run_id", "name", "group", "config",
-    "history" (one dict per logged step, with "_step"), "summary"}; values JSON-decoded."""
+    "history" (one dict per logged step, with "_step"), "summary"}; values JSON-decoded. Also
+    "records" (how many of each record type, for a failure message) and "complete" (the `exit`
+    record that `run.finish` writes last is there)."""
     run_dir = Path(run_dir)
     files = sorted(run_dir.glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"no run-*.wandb in {run_dir}")
-    out = {"run_id": None, "name": None, "group": None, "config": {}, "history": [], "summary": {}}
+    out = {"run_id": None, "name": None, "group": None, "config": {}, "history": [], "summary": {}, "records": {}}
 
     def items(update) -> dict:
         res = {}
@@ -69,6 +71,7 @@ def read_offline_run(run_dir: str | os.PathLike) -> dict:
 
     for record in iter_wandb_records(files[0]):
         kind = record.WhichOneof("record_type")
+        out["records"][kind] = out["records"].get(kind, 0) + 1
         if kind == "run":
             out["run_id"], out["name"], out["group"] = record.run.run_id, record.run.display_name, record.run.run_group
             out["config"].update(items(record.run.config.update))
@@ -78,6 +81,7 @@ def read_offline_run(run_dir: str | os.PathLike) -> dict:
             out["history"].append(items(record.history.item))
         elif kind == "summary":
             out["summary"].update(items(record.summary.update))
+    out["complete"] = "exit" in out["records"]
     # W&B stores config values as {"value": v, "desc": ...}; unwrap ours, keep its own keys apart
     out["config"] = {
         k: (v["value"] if isinstance(v, dict) and "value" in v else v)

@@ -36,7 +36,8 @@ def test_offline_run_writes_metrics_config_summary(tmp_path):
     data_file = run_dir / f"run-{sanitize_run_id('tiny.demo.gpt_s0')}.wandb"
     assert data_file.stat().st_size > 0
 
-    run = read_offline_run(run_dir)
+    run = read_offline_run(run_dir)  # at once: finish() returns only when the file is closed
+    assert run["complete"], f"{data_file} ({data_file.stat().st_size} B) lacks its exit record: {run['records']}"
     assert run["name"] == "tiny.demo.gpt_s0" and run["group"] == "demo"
     assert run["config"] == config
     rows = [{k: v for k, v in row.items() if not k.startswith("_") or k == "_step"} for row in run["history"]]

@@ -209,6 +209,7 @@ class Tracker:
             return
         self.enabled = False
         self.disabled_reason = "finished"
+        self._wait_for_service()
 
     @property
     def run_dir(self) -> Path | None:
@@ -225,6 +226,24 @@ class Tracker:
         self.finish(exit_code=0 if exc_type is None else 1)
 
     # -- internals ----------------------------------------------------------------------------------
+    def _wait_for_service(self) -> None:
+        """Return only once W&B's service process has closed this run's `.wandb` file.
+
+        `run.finish()` waits for the exit record's answer, then only *tells* the service the run is
+        over (`ServiceConnection.inform_finish`, a one-way message); the service closes the run's
+        stream, and its file, afterwards on its own time. `wandb.teardown()` waits for the service
+        to exit, so whoever reads the offline folder next (`wandb sync`, a test) reads a whole file.
+        It costs ~0.5 s, paid at process exit anyway; skipped while another run of this process is
+        open, which teardown would end."""
+        try:
+            import wandb
+
+            if wandb.run is None:
+                wandb.teardown()
+        except (Exception, SystemExit) as exc:  # noqa: BLE001
+            msg = " ".join(f"{type(exc).__name__}: {exc}".split())
+            log.warning("wandb.teardown failed for %s (its offline file may be incomplete): %s", self.run_id, msg)
+
     def _disable(self, op: str, exc: BaseException, close: bool = True) -> None:
         self.enabled = False
         what = "import wandb" if op == "import" else f"wandb.{op}"
