@@ -1,5 +1,6 @@
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,15 @@ def _offline_env(monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "")  # never pick up a real key
 
 
+def _child_commands() -> list[str]:
+    """The command names of this process's child processes (Linux /proc)."""
+    names = []
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+    return names
+
+
 def test_offline_run_writes_metrics_config_summary(tmp_path):
     config = {"lr": 0.001, "shape": {"layers": 2, "hidden": 64}, "arch": "gpt"}
     tracker = Tracker("tiny.demo.gpt_s0", "demo", config, tmp_path / "runs" / "gpt_s0")
@@ -27,8 +37,12 @@ def test_offline_run_writes_metrics_config_summary(tmp_path):
         tracker.log({"train/loss": 5.0 - step, "tokens": 1024 * step}, step=step)
     tracker.summary({"final_loss": 2.0, "energy": {"joules_per_token": 0.5, "domains": ["package-0"]}})
     run_dir = tracker.run_dir
+    assert "wandb-core" in _child_commands()
     tracker.finish()
     assert not tracker.enabled
+    # the service that writes the file has exited: run.finish alone leaves it running, still
+    # closing the file after finish returned (a reader could find it without its run record)
+    assert "wandb-core" not in _child_commands()
     tracker.log({"late": 1}, step=4)  # no-op after finish, no error
 
     offline = list((tmp_path / "runs" / "gpt_s0" / "wandb").glob("offline-run-*"))
