@@ -21,11 +21,19 @@ def _offline_env(monkeypatch):
 
 
 def _child_commands() -> list[str]:
-    """The command names of this process's child processes (Linux /proc)."""
+    """The command names of this process's child processes (Linux /proc). A thread or child that
+    exits between the listing and the read is skipped: it is gone, so it is no child now."""
     names = []
     for task in Path("/proc/self/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+        try:
+            pids = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for pid in pids:
+            try:
+                names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+            except FileNotFoundError:
+                continue
     return names
 
 
